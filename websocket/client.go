@@ -1,0 +1,369 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// A Dialer contains options for connecting to a WebSocket server. It is
+// safe to call Dialer's methods concurrently.
+type Dialer struct {
+	// NetDial specifies the dial function for creating TCP connections. If
+	// NetDial is nil, net.Dialer DialContext is used.
+	NetDial func(network, addr string) (net.Conn, error)
+
+	// NetDialContext specifies the dial function for creating TCP
+	// connections. If NetDialContext is nil, NetDial is used.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// NetDialTLSContext specifies the dial function for creating TLS/TCP
+	// connections. If NetDialTLSContext is nil, NetDialContext is used and
+	// TLS runs on top of it. If it is set, the connection it returns is used
+	// as is for wss URLs (and TLSClientConfig is ignored).
+	NetDialTLSContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Proxy specifies a function to return a proxy for a given Request. If
+	// the function returns a non-nil error, the request is aborted with the
+	// provided error. If Proxy is nil or returns a nil *URL, no proxy is
+	// used. HTTP and HTTPS proxies are supported, through CONNECT.
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// TLSClientConfig specifies the TLS configuration to use with tls.Client.
+	// If nil, the default configuration is used.
+	TLSClientConfig *tls.Config
+
+	// HandshakeTimeout specifies the duration for the handshake to complete.
+	HandshakeTimeout time.Duration
+
+	// ReadBufferSize and WriteBufferSize specify I/O buffer sizes in bytes. If
+	// a buffer size is zero, a size of 4096 is used. The sizes do not limit
+	// the size of the messages that can be sent or received.
+	ReadBufferSize, WriteBufferSize int
+
+	// WriteBufferPool is a pool of buffers for write operations. If nil, a
+	// pool shared by the package is used.
+	WriteBufferPool BufferPool
+
+	// Subprotocols specifies the client's requested subprotocols.
+	Subprotocols []string
+
+	// EnableCompression specifies if the client should attempt to negotiate
+	// per message compression (RFC 7692).
+	EnableCompression bool
+
+	// Jar specifies the cookie jar. If Jar is nil, cookies are not sent in
+	// requests and ignored in responses.
+	Jar http.CookieJar
+
+	// ReadLimit is the initial read limit of connections (see
+	// Conn.SetReadLimit): 0 means DefaultReadLimit, < 0 no limit.
+	ReadLimit int64
+
+	// CloseTimeout bounds the closing handshake (see Conn.SetCloseTimeout);
+	// 0 means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+
+	// HeartbeatInterval and HeartbeatTimeout configure the heartbeat of new
+	// connections (see Conn.SetHeartbeat). Unlike on the server, the
+	// heartbeat is off unless HeartbeatInterval > 0.
+	HeartbeatInterval, HeartbeatTimeout time.Duration
+}
+
+// DefaultDialer is a dialer with all fields set to the default values.
+var DefaultDialer = &Dialer{
+	Proxy:            http.ProxyFromEnvironment,
+	HandshakeTimeout: 45 * time.Second,
+}
+
+// nilDialer is used when Dial is called on a nil *Dialer.
+var nilDialer = *DefaultDialer
+
+// Dial creates a new client connection by calling DialContext with a
+// background context.
+func (d *Dialer) Dial(urlStr string, requestHeader http.Header) (*Conn, *http.Response, error) {
+	return d.DialContext(context.Background(), urlStr, requestHeader)
+}
+
+var errMalformedURL = errors.New("websocket: malformed ws or wss URL")
+
+// DialContext creates a new client connection. Use requestHeader to specify
+// the origin (Origin), subprotocols (Sec-WebSocket-Protocol) and cookies
+// (Cookie). Use the response.Header to get the selected subprotocol
+// (Sec-WebSocket-Protocol) and cookies (Set-Cookie).
+//
+// The context bounds the dial and the handshake, together with
+// HandshakeTimeout; it does not affect the connection once established.
+//
+// If the WebSocket handshake fails, ErrBadHandshake is returned along with
+// a non-nil *http.Response so that callers can handle redirects,
+// authentication, etcetera. Up to 1 KiB of the response body is kept.
+func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader http.Header) (*Conn, *http.Response, error) {
+	if d == nil {
+		d = &nilDialer
+	}
+	u, err := url.Parse(urlStr)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return nil, nil, errMalformedURL
+	}
+	if u.User != nil {
+		// User name and password are not allowed in websocket URIs.
+		return nil, nil, errMalformedURL
+	}
+
+	req := &http.Request{
+		Method:     http.MethodGet,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header),
+		Host:       u.Host,
+	}
+	req = req.WithContext(ctx)
+	if d.Jar != nil {
+		for _, cookie := range d.Jar.Cookies(u) {
+			req.AddCookie(cookie)
+		}
+	}
+	challengeKey, err := newChallengeKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	// RFC 6455 §4.1: the handshake's required headers.
+	req.Header["Upgrade"] = []string{"websocket"}
+	req.Header["Connection"] = []string{"Upgrade"}
+	req.Header["Sec-WebSocket-Key"] = []string{challengeKey}
+	req.Header["Sec-WebSocket-Version"] = []string{"13"}
+	if len(d.Subprotocols) > 0 {
+		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(d.Subprotocols, ", ")}
+	}
+	for k, vs := range requestHeader {
+		switch {
+		case k == "Host":
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+		case k == "Upgrade" || k == "Connection" || k == "Sec-Websocket-Key" ||
+			k == "Sec-Websocket-Version" || k == "Sec-Websocket-Extensions" ||
+			(k == "Sec-Websocket-Protocol" && len(d.Subprotocols) > 0):
+			return nil, nil, errors.New("websocket: duplicate header not allowed: " + k)
+		case k == "Sec-Websocket-Protocol":
+			req.Header["Sec-WebSocket-Protocol"] = vs
+		default:
+			req.Header[k] = vs
+		}
+	}
+
+	if d.HandshakeTimeout != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.HandshakeTimeout)
+		defer cancel()
+	}
+
+	netConn, err := d.dialConn(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			netConn.Close()
+		}
+	}()
+	// Let the context interrupt the handshake I/O.
+	stop := context.AfterFunc(ctx, func() { netConn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if dl, has := ctx.Deadline(); has {
+		netConn.SetDeadline(dl)
+	}
+
+	if err := req.Write(netConn); err != nil {
+		return nil, nil, ctxErr(ctx, err)
+	}
+	br := bufio.NewReaderSize(netConn, 1024)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, nil, ctxErr(ctx, err)
+	}
+	if d.Jar != nil {
+		if rc := resp.Cookies(); len(rc) > 0 {
+			d.Jar.SetCookies(u, rc)
+		}
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols ||
+		!headerHasToken(resp.Header, "Upgrade", "websocket") ||
+		!headerHasToken(resp.Header, "Connection", "upgrade") ||
+		resp.Header.Get("Sec-Websocket-Accept") != acceptKey(challengeKey) {
+		// Keep a little of the body for the caller to read.
+		buf := make([]byte, 1024)
+		n, _ := io.ReadFull(resp.Body, buf)
+		resp.Body = io.NopCloser(bytes.NewReader(buf[:n]))
+		return nil, resp, ErrBadHandshake
+	}
+	// RFC 6455 §4.1: fail on an extension or subprotocol we did not offer.
+	if len(resp.Header["Sec-Websocket-Extensions"]) > 0 {
+		resp.Body = io.NopCloser(bytes.NewReader(nil))
+		return nil, resp, errors.New("websocket: server selected an extension that was not offered")
+	}
+	subprotocol := resp.Header.Get("Sec-Websocket-Protocol")
+	if subprotocol != "" && !contains(d.Subprotocols, subprotocol) && !contains(headerTokens(requestHeader, "Sec-Websocket-Protocol"), subprotocol) {
+		resp.Body = io.NopCloser(bytes.NewReader(nil))
+		return nil, resp, errors.New("websocket: server selected a subprotocol that was not offered: " + subprotocol)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(nil))
+
+	var buffered []byte
+	if n := br.Buffered(); n > 0 {
+		buffered, _ = br.Peek(n)
+		buffered = append([]byte(nil), buffered...)
+	}
+	stop()
+	netConn.SetDeadline(time.Time{})
+	ok = true
+	return newConn(netConn, connConfig{
+		isServer:          false,
+		subprotocol:       subprotocol,
+		readBufSize:       d.ReadBufferSize,
+		writeBufSize:      d.WriteBufferSize,
+		writePool:         d.WriteBufferPool,
+		readLimit:         d.ReadLimit,
+		closeTimeout:      d.CloseTimeout,
+		heartbeatInterval: d.HeartbeatInterval,
+		heartbeatTimeout:  d.HeartbeatTimeout,
+		buffered:          buffered,
+	}), resp, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ctxErr prefers the context's error when it is what interrupted the I/O.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func newChallengeKey() (string, error) {
+	var p [16]byte
+	if _, err := rand.Read(p[:]); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(p[:]), nil
+}
+
+// dialConn opens the transport: directly or through a proxy, then TLS for
+// https.
+func (d *Dialer) dialConn(ctx context.Context, req *http.Request) (net.Conn, error) {
+	u := req.URL
+	hostPort := u.Host
+	if u.Port() == "" {
+		hostPort = net.JoinHostPort(u.Hostname(), defaultPort(u.Scheme))
+	}
+
+	netDial := d.NetDialContext
+	if netDial == nil && d.NetDial != nil {
+		nd := d.NetDial
+		netDial = func(ctx context.Context, network, addr string) (net.Conn, error) { return nd(network, addr) }
+	}
+	if netDial == nil {
+		var nd net.Dialer
+		netDial = nd.DialContext
+	}
+	useTLSDial := u.Scheme == "https" && d.NetDialTLSContext != nil
+
+	var proxyURL *url.URL
+	if d.Proxy != nil {
+		var err error
+		proxyURL, err = d.Proxy(req)
+		if err != nil {
+			return nil, err
+		}
+	}
+	var conn net.Conn
+	var err error
+	switch {
+	case proxyURL != nil:
+		conn, err = dialViaProxy(ctx, proxyURL, hostPort, netDial, d.TLSClientConfig)
+	case useTLSDial:
+		return d.NetDialTLSContext(ctx, "tcp", hostPort)
+	default:
+		conn, err = netDial(ctx, "tcp", hostPort)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "https" {
+		return conn, nil
+	}
+	cfg := d.TLSClientConfig.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	// The upgrade is an HTTP/1.1 request: never let ALPN pick h2.
+	cfg.NextProtos = []string{"http/1.1"}
+	tlsConn := tls.Client(conn, cfg)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tlsConn, nil
+}
+
+// NewClient creates a new client connection using the given net connection.
+// The URL u specifies the host and request URI. Use requestHeader to specify
+// the origin (Origin), subprotocols (Sec-WebSocket-Protocol) and cookies
+// (Cookie). Use the response.Header to get the selected subprotocol
+// (Sec-WebSocket-Protocol) and cookies (Set-Cookie).
+//
+// If the WebSocket handshake fails, ErrBadHandshake is returned along with a
+// non-nil *http.Response so that callers can handle redirects,
+// authentication, etc.
+//
+// Deprecated: Use Dialer instead.
+func NewClient(netConn net.Conn, u *url.URL, requestHeader http.Header, readBufSize, writeBufSize int) (c *Conn, response *http.Response, err error) {
+	given := func(context.Context, string, string) (net.Conn, error) { return netConn, nil }
+	d := Dialer{
+		ReadBufferSize:    readBufSize,
+		WriteBufferSize:   writeBufSize,
+		NetDialContext:    given,
+		NetDialTLSContext: given, // netConn is used as it is, TLS or not
+	}
+	target := *u
+	switch target.Scheme {
+	case "http":
+		target.Scheme = "ws"
+	case "https":
+		target.Scheme = "wss"
+	}
+	return d.Dial(target.String(), requestHeader)
+}

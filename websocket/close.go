@@ -1,0 +1,197 @@
+package websocket
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/latchws/latch/internal/frame"
+	"github.com/latchws/latch/internal/utf8stream"
+)
+
+// Close performs the closing handshake (RFC 6455 §7.1.2): it sends a close
+// frame with [CloseNormalClosure] unless a close frame was already sent,
+// waits for the peer's close frame — discarding data messages that arrive
+// meanwhile — for at most the close timeout (see [Conn.SetCloseTimeout]),
+// then closes the network connection. A client waits, within the same
+// bound, for the server to close TCP first (§7.1.1).
+//
+// Close is safe to call concurrently with every other method and more than
+// once; later calls wait for the first to finish and return nil. If a
+// goroutine is blocked reading, it sees the peer's close frame as a
+// *CloseError; otherwise Close reads it itself.
+//
+// gorilla's Close drops TCP without a close frame; use [Conn.CloseNow] for
+// that.
+func (c *Conn) Close() error {
+	return c.closeHandshake(CloseNormalClosure, "")
+}
+
+// CloseWithCode is Close with a chosen status code and reason. The code must
+// be one a close frame may carry (1000–1003, 1007–1014, 3000–4999) and the
+// reason at most 123 bytes of UTF-8 (RFC 6455 §5.5.1).
+func (c *Conn) CloseWithCode(code int, reason string) error {
+	if err := checkClosePayload(FormatCloseMessage(code, reason)); err != nil {
+		return err
+	}
+	if code == CloseNoStatusReceived {
+		return fmt.Errorf("websocket: close code %d cannot be sent", code)
+	}
+	return c.closeHandshake(code, reason)
+}
+
+// CloseNow closes the network connection at once, without a closing
+// handshake. Blocked reads and writes return errors.
+func (c *Conn) CloseNow() error {
+	return c.closeNetConn(nil)
+}
+
+func (c *Conn) closeHandshake(code int, reason string) error {
+	if c.closeStarted.Swap(true) {
+		<-c.done // the first call ends within the close timeout
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	deadline := nowPlus(c.closeTimeoutDuration())
+	if err := c.closeSentBy(code, reason); err != nil {
+		c.closeNetConn(nil)
+		return err
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case c.readSem <- struct{}{}:
+		// Nobody is reading: wait for the peer's close frame here.
+		c.drainForClose(deadline)
+		<-c.readSem
+	case <-c.done:
+		// A reader saw the peer's close frame and ended the connection.
+	case <-t.C:
+	}
+	c.closeNetConn(nil)
+	return nil
+}
+
+// closeSentBy sends a close frame unless one was sent already.
+func (c *Conn) closeSentBy(code int, reason string) error {
+	err := c.sendClose(code, reason, nowPlus(c.closeTimeoutDuration()))
+	if err == ErrCloseSent {
+		return nil
+	}
+	return err
+}
+
+func (c *Conn) sendClose(code int, reason string, deadline time.Time) error {
+	var buf [frame.MaxControlPayload]byte
+	payload := frame.AppendClose(buf[:0], uint16(code), reason)
+	return c.writeControl(CloseMessage, payload, deadline)
+}
+
+// answerClose echoes the peer's close code (RFC 6455 §5.5.1).
+func (c *Conn) answerClose(code int) {
+	c.sendClose(code, "", nowPlus(c.closeTimeoutDuration()))
+}
+
+// drainForClose reads, discarding data, until the peer's close frame, an
+// error or the deadline. The caller holds readSem.
+func (c *Conn) drainForClose(deadline time.Time) {
+	c.conn.SetReadDeadline(deadline)
+	if c.readErr != nil {
+		if c.protocolFailed {
+			// The input cannot be parsed any more. Half-close so that the
+			// peer sees our close frame and then end of stream, and take
+			// what it still sends so closing does not reset the connection.
+			closeWrite(c)
+			c.rd.discardToEOF()
+		}
+		return
+	}
+	var scratch [512]byte
+	for {
+		if c.msgType != 0 {
+			if _, err := c.readPayload(scratch[:]); err != nil && err != io.EOF {
+				return
+			}
+			continue
+		}
+		if err := c.advance(); err != nil {
+			return
+		}
+	}
+}
+
+// awaitServerClose lets the server close TCP first (RFC 6455 §7.1.1),
+// waiting no longer than the close timeout.
+func (c *Conn) awaitServerClose() {
+	c.conn.SetReadDeadline(nowPlus(c.closeTimeoutDuration()))
+	c.rd.discardToEOF()
+}
+
+func closeWrite(c *Conn) {
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// closeNetConn closes the network connection once; cause, when set, is
+// reported by reads that fail because of it.
+func (c *Conn) closeNetConn(cause error) error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		if cause != nil {
+			c.closeCause.Store(&cause)
+		}
+		c.stopHeartbeat()
+		err = c.conn.Close()
+		close(c.done)
+	})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// fail drops the connection because of cause (a dead peer, a failed ping).
+func (c *Conn) fail(cause error) { c.closeNetConn(cause) }
+
+func (c *Conn) closeTimeoutDuration() time.Duration {
+	return time.Duration(c.closeTimeout.Load())
+}
+
+func nowPlus(d time.Duration) time.Time { return time.Now().Add(d) }
+
+// FormatCloseMessage formats closeCode and text as a WebSocket close message.
+// An empty message is returned for code [CloseNoStatusReceived].
+func FormatCloseMessage(closeCode int, text string) []byte {
+	if closeCode == CloseNoStatusReceived {
+		return []byte{}
+	}
+	return frame.AppendClose(make([]byte, 0, 2+len(text)), uint16(closeCode), text)
+}
+
+// checkClosePayload validates a close payload before it is sent.
+func checkClosePayload(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if len(p) > frame.MaxControlPayload {
+		return errControlTooLarge
+	}
+	if len(p) == 1 {
+		return errors.New("websocket: close payload of one byte")
+	}
+	code := uint16(p[0])<<8 | uint16(p[1])
+	if !frame.ValidReceivedCode(code) {
+		return fmt.Errorf("websocket: close code %d cannot be sent", code)
+	}
+	if !utf8stream.Valid(p[2:]) {
+		return errors.New("websocket: close reason is not valid UTF-8")
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package websocket
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/latchws/latch/internal/utf8stream"
+)
+
+const (
+	defaultReadBufferSize  = 4096
+	defaultWriteBufferSize = 4096
+
+	// DefaultReadLimit bounds the size of a received message when the
+	// application sets no limit of its own (see [Conn.SetReadLimit]). gorilla
+	// has no default limit, which lets one peer exhaust server memory.
+	DefaultReadLimit = 16 << 20
+
+	// DefaultCloseTimeout bounds how long [Conn.Close] waits for the peer's
+	// close frame before dropping the connection.
+	DefaultCloseTimeout = 5 * time.Second
+
+	// DefaultHeartbeatInterval is how long a server connection's read may wait
+	// without hearing from the peer before the peer is pinged.
+	DefaultHeartbeatInterval = 30 * time.Second
+
+	// pongWait bounds the write of a pong answering a ping.
+	pongWait = time.Second
+)
+
+// Conn represents a WebSocket connection.
+//
+// One goroutine at a time may read (NextReader, ReadMessage, ReadJSON and the
+// io.Reader they return); a second concurrent read returns
+// [ErrConcurrentRead]. Every write method, [Conn.Close] and [Conn.CloseNow]
+// may be called from any number of goroutines at once: writes are serialised
+// inside, one message at a time, and control frames may be sent between the
+// frames of a message being written.
+type Conn struct {
+	conn        net.Conn // immutable
+	isServer    bool     // immutable
+	subprotocol string   // immutable
+
+	// Read side. Fields below readSem are owned by whoever holds readSem:
+	// the application's reading goroutine, or Close draining the connection.
+	readSem     chan struct{} // capacity 1
+	appReading  atomic.Bool   // an application read call is in progress
+	rd          netReader
+	readErr     error // sticky: every read after a failure returns it
+	// protocolFailed: reads stopped at a violation by the peer, so the rest
+	// of the input cannot be parsed.
+	protocolFailed bool
+	readLimit   atomic.Int64
+	msgType     int   // type of the message being read; 0 between messages
+	msgRead     int64 // payload bytes of the current message so far
+	frameLeft   int64 // payload bytes of the current frame not yet read
+	frameFin    bool
+	frameMasked bool
+	frameKey    [4]byte
+	maskPos     int
+	utf8        utf8stream.Validator
+	reader      messageReader
+
+	handlePing  func(string) error
+	handlePong  func(string) error
+	handleClose func(int, string) error
+
+	// Write side. msgMu serialises data messages (held from NextWriter until
+	// the writer's Close); frameSem serialises frames on the wire, so control
+	// frames can be sent between the frames of a message.
+	msgMu         sync.Mutex
+	frameSem      chan struct{} // capacity 1
+	writeErr      error         // guarded by frameSem; sticky
+	writeDeadline atomic.Int64  // the application's write deadline, UnixNano; 0 = none
+	writeBufSize  int           // immutable
+	writePool     BufferPool    // immutable; nil = package pool
+	writer        messageWriter // guarded by msgMu
+
+	compressWrite atomic.Bool
+	compressLevel atomic.Int32
+
+	// Closing handshake state.
+	closeSent     atomic.Bool // a close frame went out (or failed to)
+	closeReceived atomic.Bool // the peer's close frame was read
+	closeStarted  atomic.Bool // Close/CloseWithCode was called
+	closeTimeout  atomic.Int64
+	closeOnce     sync.Once
+	done          chan struct{} // closed once the TCP connection is closed
+	closeCause    atomic.Pointer[error]
+
+	hb heartbeat
+}
+
+// connConfig collects what Upgrader and Dialer decide for a new Conn.
+type connConfig struct {
+	isServer          bool
+	subprotocol       string
+	readBufSize       int
+	writeBufSize      int
+	writePool         BufferPool
+	readLimit         int64
+	closeTimeout      time.Duration
+	heartbeatInterval time.Duration // <= 0: off
+	heartbeatTimeout  time.Duration
+	buffered          []byte // bytes read past the handshake
+}
+
+func newConn(nc net.Conn, cfg connConfig) *Conn {
+	c := &Conn{
+		conn:         nc,
+		isServer:     cfg.isServer,
+		subprotocol:  cfg.subprotocol,
+		readSem:      make(chan struct{}, 1),
+		frameSem:     make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		writeBufSize: cfg.writeBufSize,
+		writePool:    cfg.writePool,
+	}
+	if c.writeBufSize <= 0 {
+		c.writeBufSize = defaultWriteBufferSize
+	}
+	// Room for a header in front of a full buffer of payload.
+	if c.writeBufSize < 64 {
+		c.writeBufSize = 64
+	}
+	readBufSize := cfg.readBufSize
+	if readBufSize <= 0 {
+		readBufSize = defaultReadBufferSize
+	}
+	if readBufSize < 256 {
+		readBufSize = 256
+	}
+	limit := cfg.readLimit
+	if limit == 0 {
+		limit = DefaultReadLimit
+	}
+	c.readLimit.Store(limit)
+	timeout := cfg.closeTimeout
+	if timeout <= 0 {
+		timeout = DefaultCloseTimeout
+	}
+	c.closeTimeout.Store(int64(timeout))
+	c.compressLevel.Store(defaultCompressionLevel)
+	c.rd.init(c, nc, readBufSize, cfg.buffered)
+	c.reader.c = c
+	c.writer.c = c
+	c.SetPingHandler(nil)
+	c.SetPongHandler(nil)
+	c.SetCloseHandler(nil)
+	if cfg.heartbeatInterval > 0 {
+		c.SetHeartbeat(cfg.heartbeatInterval, cfg.heartbeatTimeout)
+	}
+	return c
+}
+
+// Subprotocol returns the negotiated protocol for the connection.
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// NetConn returns the underlying connection that is wrapped by c. Reading
+// from or writing to it directly corrupts the WebSocket connection.
+func (c *Conn) NetConn() net.Conn { return c.conn }
+
+// UnderlyingConn returns the internal net.Conn.
+//
+// Deprecated: Use the NetConn method.
+func (c *Conn) UnderlyingConn() net.Conn { return c.conn }
+
+// SetReadDeadline sets the read deadline on the underlying network
+// connection. After a read has timed out, the connection is failed and all
+// future reads return the same error.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline on the underlying network
+// connection. After a write has timed out, all future writes return an error.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	c.writeDeadline.Store(ns)
+	return c.conn.SetWriteDeadline(t)
+}
+
+// SetReadLimit sets the maximum size in bytes for a message read from the
+// peer. A larger message fails the connection with close 1009 and the read
+// returns [ErrReadLimit]. A limit <= 0 removes the limit. The default is
+// [DefaultReadLimit].
+func (c *Conn) SetReadLimit(limit int64) {
+	if limit <= 0 {
+		limit = -1
+	}
+	c.readLimit.Store(limit)
+}
+
+// SetCloseTimeout sets how long Close waits for the peer's close frame, and
+// a client for the server to close TCP, before dropping the connection.
+func (c *Conn) SetCloseTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultCloseTimeout
+	}
+	c.closeTimeout.Store(int64(d))
+}
+
+// CloseHandler returns the current close handler.
+func (c *Conn) CloseHandler() func(code int, text string) error { return c.handleClose }
+
+// SetCloseHandler sets the handler for close messages received from the
+// peer. The code argument is the received close code or
+// [CloseNoStatusReceived]. The handler is called from the read methods.
+//
+// Whatever the handler does, the connection answers the peer's close with
+// the same code if the handler did not send a close frame itself (RFC 6455
+// §5.5.1), and the read methods then return a *CloseError. The default
+// handler does nothing else.
+func (c *Conn) SetCloseHandler(h func(code int, text string) error) {
+	if h == nil {
+		h = func(code int, text string) error {
+			c.answerClose(code)
+			return nil
+		}
+	}
+	c.handleClose = h
+}
+
+// PingHandler returns the current ping handler.
+func (c *Conn) PingHandler() func(appData string) error { return c.handlePing }
+
+// SetPingHandler sets the handler for ping messages received from the peer.
+// The default handler sends a pong with the same application data. The
+// handler is called from the read methods.
+func (c *Conn) SetPingHandler(h func(appData string) error) {
+	if h == nil {
+		h = func(message string) error {
+			err := c.WriteControl(PongMessage, []byte(message), time.Now().Add(pongWait))
+			if err == ErrCloseSent {
+				return nil
+			}
+			if isTimeout(err) {
+				// A slow writer holds the connection; the pong is not owed.
+				return nil
+			}
+			return err
+		}
+	}
+	c.handlePing = h
+}
+
+// PongHandler returns the current pong handler.
+func (c *Conn) PongHandler() func(appData string) error { return c.handlePong }
+
+// SetPongHandler sets the handler for pong messages received from the peer.
+// The default handler does nothing. The handler is called from the read
+// methods.
+func (c *Conn) SetPongHandler(h func(appData string) error) {
+	if h == nil {
+		h = func(string) error { return nil }
+	}
+	c.handlePong = h
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(interface{ Timeout() bool })
+	return ok && ne.Timeout()
+}
+
+var epoch = time.Now()
+
+// monoNow is a monotonic clock reading in nanoseconds, never 0.
+func monoNow() int64 { return int64(time.Since(epoch)) + 1 }

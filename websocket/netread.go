@@ -1,0 +1,276 @@
+package websocket
+
+import (
+	"io"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// netReader buffers reads from the network connection. On a socket whose
+// descriptor is reachable (TCP, Unix) it waits for data through
+// syscall.RawConn with no buffer held, so an idle connection pins no read
+// buffer: the buffer is taken from a pool when bytes arrive and returned
+// when the connection would block again with nothing left in it.
+type netReader struct {
+	c    *Conn
+	conn net.Conn
+	raw  syscall.RawConn // nil: plain conn.Read, buffer held while waiting
+	size int             // immutable buffer size
+	buf  []byte          // nil while idle on a raw connection
+	bufp *[]byte         // pool handle of buf
+	r, w int
+
+	// State for the raw read callback, set before raw.Read.
+	rawFn     func(fd uintptr) bool // bound once: a closure per read would allocate
+	dst       []byte                // where the callback reads: nil = the buffer
+	rawN      int
+	rawErr    error
+	waitingAt int64 // when this read started to wait; 0 = has not waited
+}
+
+func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
+	nr.c = c
+	nr.conn = conn
+	nr.size = size
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			nr.raw = raw
+			nr.rawFn = nr.rawRead
+		}
+	}
+	if len(buffered) > 0 {
+		nr.bufp = getReadBuf(max(size, len(buffered)))
+		nr.buf = *nr.bufp
+		nr.w = copy(nr.buf, buffered)
+	}
+}
+
+// buffered returns the bytes read but not yet consumed.
+func (nr *netReader) buffered() []byte { return nr.buf[nr.r:nr.w] }
+
+// consume marks n buffered bytes as used.
+func (nr *netReader) consume(n int) {
+	nr.r += n
+	if nr.r == nr.w {
+		nr.r, nr.w = 0, 0
+	}
+}
+
+// ensure makes at least n (<= size) bytes available in the buffer.
+func (nr *netReader) ensure(n int) error {
+	for nr.w-nr.r < n {
+		if nr.buf != nil && nr.r > 0 && len(nr.buf)-nr.r < n {
+			nr.w = copy(nr.buf, nr.buf[nr.r:nr.w])
+			nr.r = 0
+		}
+		if err := nr.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fill reads once from the network into the free part of the buffer.
+func (nr *netReader) fill() error {
+	if nr.raw != nil {
+		nr.dst = nil
+		n, err := nr.rawReadOnce()
+		if err != nil {
+			return err
+		}
+		nr.w += n
+		return nil
+	}
+	if nr.buf == nil {
+		nr.take()
+	}
+	nr.c.hb.waitStart.Store(monoNow())
+	n, err := nr.conn.Read(nr.buf[nr.w:])
+	nr.c.hb.waitStart.Store(0)
+	nr.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// read reads into p: from the buffer when it holds data, straight from the
+// network when p is at least a buffer long.
+func (nr *netReader) read(p []byte) (int, error) {
+	if nr.r < nr.w {
+		n := copy(p, nr.buf[nr.r:nr.w])
+		nr.consume(n)
+		return n, nil
+	}
+	if len(p) >= nr.size {
+		if nr.raw != nil {
+			nr.dst = p
+			return nr.rawReadOnce()
+		}
+		nr.c.hb.waitStart.Store(monoNow())
+		n, err := nr.conn.Read(p)
+		nr.c.hb.waitStart.Store(0)
+		if n > 0 {
+			return n, nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return 0, err
+	}
+	if err := nr.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, nr.buf[nr.r:nr.w])
+	nr.consume(n)
+	return n, nil
+}
+
+// discard drops n bytes of input.
+func (nr *netReader) discard(n int64) error {
+	for n > 0 {
+		if nr.r == nr.w {
+			if err := nr.fill(); err != nil {
+				return err
+			}
+		}
+		k := int64(nr.w - nr.r)
+		if k > n {
+			k = n
+		}
+		nr.consume(int(k))
+		n -= k
+	}
+	return nil
+}
+
+// rawReadOnce reads at least one byte through the raw connection, waiting
+// for readability in the runtime poller with no buffer held.
+func (nr *netReader) rawReadOnce() (int, error) {
+	nr.rawN, nr.rawErr, nr.waitingAt = 0, nil, 0
+	err := nr.raw.Read(nr.rawFn)
+	if nr.waitingAt != 0 {
+		nr.c.hb.waitStart.Store(0)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if nr.rawErr != nil {
+		return 0, &net.OpError{Op: "read", Net: nr.conn.LocalAddr().Network(), Source: nr.conn.LocalAddr(), Addr: nr.conn.RemoteAddr(), Err: nr.rawErr}
+	}
+	if nr.rawN == 0 {
+		return 0, io.EOF
+	}
+	return nr.rawN, nil
+}
+
+// rawRead is the syscall.RawConn read callback: false asks the poller to
+// wait for readability and call again.
+func (nr *netReader) rawRead(fd uintptr) bool {
+	dst := nr.dst
+	if dst == nil {
+		if nr.buf == nil {
+			nr.take()
+		}
+		dst = nr.buf[nr.w:]
+	}
+	for {
+		n, err := syscall.Read(int(fd), dst)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			if nr.buf != nil && nr.r == nr.w {
+				// Idle: give the buffer back while the poller waits.
+				nr.give()
+			}
+			if nr.waitingAt == 0 {
+				nr.waitingAt = monoNow()
+				nr.c.hb.waitStart.Store(nr.waitingAt)
+			}
+			return false
+		}
+		if err != nil {
+			nr.rawErr = err
+			return true
+		}
+		nr.rawN = n
+		return true
+	}
+}
+
+func (nr *netReader) take() {
+	nr.bufp = getReadBuf(nr.size)
+	nr.buf = *nr.bufp
+	nr.r, nr.w = 0, 0
+}
+
+func (nr *netReader) give() {
+	putReadBuf(nr.bufp)
+	nr.buf, nr.bufp = nil, nil
+	nr.r, nr.w = 0, 0
+}
+
+// releaseIfIdle returns an empty buffer to the pool between messages. A
+// plain net.Conn would hold one again while it waits, so it keeps its own.
+func (nr *netReader) releaseIfIdle() {
+	if nr.raw != nil && nr.buf != nil && nr.r == nr.w {
+		nr.give()
+	}
+}
+
+// drop returns the buffer to the pool for good: the connection is done.
+func (nr *netReader) drop() {
+	if nr.buf != nil {
+		nr.give()
+	}
+}
+
+// Read buffers are pooled by size: most programs use one or two sizes.
+var readPools sync.Map // int -> *sync.Pool of *[]byte
+
+func getReadBuf(size int) *[]byte {
+	if p, ok := readPools.Load(size); ok {
+		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
+			return b
+		}
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+func putReadBuf(b *[]byte) {
+	if b == nil {
+		return
+	}
+	size := cap(*b)
+	*b = (*b)[:size]
+	p, ok := readPools.Load(size)
+	if !ok {
+		p, _ = readPools.LoadOrStore(size, new(sync.Pool))
+	}
+	p.(*sync.Pool).Put(b)
+}
+
+// discardToEOF reads and drops input until end of stream or an error (a
+// deadline set by the caller ends it).
+func (nr *netReader) discardToEOF() {
+	nr.drop()
+	var scratch [512]byte
+	for {
+		if nr.raw != nil {
+			nr.dst = scratch[:]
+			if _, err := nr.rawReadOnce(); err != nil {
+				return
+			}
+			continue
+		}
+		if _, err := nr.conn.Read(scratch[:]); err != nil {
+			return
+		}
+	}
+}

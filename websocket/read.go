@@ -1,0 +1,363 @@
+package websocket
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/latchws/latch/internal/frame"
+	"github.com/latchws/latch/internal/mask"
+)
+
+// beginRead makes the caller the connection's reader, or reports that
+// another goroutine is reading.
+func (c *Conn) beginRead() error {
+	if !c.appReading.CompareAndSwap(false, true) {
+		return ErrConcurrentRead
+	}
+	// Close may be draining the connection; it gives the role back when done.
+	c.readSem <- struct{}{}
+	return nil
+}
+
+func (c *Conn) endRead() {
+	<-c.readSem
+	c.appReading.Store(false)
+}
+
+// NextReader returns the next data message received from the peer. The
+// returned messageType is either [TextMessage] or [BinaryMessage].
+//
+// There can be at most one open reader on a connection: NextReader discards
+// the rest of the previous message, and a reader must not be used after the
+// next call to NextReader.
+//
+// Control messages are handled inside the read methods by the ping, pong and
+// close handlers. Once a read method returns an error, every later read
+// returns the same error: applications must break out of their read loop.
+func (c *Conn) NextReader() (messageType int, r io.Reader, err error) {
+	if err := c.beginRead(); err != nil {
+		return 0, nil, err
+	}
+	defer c.endRead()
+	if err := c.nextMessage(); err != nil {
+		return 0, nil, err
+	}
+	return c.msgType, &c.reader, nil
+}
+
+// nextMessage skips what is left of the current message and reads up to the
+// first frame of the next one. The caller holds readSem.
+func (c *Conn) nextMessage() error {
+	if c.readErr != nil {
+		return c.readErr
+	}
+	var scratch [512]byte
+	for c.msgType != 0 {
+		if _, err := c.readPayload(scratch[:]); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	if err := c.advance(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// messageReader is the io.Reader NextReader returns. It lives inside the
+// Conn so that reading a message allocates nothing.
+type messageReader struct{ c *Conn }
+
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.beginRead(); err != nil {
+		return 0, err
+	}
+	defer c.endRead()
+	if c.readErr != nil {
+		return 0, c.readErr
+	}
+	if c.msgType == 0 {
+		return 0, io.EOF
+	}
+	return c.readPayload(p)
+}
+
+// readPayload reads message payload into p, crossing frame boundaries and
+// handling control frames between them. It returns io.EOF, possibly with
+// n > 0, when the message is complete. The caller holds readSem.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	for c.frameLeft == 0 {
+		if c.frameFin {
+			return 0, c.endMessage()
+		}
+		if err := c.advance(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if int64(len(p)) > c.frameLeft {
+		p = p[:c.frameLeft]
+	}
+	n, err := c.rd.read(p)
+	if err != nil {
+		return 0, c.netReadError(err)
+	}
+	p = p[:n]
+	if c.frameMasked {
+		c.maskPos = mask.Apply(c.frameKey, c.maskPos, p)
+	}
+	c.frameLeft -= int64(n)
+	if c.msgType == TextMessage && !c.utf8.Write(p) {
+		// RFC 6455 §8.1: fail at once, not when the message ends.
+		return 0, c.failProtocol(frame.CloseInvalidPayload, "invalid UTF-8 in text message")
+	}
+	if c.frameLeft == 0 && c.frameFin {
+		return n, c.endMessage()
+	}
+	return n, nil
+}
+
+// endMessage finishes the current message and returns io.EOF.
+func (c *Conn) endMessage() error {
+	if c.msgType == TextMessage && !c.utf8.Complete() {
+		return c.failProtocol(frame.CloseInvalidPayload, "text message ends inside a UTF-8 sequence")
+	}
+	c.msgType = 0
+	c.rd.releaseIfIdle()
+	return io.EOF
+}
+
+// advance reads frames until one that carries data of a message: the first
+// frame of a new message when none is in progress, else a continuation.
+// Control frames met on the way are handled. The caller holds readSem.
+func (c *Conn) advance() error {
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		// RFC 6455 §5.2: no extension is negotiated, so RSV bits must be 0.
+		if h.Rsv1 || h.Rsv2 || h.Rsv3 {
+			return c.failProtocol(frame.CloseProtocolError, "reserved bits set without a negotiated extension")
+		}
+		// RFC 6455 §5.1: clients mask every frame, servers none.
+		if h.Masked != c.isServer {
+			if c.isServer {
+				return c.failProtocol(frame.CloseProtocolError, "client frame is not masked")
+			}
+			return c.failProtocol(frame.CloseProtocolError, "server frame is masked")
+		}
+		if h.Opcode.IsControl() {
+			if err := c.handleControl(&h); err != nil {
+				return err
+			}
+			continue
+		}
+		// RFC 6455 §5.4: fragments of one message are not interleaved.
+		if h.Opcode == frame.OpContinuation {
+			if c.msgType == 0 {
+				return c.failProtocol(frame.CloseProtocolError, "continuation frame outside a fragmented message")
+			}
+		} else {
+			if c.msgType != 0 {
+				return c.failProtocol(frame.CloseProtocolError, "new message started inside a fragmented message")
+			}
+			c.msgType = int(h.Opcode)
+			c.msgRead = 0
+			c.utf8.Reset()
+		}
+		if limit := c.readLimit.Load(); limit > 0 && h.Length > limit-c.msgRead {
+			c.failWith(ErrReadLimit, frame.CloseTooBig, "message too big")
+			return ErrReadLimit
+		}
+		c.msgRead += h.Length
+		c.frameLeft = h.Length
+		c.frameFin = h.Fin
+		c.frameMasked = h.Masked
+		c.frameKey = h.Key
+		c.maskPos = 0
+		return nil
+	}
+}
+
+// readHeader reads one frame header.
+func (c *Conn) readHeader() (frame.Header, error) {
+	for {
+		h, n, done, err := frame.Parse(c.rd.buffered())
+		if err != nil {
+			var fe *frame.Error
+			if errors.As(err, &fe) {
+				return h, c.failProtocol(int(fe.Code), fe.Reason)
+			}
+			return h, c.failProtocol(frame.CloseProtocolError, err.Error())
+		}
+		if done {
+			c.rd.consume(n)
+			return h, nil
+		}
+		need := 2
+		if b := c.rd.buffered(); len(b) >= 2 {
+			need = frameHeaderSize(b)
+		}
+		if err := c.rd.ensure(need); err != nil {
+			return h, c.netReadError(err)
+		}
+	}
+}
+
+// frameHeaderSize is the header length announced by its first two bytes.
+func frameHeaderSize(b []byte) int {
+	n := 2
+	switch b[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// handleControl reads a control frame's payload and acts on it.
+func (c *Conn) handleControl(h *frame.Header) error {
+	var buf [frame.MaxControlPayload]byte
+	p := buf[:h.Length]
+	for off := 0; off < len(p); {
+		n, err := c.rd.read(p[off:])
+		if err != nil {
+			return c.netReadError(err)
+		}
+		off += n
+	}
+	if h.Masked {
+		mask.Apply(h.Key, 0, p)
+	}
+	switch h.Opcode {
+	case frame.OpPing:
+		if c.closeSent.Load() {
+			return nil
+		}
+		return c.handlerError(c.handlePing(string(p)))
+	case frame.OpPong:
+		return c.handlerError(c.handlePong(string(p)))
+	default: // frame.OpClose
+		return c.handleCloseFrame(p)
+	}
+}
+
+func (c *Conn) handlerError(err error) error {
+	if err != nil {
+		c.readErr = err
+		c.rd.drop()
+	}
+	return err
+}
+
+// handleCloseFrame answers the peer's close (RFC 6455 §5.5.1) and ends the
+// connection: a server closes TCP at once, a client waits for the server to
+// do so first (§7.1.1).
+func (c *Conn) handleCloseFrame(payload []byte) error {
+	code, reason, err := frame.ParseClose(payload)
+	if err != nil {
+		var fe *frame.Error
+		if errors.As(err, &fe) {
+			return c.failProtocol(int(fe.Code), fe.Reason)
+		}
+		return c.failProtocol(frame.CloseProtocolError, err.Error())
+	}
+	c.closeReceived.Store(true)
+	herr := c.handleClose(int(code), reason)
+	if !c.closeSent.Load() {
+		c.answerClose(int(code))
+	}
+	if !c.isServer {
+		c.awaitServerClose()
+	}
+	c.closeNetConn(nil)
+	if herr != nil {
+		c.readErr = herr
+	} else {
+		c.readErr = &CloseError{Code: int(code), Text: reason}
+	}
+	c.rd.drop()
+	return c.readErr
+}
+
+// failProtocol fails the connection for a protocol violation by the peer:
+// a close frame with code goes out and reads return the error from now on.
+func (c *Conn) failProtocol(code int, reason string) error {
+	err := &protocolError{code: code, reason: reason}
+	c.failWith(err, code, reason)
+	return err
+}
+
+func (c *Conn) failWith(err error, code int, reason string) {
+	c.readErr = err
+	c.protocolFailed = true
+	c.rd.drop()
+	if len(reason) > frame.MaxControlPayload-2 {
+		reason = reason[:frame.MaxControlPayload-2]
+	}
+	c.sendClose(code, reason, nowPlus(c.closeTimeoutDuration()))
+}
+
+// netReadError records a failed network read as the sticky read error.
+func (c *Conn) netReadError(err error) error {
+	if cause := c.closeCause.Load(); cause != nil {
+		err = fmt.Errorf("%w: %w", *cause, err)
+	} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = &CloseError{Code: CloseAbnormalClosure, Text: io.ErrUnexpectedEOF.Error()}
+	}
+	c.readErr = err
+	c.rd.drop()
+	return err
+}
+
+// maxPrealloc caps what ReadMessage allocates ahead of the bytes arriving.
+const maxPrealloc = 16 << 20
+
+// ReadMessage reads the next data message: NextReader followed by reading
+// the whole message. A message sent as one frame is read into one
+// allocation of exactly its size.
+func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
+	if err := c.beginRead(); err != nil {
+		return 0, nil, err
+	}
+	defer c.endRead()
+	if err := c.nextMessage(); err != nil {
+		return 0, nil, err
+	}
+	messageType = c.msgType
+	if c.frameFin && c.frameLeft <= maxPrealloc {
+		p = make([]byte, c.frameLeft)
+		for off := 0; ; {
+			n, err := c.readPayload(p[off:])
+			off += n
+			if err == io.EOF {
+				return messageType, p, nil
+			}
+			if err != nil {
+				return messageType, nil, err
+			}
+		}
+	}
+	p = make([]byte, 0, min(max(512, c.frameLeft), maxPrealloc))
+	for {
+		if len(p) == cap(p) {
+			p = append(p, 0)[:len(p)]
+		}
+		n, err := c.readPayload(p[len(p):cap(p)])
+		p = p[:len(p)+n]
+		if err == io.EOF {
+			return messageType, p, nil
+		}
+		if err != nil {
+			return messageType, nil, err
+		}
+	}
+}

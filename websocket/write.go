@@ -1,0 +1,428 @@
+package websocket
+
+import (
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/latchws/latch/internal/frame"
+	"github.com/latchws/latch/internal/mask"
+	"github.com/latchws/latch/internal/utf8stream"
+)
+
+// WriteMessage writes a message with the given type and payload as a single
+// frame. Text must be valid UTF-8 (RFC 6455 §5.6): invalid text is refused
+// with an error and nothing is sent. Control message types are sent as by
+// [Conn.WriteControl] with the connection's write deadline.
+//
+// WriteMessage is safe to call from several goroutines at once.
+func (c *Conn) WriteMessage(messageType int, data []byte) error {
+	switch messageType {
+	case TextMessage:
+		if !utf8stream.Valid(data) {
+			return errInvalidUTF8Write
+		}
+	case BinaryMessage:
+	case CloseMessage, PingMessage, PongMessage:
+		return c.writeControl(messageType, data, time.Time{})
+	default:
+		return errBadMessageType
+	}
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	return c.writeData(frame.Opcode(messageType), data)
+}
+
+// writeData sends data as one whole frame. The caller holds msgMu.
+func (c *Conn) writeData(op frame.Opcode, data []byte) error {
+	c.lockFrame()
+	defer c.unlockFrame()
+	if err := c.writeState(); err != nil {
+		return err
+	}
+	h := frame.Header{Fin: true, Opcode: op, Length: int64(len(data))}
+	if !c.isServer {
+		h.Masked = true
+		h.Key = newMaskKey()
+	}
+	bp := c.getWriteBuf()
+	buf := *bp
+	n := frame.Put(buf, &h)
+	k := copy(buf[n:], data)
+	pos := 0
+	if h.Masked {
+		pos = mask.Apply(h.Key, 0, buf[n:n+k])
+	}
+	err := c.writeRaw(buf[:n+k])
+	for rest := data[k:]; err == nil && len(rest) > 0; rest = rest[k:] {
+		if !h.Masked {
+			// Unmasked payload goes out from the caller's slice, no copy.
+			err = c.writeRaw(rest)
+			break
+		}
+		k = copy(buf, rest)
+		pos = mask.Apply(h.Key, pos, buf[:k])
+		err = c.writeRaw(buf[:k])
+	}
+	c.putWriteBuf(bp)
+	return err
+}
+
+// writeState reports why no frame may be written now. Caller holds frameSem.
+func (c *Conn) writeState() error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if c.closeSent.Load() {
+		return ErrCloseSent
+	}
+	return nil
+}
+
+// writeRaw writes b to the network; a failure is sticky because a partial
+// frame may have gone out. Caller holds frameSem.
+func (c *Conn) writeRaw(b []byte) error {
+	if _, err := c.conn.Write(b); err != nil {
+		c.writeErr = err
+		return err
+	}
+	return nil
+}
+
+func (c *Conn) lockFrame()   { c.frameSem <- struct{}{} }
+func (c *Conn) unlockFrame() { <-c.frameSem }
+
+// lockFrameBy takes frameSem, giving up at deadline (zero: no limit) or when
+// the connection is closed.
+func (c *Conn) lockFrameBy(deadline time.Time) error {
+	select {
+	case c.frameSem <- struct{}{}:
+		return nil
+	default:
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return errWriteTimeout
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case c.frameSem <- struct{}{}:
+		return nil
+	case <-timeout:
+		return errWriteTimeout
+	case <-c.done:
+		return net.ErrClosed
+	}
+}
+
+// WriteControl writes a control message (CloseMessage, PingMessage or
+// PongMessage) with the given deadline; a zero deadline means the
+// connection's write deadline. Control messages may be sent between the
+// frames of a message another goroutine is writing. After a close message
+// has been sent, WriteControl returns [ErrCloseSent].
+func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) error {
+	return c.writeControl(messageType, data, deadline)
+}
+
+func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) error {
+	switch messageType {
+	case CloseMessage:
+		if err := checkClosePayload(data); err != nil {
+			return err
+		}
+	case PingMessage, PongMessage:
+	default:
+		return errBadMessageType
+	}
+	if len(data) > frame.MaxControlPayload {
+		return errControlTooLarge
+	}
+	if err := c.lockFrameBy(deadline); err != nil {
+		return err
+	}
+	defer c.unlockFrame()
+	if err := c.writeState(); err != nil {
+		return err
+	}
+	h := frame.Header{Fin: true, Opcode: frame.Opcode(messageType), Length: int64(len(data))}
+	if !c.isServer {
+		h.Masked = true
+		h.Key = newMaskKey()
+	}
+	var buf [frame.MaxHeaderSize + frame.MaxControlPayload]byte
+	n := frame.Put(buf[:], &h)
+	copy(buf[n:], data)
+	if h.Masked {
+		mask.Apply(h.Key, 0, buf[n:n+len(data)])
+	}
+	if messageType == CloseMessage {
+		c.closeSent.Store(true)
+	}
+	if !deadline.IsZero() {
+		c.conn.SetWriteDeadline(deadline)
+		defer c.restoreWriteDeadline()
+	}
+	return c.writeRaw(buf[:n+len(data)])
+}
+
+func (c *Conn) restoreWriteDeadline() {
+	var t time.Time
+	if ns := c.writeDeadline.Load(); ns != 0 {
+		t = time.Unix(0, ns)
+	}
+	c.conn.SetWriteDeadline(t)
+}
+
+// NextWriter returns a writer for the next message to send. The writer's
+// Close method sends the last frame of the message. Messages written with
+// Write calls larger than the write buffer go out as several frames.
+//
+// Only one message is written at a time: NextWriter waits until the writer
+// of another goroutine is closed (gorilla closes it for you instead, which
+// is a race between goroutines). A text message must be valid UTF-8.
+func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
+	switch messageType {
+	case TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage:
+	default:
+		return nil, errBadMessageType
+	}
+	c.msgMu.Lock()
+	c.lockFrame()
+	err := c.writeState()
+	c.unlockFrame()
+	if err != nil {
+		c.msgMu.Unlock()
+		return nil, err
+	}
+	w := &c.writer
+	w.msgType = messageType
+	w.op = frame.Opcode(messageType)
+	w.n = frame.MaxHeaderSize
+	w.flushed, w.closed, w.err = false, false, nil
+	w.utf8.Reset()
+	return w, nil
+}
+
+// messageWriter is the writer NextWriter returns; it lives inside the Conn
+// and holds msgMu from NextWriter until Close.
+type messageWriter struct {
+	c       *Conn
+	msgType int
+	op      frame.Opcode // opcode of the next frame
+	bufp    *[]byte      // nil until the first Write
+	n       int          // end of the buffered payload; it starts after header room
+	flushed bool         // a frame of this message went out
+	closed  bool
+	err     error
+	utf8    utf8stream.Validator
+}
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errWriterClosed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.msgType == TextMessage && !w.utf8.Write(p) {
+		return 0, w.abort(errInvalidUTF8Write)
+	}
+	if isControl(w.msgType) && w.n-frame.MaxHeaderSize+len(p) > frame.MaxControlPayload {
+		return 0, errControlTooLarge
+	}
+	total := len(p)
+	for len(p) > 0 {
+		if w.bufp == nil {
+			w.bufp = w.c.getWriteBuf()
+		}
+		buf := *w.bufp
+		if w.n == len(buf) {
+			if err := w.flush(false); err != nil {
+				return total - len(p), err
+			}
+		}
+		k := copy(buf[w.n:], p)
+		w.n += k
+		p = p[k:]
+	}
+	return total, nil
+}
+
+// flush sends the buffered payload as one frame.
+func (w *messageWriter) flush(fin bool) error {
+	c := w.c
+	var buf []byte
+	if w.bufp != nil {
+		buf = *w.bufp
+	} else {
+		var empty [frame.MaxHeaderSize]byte
+		buf = empty[:]
+	}
+	payload := buf[frame.MaxHeaderSize:w.n]
+	h := frame.Header{Fin: fin, Opcode: w.op, Length: int64(len(payload))}
+	if !c.isServer {
+		h.Masked = true
+		h.Key = newMaskKey()
+		mask.Apply(h.Key, 0, payload)
+	}
+	start := frame.MaxHeaderSize - h.Size()
+	frame.Put(buf[start:], &h)
+	c.lockFrame()
+	err := c.writeState()
+	if err == nil {
+		err = c.writeRaw(buf[start:w.n])
+	}
+	c.unlockFrame()
+	w.op = frame.OpContinuation
+	w.n = frame.MaxHeaderSize
+	w.flushed = true
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// abort gives up the message after the application wrote invalid text. If
+// no frame went out the connection is untouched; otherwise the peer holds
+// part of a message that can never be finished and the connection is
+// failed with 1011.
+func (w *messageWriter) abort(err error) error {
+	w.err = err
+	if w.flushed {
+		c := w.c
+		c.lockFrame()
+		if c.writeErr == nil {
+			c.writeErr = err
+		}
+		c.unlockFrame()
+		// The close frame may still go out: writeErr only stops data.
+		c.closeSentBy(CloseInternalServerErr, "invalid UTF-8 written")
+	}
+	return err
+}
+
+func (w *messageWriter) Close() error {
+	if w.closed {
+		return errWriterClosed
+	}
+	c := w.c
+	err := w.err
+	if err == nil {
+		switch {
+		case isControl(w.msgType):
+			var payload []byte
+			if w.bufp != nil {
+				payload = (*w.bufp)[frame.MaxHeaderSize:w.n]
+			}
+			err = c.writeControl(w.msgType, payload, time.Time{})
+		case w.msgType == TextMessage && !w.utf8.Complete():
+			err = w.abort(errInvalidUTF8Write)
+		default:
+			err = w.flush(true)
+		}
+	}
+	if w.bufp != nil {
+		c.putWriteBuf(w.bufp)
+		w.bufp = nil
+	}
+	w.closed = true
+	c.msgMu.Unlock()
+	return err
+}
+
+// ReadFrom lets io.Copy fill the writer's buffer directly.
+func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if w.closed {
+			return total, errWriterClosed
+		}
+		if w.err != nil {
+			return total, w.err
+		}
+		if w.bufp == nil {
+			w.bufp = w.c.getWriteBuf()
+		}
+		buf := *w.bufp
+		if w.n == len(buf) {
+			if err := w.flush(false); err != nil {
+				return total, err
+			}
+		}
+		if isControl(w.msgType) {
+			// Keep the 125-byte rule of Write.
+			lim := frame.MaxHeaderSize + frame.MaxControlPayload + 1
+			if w.n >= lim {
+				return total, errControlTooLarge
+			}
+			buf = buf[:min(len(buf), lim)]
+		}
+		n, err := r.Read(buf[w.n:])
+		if n > 0 && w.msgType == TextMessage && !w.utf8.Write(buf[w.n:w.n+n]) {
+			return total, w.abort(errInvalidUTF8Write)
+		}
+		w.n += n
+		total += int64(n)
+		if isControl(w.msgType) && w.n-frame.MaxHeaderSize > frame.MaxControlPayload {
+			return total, errControlTooLarge
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func isControl(messageType int) bool { return messageType >= CloseMessage }
+
+// newMaskKey returns a fresh masking key. RFC 6455 §5.3 asks for an
+// unpredictable key per frame: math/rand/v2's generator is ChaCha8, seeded
+// from the system's entropy.
+func newMaskKey() [4]byte {
+	v := rand.Uint32()
+	return [4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}
+}
+
+// Write buffers hold a frame header in front of WriteBufferSize bytes of
+// payload, and are pooled between messages so an idle connection holds none.
+var writePools sync.Map // int -> *sync.Pool of *[]byte
+
+func (c *Conn) getWriteBuf() *[]byte {
+	size := c.writeBufSize + frame.MaxHeaderSize
+	if c.writePool != nil {
+		if b, ok := c.writePool.Get().(*[]byte); ok && len(*b) == size {
+			return b
+		}
+		b := make([]byte, size)
+		return &b
+	}
+	if p, ok := writePools.Load(size); ok {
+		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
+			return b
+		}
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+func (c *Conn) putWriteBuf(b *[]byte) {
+	if c.writePool != nil {
+		c.writePool.Put(b)
+		return
+	}
+	size := len(*b)
+	p, ok := writePools.Load(size)
+	if !ok {
+		p, _ = writePools.LoadOrStore(size, new(sync.Pool))
+	}
+	p.(*sync.Pool).Put(b)
+}
