@@ -28,12 +28,14 @@ func newEchoServer(t *testing.T, u *Upgrader) (url string, serverErr chan error)
 		defer c.Close()
 		for {
 			mt, p, err := c.ReadMessage()
-			if err != nil {
-				serverErr <- err
-				return
+			if err == nil {
+				err = c.WriteMessage(mt, p)
 			}
-			if err := c.WriteMessage(mt, p); err != nil {
-				serverErr <- err
+			if err != nil {
+				select {
+				case serverErr <- err:
+				default: // nobody is asking
+				}
 				return
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -40,6 +41,7 @@ func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 		}
 	}
 	if len(buffered) > 0 {
+		readBufsOut.Add(1)
 		nr.bufp = getReadBuf(max(size, len(buffered)))
 		nr.buf = *nr.bufp
 		nr.w = copy(nr.buf, buffered)
@@ -204,12 +206,14 @@ func (nr *netReader) rawRead(fd uintptr) bool {
 }
 
 func (nr *netReader) take() {
+	readBufsOut.Add(1)
 	nr.bufp = getReadBuf(nr.size)
 	nr.buf = *nr.bufp
 	nr.r, nr.w = 0, 0
 }
 
 func (nr *netReader) give() {
+	readBufsOut.Add(-1)
 	putReadBuf(nr.bufp)
 	nr.buf, nr.bufp = nil, nil
 	nr.r, nr.w = 0, 0
@@ -229,6 +233,10 @@ func (nr *netReader) drop() {
 		nr.give()
 	}
 }
+
+// readBufsOut and writeBufsOut count the buffers connections hold, so that
+// tests can check that idle connections hold none.
+var readBufsOut, writeBufsOut atomic.Int64
 
 // Read buffers are pooled by size: most programs use one or two sizes.
 var readPools sync.Map // int -> *sync.Pool of *[]byte

@@ -300,6 +300,7 @@ func (c *Conn) failWith(err error, code int, reason string) {
 	c.readErr = err
 	c.protocolFailed = true
 	c.rd.drop()
+	c.stopHeartbeat()
 	if len(reason) > frame.MaxControlPayload-2 {
 		reason = reason[:frame.MaxControlPayload-2]
 	}
@@ -315,6 +316,8 @@ func (c *Conn) netReadError(err error) error {
 	}
 	c.readErr = err
 	c.rd.drop()
+	// Nothing more can be read, so there is no peer left to judge.
+	c.stopHeartbeat()
 	return err
 }
 

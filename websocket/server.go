@@ -1,8 +1,6 @@
 package websocket
 
 import (
-	"bufio"
-	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -186,8 +184,6 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if u.HandshakeTimeout > 0 {
 		netConn.SetWriteDeadline(time.Time{})
 	}
-	// The hijacked bufio.Writer is not used: nothing was written to it.
-	_ = brw.Writer
 
 	hbInterval := u.HeartbeatInterval
 	if hbInterval == 0 {
@@ -325,6 +321,3 @@ func Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header,
 	u.CheckOrigin = func(r *http.Request) bool { return true }
 	return u.Upgrade(w, r, responseHeader)
 }
-
-var _ = bufio.NewReader
-var _ = errors.New

@@ -137,12 +137,15 @@ func check(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	op := Opcode(b[0] & 0xF)
-	if op.IsReserved() {
+	b0 := b[0]
+	// Opcodes 3-7 and 0xB-0xF are reserved (RFC 6455 §5.2): bit i of this mask says opcode i is.
+	const reserved = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<0xB | 1<<0xC | 1<<0xD | 1<<0xE | 1<<0xF
+	if reserved>>(b0&0xF)&1 != 0 {
 		return errReservedOpcode
 	}
+	control := b0&0x8 != 0
 	// RFC 6455 §5.5: control frames must not be fragmented.
-	if op.IsControl() && b[0]&0x80 == 0 {
+	if control && b0&0x80 == 0 {
 		return errFragmentedControl
 	}
 	if len(b) < 2 {
@@ -150,7 +153,7 @@ func check(b []byte) error {
 	}
 	l7 := b[1] & 0x7F
 	// RFC 6455 §5.5: control payloads are at most 125 bytes, so they never use an extended length.
-	if op.IsControl() && l7 > MaxControlPayload {
+	if control && l7 > MaxControlPayload {
 		return errControlTooLong
 	}
 	// RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.

@@ -1,0 +1,113 @@
+// Package websocket implements the WebSocket protocol defined in RFC 6455:
+// a server upgrade ([Upgrader]), a client ([Dialer]) and the connection
+// ([Conn]) both share.
+//
+// The API is gorilla/websocket's (v1.5.3): a program written for gorilla
+// compiles against this package by changing its import path. What changes
+// is what happens underneath: Close performs the closing handshake, dead
+// peers are found, concurrent writes are safe, text is checked for UTF-8,
+// message sizes are bounded. docs/migrating-from-gorilla.md lists every
+// difference.
+//
+// # Overview
+//
+// A server upgrades an HTTP request:
+//
+//	var upgrader = websocket.Upgrader{}
+//
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		conn, err := upgrader.Upgrade(w, r, nil)
+//		if err != nil {
+//			return // Upgrade has already answered with an HTTP error
+//		}
+//		defer conn.Close()
+//		for {
+//			messageType, p, err := conn.ReadMessage()
+//			if err != nil {
+//				return
+//			}
+//			if err := conn.WriteMessage(messageType, p); err != nil {
+//				return
+//			}
+//		}
+//	}
+//
+// A client dials:
+//
+//	conn, _, err := websocket.DefaultDialer.Dial("ws://localhost:8080/ws", nil)
+//
+// # Data messages
+//
+// Text messages are UTF-8 (RFC 6455 §5.6); binary messages are anything.
+// [Conn.WriteMessage] and [Conn.ReadMessage] send and receive whole
+// messages; [Conn.NextWriter] and [Conn.NextReader] stream them. Received
+// text is validated as it arrives: the first invalid byte fails the
+// connection with close 1007, even in the middle of a fragmented message.
+// Text the application sends is validated too and refused when invalid.
+//
+// # Control messages
+//
+// Ping, pong and close messages are handled inside the read methods, by
+// the handlers set with [Conn.SetPingHandler], [Conn.SetPongHandler] and
+// [Conn.SetCloseHandler]. By default a ping is answered with a pong and a
+// close with a close carrying the same code. The application must read
+// the connection to process control messages; a goroutine that loops on
+// ReadMessage does this.
+//
+// # Closing
+//
+// [Conn.Close] performs the closing handshake of RFC 6455 §7: it sends a
+// close frame (1000), waits a bounded time for the peer's close frame, and
+// then closes the TCP connection. [Conn.CloseWithCode] chooses the code and
+// reason; [Conn.CloseNow] drops the connection at once. When the peer
+// closes first, the read methods answer it and return a [*CloseError];
+// [IsCloseError], [IsUnexpectedCloseError] and [CloseStatus] inspect it
+// through any wrapping. A connection that ends without a close frame is
+// reported as a *CloseError with code [CloseAbnormalClosure].
+//
+// # Dead peers
+//
+// A TCP connection whose peer vanished (power loss, a dropped NAT entry)
+// looks idle forever. Server connections therefore run a heartbeat: when a
+// read has waited [DefaultHeartbeatInterval] without a byte from the peer,
+// the peer is pinged, and if the read still has nothing a timeout later
+// the connection is dropped and the read returns an error matching
+// [ErrHeartbeatTimeout]. The heartbeat uses a timer, not a goroutine; it
+// judges the peer only while a read is waiting, so programs that write
+// without reading are never cut off, and gorilla's own ping/pong pattern
+// with read deadlines keeps working beside it. See [Conn.SetHeartbeat].
+//
+// # Concurrency
+//
+// One goroutine at a time may read: NextReader, ReadMessage, ReadJSON and
+// the reader NextReader returns. A concurrent read returns
+// [ErrConcurrentRead] instead of corrupting the stream. All write methods,
+// Close, CloseNow, WriteControl and the Set*Deadline methods may be called
+// from any goroutine at any time: messages are serialised inside, and
+// control frames can go out between the frames of a message being
+// written. No method panics on misuse.
+//
+// # Origin considerations
+//
+// Browsers let any page open a WebSocket to any server, sending the page's
+// origin in the Origin header. By default [Upgrader.Upgrade] accepts a
+// request only when its Origin is the server's own (same host and port,
+// and https when the request came over TLS), or matches one of
+// [Upgrader.OriginPatterns]; a request without Origin does not come from a
+// browser and is accepted. Set [Upgrader.CheckOrigin] to decide yourself.
+//
+// # Limits and buffers
+//
+// Received messages are limited to [DefaultReadLimit] bytes unless
+// [Conn.SetReadLimit] says otherwise; a larger message fails the connection
+// with close 1009. Read and write buffers come from pools for the time a
+// message is in flight, so an idle connection holds none.
+//
+// # Compression
+//
+// The compression fields and methods of gorilla's API (EnableCompression,
+// EnableWriteCompression, SetCompressionLevel) are present. Until
+// permessage-deflate (RFC 7692) lands in this package, the server and
+// client do not negotiate it, and those settings have no effect on the
+// wire.
+package websocket
