@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	cws "github.com/coder/websocket"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// buildLatch compiles this command into a temporary directory.
+func buildLatch(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "latch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is a running latch process.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	exited chan struct{} // closed after cmd.Wait returns
+	err    error         // cmd.Wait's result; read after exited is closed
+}
+
+// startLatch runs bin with args and returns once it printed its listening
+// line, with the address it bound.
+func startLatch(t *testing.T, bin string, args ...string) (*proc, string) {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // only the first line matters; drain the rest
+			}
+		}
+		p.err = p.cmd.Wait() // after stdout hits EOF, as StdoutPipe requires
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+
+	select {
+	case line := <-lines:
+		const prefix = "latch: listening on http://"
+		if !strings.HasPrefix(line, prefix) {
+			t.Fatalf("first line = %q, want %q + address", line, prefix)
+		}
+		return p, strings.TrimPrefix(line, prefix)
+	case <-p.exited:
+		t.Fatalf("latch exited before listening: %v\nstderr:\n%s", p.err, p.stderr)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("latch printed no listening line within 10s\nstderr:\n%s", p.stderr)
+	}
+	return nil, ""
+}
+
+// waitExit fails unless p exits within d, and returns its exit code.
+func (p *proc) waitExit(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		t.Fatalf("latch did not exit within %v\nstderr:\n%s", d, p.stderr)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("wait: %v", p.err)
+	}
+	return 0
+}
+
+func TestLatchBinary(t *testing.T) {
+	bin := buildLatch(t)
+
+	t.Run("serve", func(t *testing.T) {
+		const limit = 1024
+		p, addr := startLatch(t, bin, "serve", "-addr", "127.0.0.1:0",
+			"-max-message-size", "1024", "-log-level", "debug", "-log-format", "json")
+		if !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {
+			t.Fatalf("listening address %q, want 127.0.0.1 with the real port", addr)
+		}
+		url := "ws://" + addr + "/echo"
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+
+		// Echo, up to exactly the limit.
+		c, _, err := cws.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.CloseNow()
+		for _, msg := range []string{"hello, latch", strings.Repeat("z", limit)} {
+			if err := c.Write(ctx, cws.MessageText, []byte(msg)); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			typ, got, err := c.Read(ctx)
+			if err != nil || typ != cws.MessageText || string(got) != msg {
+				t.Fatalf("echo of %d bytes = (%v, %d bytes, %v)", len(msg), typ, len(got), err)
+			}
+		}
+		if err := c.Close(4002, "done"); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+
+		// -max-message-size: one byte over fails the connection with 1009.
+		// RFC 6455 §7.4.1
+		c2, _, err := cws.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c2.CloseNow()
+		if err := c2.Write(ctx, cws.MessageBinary, make([]byte, limit+1)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		_, _, err = c2.Read(ctx)
+		if code := cws.CloseStatus(err); code != cws.StatusMessageTooBig {
+			t.Fatalf("close code %d (%v), want 1009", code, err)
+		}
+
+		// Other routes come later; today only /echo exists.
+		status, err := httpGet(ctx, "http://"+addr+"/nope")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status != http.StatusNotFound {
+			t.Errorf("GET /nope = %d, want 404", status)
+		}
+
+		// -log-level debug and -log-format json reach the echo handler's
+		// logger: the close code 4002 is logged as a JSON record. The log
+		// line is written after the close handshake, so poll briefly.
+		deadline := time.Now().Add(3 * time.Second)
+		for !hasCloseRecord(p.stderr.String(), 4002) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no JSON debug record with code 4002 in stderr:\n%s", p.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+
+		// An open WebSocket connection must not hold up shutdown.
+		c3, _, err := cws.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c3.CloseNow()
+
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.waitExit(t, 7*time.Second); code != 0 {
+			t.Fatalf("exit code after SIGTERM = %d, want 0\nstderr:\n%s", code, p.stderr)
+		}
+		if _, _, err := c3.Read(ctx); err == nil {
+			t.Error("connection still delivers messages after latch exited")
+		}
+	})
+
+	t.Run("sigint", func(t *testing.T) {
+		p, _ := startLatch(t, bin, "-addr", "127.0.0.1:0")
+		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.waitExit(t, 7*time.Second); code != 0 {
+			t.Fatalf("exit code after SIGINT = %d, want 0\nstderr:\n%s", code, p.stderr)
+		}
+	})
+
+	for _, args := range [][]string{{"help"}, {"-h"}, {"serve", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, err := exec.Command(bin, args...).Output()
+			if err != nil {
+				t.Fatalf("latch %v: %v", args, err)
+			}
+			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-log-level", "-log-format", "/echo"} {
+				if !bytes.Contains(out, []byte(want)) {
+					t.Errorf("usage lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+
+	bad := [][]string{
+		{"bogus"},
+		{"serve", "-no-such-flag"},
+		{"serve", "-log-level", "loud"},
+		{"serve", "-log-format", "xml"},
+		{"serve", "-max-message-size", "0"},
+		{"serve", "extra"},
+	}
+	for _, args := range bad {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command(bin, args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("latch %v: %v, want exit status 2", args, err)
+			}
+			if !strings.HasPrefix(stderr.String(), "latch: ") {
+				t.Errorf("stderr = %q, want a \"latch: \" error", stderr.String())
+			}
+		})
+	}
+}
+
+// hasCloseRecord reports whether logs hold a JSON debug record of a
+// connection closed with code.
+func hasCloseRecord(logs string, code int) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec struct {
+			Level string
+			Msg   string
+			Code  *int
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		if rec.Level == "DEBUG" && rec.Code != nil && *rec.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDefaults(t *testing.T) {
+	var cfg serveConfig
+	if err := newFlagSet(&cfg).Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	// `latch` alone must serve on :8080 with the library's 16 MiB limit.
+	if cfg.addr != ":8080" || cfg.maxMsg != 16<<20 || cfg.logLevel != "info" || cfg.logFormat != "text" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func httpGet(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
