@@ -1,0 +1,5 @@
+// Package interop tests Latch's websocket package against real peers in both
+// directions: Node.js ws, headless Chromium, Python websockets,
+// gorilla/websocket and coder/websocket. Everything lives in the test files;
+// see README.md for the matrix and scripts/install-peers.sh for the setup.
+package interop
