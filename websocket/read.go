@@ -52,14 +52,21 @@ func (c *Conn) nextMessage() error {
 	if c.readErr != nil {
 		return c.readErr
 	}
+	if c.msgType != 0 {
+		if err := c.skipMessage(); err != nil {
+			return err
+		}
+	}
+	return c.advance()
+}
+
+// skipMessage reads the rest of the current message, still validating it.
+func (c *Conn) skipMessage() error {
 	var scratch [512]byte
 	for c.msgType != 0 {
 		if _, err := c.readPayload(scratch[:]); err != nil && err != io.EOF {
 			return err
 		}
-	}
-	if err := c.advance(); err != nil {
-		return err
 	}
 	return nil
 }

@@ -1,0 +1,153 @@
+package websocket
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/latchws/latch/internal/frame"
+	"github.com/latchws/latch/internal/mask"
+)
+
+// loopConn is an in-memory net.Conn: reads replay one encoded frame
+// forever, writes are discarded. It isolates the library's own cost.
+type loopConn struct {
+	frame []byte
+	off   int
+}
+
+func (c *loopConn) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k := copy(p[n:], c.frame[c.off:])
+		n += k
+		c.off = (c.off + k) % len(c.frame)
+	}
+	return n, nil
+}
+func (c *loopConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *loopConn) Close() error                     { return nil }
+func (c *loopConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *loopConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *loopConn) SetDeadline(time.Time) error      { return nil }
+func (c *loopConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *loopConn) SetWriteDeadline(time.Time) error { return nil }
+
+// clientFrame encodes a masked client frame carrying size bytes.
+func clientFrame(op frame.Opcode, size int) []byte {
+	h := frame.Header{Fin: true, Opcode: op, Masked: true, Key: [4]byte{1, 2, 3, 4}, Length: int64(size)}
+	b := make([]byte, h.Size()+size)
+	n := frame.Put(b, &h)
+	for i := n; i < len(b); i++ {
+		b[i] = 'a' + byte(i%26)
+	}
+	mask.Apply(h.Key, 0, b[n:])
+	return b
+}
+
+func benchServerConn(b *testing.B, op frame.Opcode, size int) *Conn {
+	return newConn(&loopConn{frame: clientFrame(op, size)}, connConfig{isServer: true})
+}
+
+var benchSizes = []struct {
+	name string
+	size int
+}{{"64B", 64}, {"1KiB", 1024}, {"16KiB", 16 << 10}, {"1MiB", 1 << 20}}
+
+func BenchmarkReadMessage(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			c := benchServerConn(b, frame.OpText, s.size)
+			b.SetBytes(int64(s.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := c.ReadMessage(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkNextReader(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			c := benchServerConn(b, frame.OpBinary, s.size)
+			buf := make([]byte, 32<<10)
+			b.SetBytes(int64(s.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, r, err := c.NextReader()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					_, err := r.Read(buf)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkWriteMessage(b *testing.B) {
+	for _, side := range []string{"server", "client"} {
+		for _, s := range benchSizes {
+			b.Run(side+"/"+s.name, func(b *testing.B) {
+				c := newConn(&loopConn{frame: []byte{0}}, connConfig{isServer: side == "server"})
+				data := make([]byte, s.size)
+				b.SetBytes(int64(s.size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.WriteMessage(BinaryMessage, data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkNextWriter(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			c := newConn(&loopConn{frame: []byte{0}}, connConfig{isServer: true})
+			data := make([]byte, s.size)
+			b.SetBytes(int64(s.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				w, err := c.NextWriter(TextMessage)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Write(data)
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkWritePreparedMessage(b *testing.B) {
+	const conns = 100
+	cs := make([]*Conn, conns)
+	for i := range cs {
+		cs[i] = newConn(&loopConn{frame: []byte{0}}, connConfig{isServer: true})
+	}
+	pm, _ := NewPreparedMessage(TextMessage, make([]byte, 1024))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, c := range cs {
+			if err := c.WritePreparedMessage(pm); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
