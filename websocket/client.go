@@ -8,10 +8,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"github.com/latchws/latch/internal/deflate"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -61,6 +63,12 @@ type Dialer struct {
 	// EnableCompression specifies if the client should attempt to negotiate
 	// per message compression (RFC 7692).
 	EnableCompression bool
+
+	// CompressionLevel, CompressionThreshold and CompressionContextTakeover
+	// have the meaning of the Upgrader fields of the same names.
+	CompressionLevel           int
+	CompressionThreshold       int
+	CompressionContextTakeover bool
 
 	// Jar specifies the cookie jar. If Jar is nil, cookies are not sent in
 	// requests and ignored in responses.
@@ -124,6 +132,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	default:
 		return nil, nil, errMalformedURL
 	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, nil, errMalformedURL
+	}
 	if u.User != nil {
 		// User name and password are not allowed in websocket URIs.
 		return nil, nil, errMalformedURL
@@ -155,6 +166,10 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	req.Header["Sec-WebSocket-Version"] = []string{"13"}
 	if len(d.Subprotocols) > 0 {
 		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(d.Subprotocols, ", ")}
+	}
+	deflateConfig := deflate.Config{ContextTakeover: d.CompressionContextTakeover}
+	if d.EnableCompression {
+		req.Header["Sec-WebSocket-Extensions"] = []string{deflate.Offer(deflateConfig)}
 	}
 	for k, vs := range requestHeader {
 		switch {
@@ -220,9 +235,22 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		return nil, resp, ErrBadHandshake
 	}
 	// RFC 6455 §4.1: fail on an extension or subprotocol we did not offer.
-	if len(resp.Header["Sec-Websocket-Extensions"]) > 0 {
-		resp.Body = io.NopCloser(bytes.NewReader(nil))
-		return nil, resp, errors.New("websocket: server selected an extension that was not offered")
+	var compression *compressionConfig
+	if ext := resp.Header["Sec-Websocket-Extensions"]; len(ext) > 0 {
+		if !d.EnableCompression {
+			resp.Body = io.NopCloser(bytes.NewReader(nil))
+			return nil, resp, errors.New("websocket: server selected an extension that was not offered")
+		}
+		exts, err := deflate.ParseExtensions(ext)
+		var params deflate.Params
+		if err == nil {
+			params, err = deflate.Verify(exts, deflateConfig)
+		}
+		if err != nil {
+			resp.Body = io.NopCloser(bytes.NewReader(nil))
+			return nil, resp, errors.New("websocket: bad Sec-WebSocket-Extensions in response: " + err.Error())
+		}
+		compression = &compressionConfig{params: params, level: d.CompressionLevel, threshold: d.CompressionThreshold}
 	}
 	subprotocol := resp.Header.Get("Sec-Websocket-Protocol")
 	if subprotocol != "" && !contains(d.Subprotocols, subprotocol) && !contains(headerTokens(requestHeader, "Sec-Websocket-Protocol"), subprotocol) {
@@ -250,6 +278,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		heartbeatInterval: d.HeartbeatInterval,
 		heartbeatTimeout:  d.HeartbeatTimeout,
 		buffered:          buffered,
+		compression:       compression,
 	}), resp, nil
 }
 
@@ -266,6 +295,10 @@ func contains(list []string, s string) bool {
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	// The connection's deadline equals the context's and may fire first.
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }

@@ -33,6 +33,9 @@ func (c *Conn) Close() error {
 // be one a close frame may carry (1000–1003, 1007–1014, 3000–4999) and the
 // reason at most 123 bytes of UTF-8 (RFC 6455 §5.5.1).
 func (c *Conn) CloseWithCode(code int, reason string) error {
+	if code < 0 || code > 0xffff {
+		return fmt.Errorf("websocket: close code %d cannot be sent", code)
+	}
 	if err := checkClosePayload(FormatCloseMessage(code, reason)); err != nil {
 		return err
 	}

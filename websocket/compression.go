@@ -1,14 +1,75 @@
 package websocket
 
 import (
+	"compress/flate"
 	"errors"
+	"io"
+	"sync"
+
+	"github.com/latchws/latch/internal/deflate"
+	"github.com/latchws/latch/internal/frame"
 )
 
 const (
 	minCompressionLevel     = -2 // flate.HuffmanOnly
 	maxCompressionLevel     = 9  // flate.BestCompression
 	defaultCompressionLevel = 1  // flate.BestSpeed
+
+	// DefaultCompressionThreshold is the size below which messages are sent
+	// uncompressed: deflate cannot shrink tiny messages enough to pay for
+	// the work (RFC 7692 leaves the choice to the sender).
+	DefaultCompressionThreshold = 128
+
+	// windowSize is deflate's window: 2^15 bytes (RFC 7692 §7.1.2).
+	windowSize = 1 << 15
 )
+
+// compressionConfig is what a handshake agreed, plus local settings.
+type compressionConfig struct {
+	params    deflate.Params
+	level     int
+	threshold int
+}
+
+// deflateState is a connection's permessage-deflate state (RFC 7692).
+type deflateState struct {
+	readTakeover  bool // immutable: the peer compresses with context takeover
+	writeTakeover bool // immutable: we compress with context takeover
+	threshold     int  // immutable
+
+	// Read side, owned by the readSem holder.
+	inflater io.ReadCloser // pooled; set while a compressed message is read
+	src      inflateSource
+	dict     []byte // last 32 KiB of inflated output, with readTakeover
+	inflated int64  // inflated bytes of the current message
+
+	// Write side, guarded by msgMu.
+	deflater      *flate.Writer // kept between messages with writeTakeover
+	deflaterLevel int
+	deflaterOut   switchWriter // where deflater writes this message
+}
+
+// switchWriter lets a long-lived flate writer write to a new destination
+// for each message without losing its context.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func newDeflateState(c *Conn, cfg *compressionConfig) *deflateState {
+	d := &deflateState{threshold: cfg.threshold}
+	if d.threshold == 0 {
+		d.threshold = DefaultCompressionThreshold
+	}
+	if c.isServer {
+		d.readTakeover = !cfg.params.ClientNoContextTakeover
+		d.writeTakeover = !cfg.params.ServerNoContextTakeover
+	} else {
+		d.readTakeover = !cfg.params.ServerNoContextTakeover
+		d.writeTakeover = !cfg.params.ClientNoContextTakeover
+	}
+	d.src.c = c
+	return d
+}
 
 // EnableWriteCompression enables and disables write compression of
 // subsequent text and binary messages. This function is a noop if
@@ -27,4 +88,248 @@ func (c *Conn) SetCompressionLevel(level int) error {
 	}
 	c.compressLevel.Store(int32(level))
 	return nil
+}
+
+// Compressed reports whether permessage-deflate was negotiated.
+func (c *Conn) Compressed() bool { return c.deflate != nil }
+
+// compressing reports whether a message of size bytes goes out compressed;
+// size < 0 means not known yet (NextWriter).
+func (c *Conn) compressing(size int) bool {
+	d := c.deflate
+	if d == nil || !c.compressWrite.Load() {
+		return false
+	}
+	return size < 0 || d.threshold < 0 || size >= d.threshold
+}
+
+// Inflating ----------------------------------------------------------------
+
+// inflateTail ends a message's compressed data: the 4 bytes the sender
+// removed (RFC 7692 §7.2.2), then an empty final block so that the reader
+// reports io.EOF.
+var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+// inflateSource feeds a compressed message's payload, then the tail, to the
+// flate reader. It is an io.ByteReader so flate reads it without a bufio
+// wrapper (which would allocate at every Reset).
+type inflateSource struct {
+	c    *Conn
+	tail int // tail bytes served; -1 while frames remain
+}
+
+func (s *inflateSource) Read(p []byte) (int, error) {
+	if s.tail < 0 {
+		n, err := s.c.readFrames(p)
+		if err == io.EOF {
+			s.tail = 0
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	if s.tail == len(inflateTail) {
+		return 0, io.EOF
+	}
+	n := copy(p, inflateTail[s.tail:])
+	s.tail += n
+	return n, nil
+}
+
+func (s *inflateSource) ReadByte() (byte, error) {
+	c := s.c
+	if s.tail < 0 && c.frameLeft > 0 {
+		if b := c.rd.buffered(); len(b) > 0 {
+			v := b[0]
+			c.rd.consume(1)
+			if c.frameMasked {
+				v ^= c.frameKey[c.maskPos]
+				c.maskPos = (c.maskPos + 1) & 3
+			}
+			c.frameLeft--
+			if c.frameLeft == 0 && c.frameFin {
+				s.tail = 0
+			}
+			return v, nil
+		}
+	}
+	var one [1]byte
+	for {
+		n, err := s.Read(one[:])
+		if n == 1 {
+			return one[0], nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+var inflaters sync.Pool // of io.ReadCloser implementing flate.Resetter
+
+// inflate reads inflated payload of the current compressed message. The
+// read limit applies to the inflated size and is checked as bytes come
+// out, so a compression bomb stops at the limit (RFC 7692 §8.1 leaves
+// limits to the implementation).
+func (c *Conn) inflate(p []byte) (int, error) {
+	d := c.deflate
+	if d.inflater == nil {
+		d.src.tail = -1
+		d.inflated = 0
+		if fr, ok := inflaters.Get().(io.ReadCloser); ok {
+			fr.(flate.Resetter).Reset(&d.src, d.dict)
+			d.inflater = fr
+		} else {
+			d.inflater = flate.NewReaderDict(&d.src, d.dict)
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = d.inflater.Read(p)
+	}
+	d.inflated += int64(n)
+	if limit := c.readLimit.Load(); limit > 0 && d.inflated > limit {
+		d.releaseInflater()
+		c.failWith(ErrReadLimit, frame.CloseTooBig, "message too big")
+		return 0, ErrReadLimit
+	}
+	if d.readTakeover && n > 0 {
+		d.keep(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		d.releaseInflater()
+		return n, io.EOF
+	case err != nil:
+		d.releaseInflater()
+		if c.readErr != nil {
+			// The network or the framing failed under the inflater.
+			return 0, c.readErr
+		}
+		return 0, c.failProtocol(frame.CloseInvalidPayload, "invalid compressed data: "+err.Error())
+	}
+	return n, nil
+}
+
+func (d *deflateState) releaseInflater() {
+	if d.inflater != nil {
+		inflaters.Put(d.inflater)
+		d.inflater = nil
+	}
+}
+
+// keep appends inflated output to the window used as the next message's
+// dictionary (context takeover, RFC 7692 §7.2.3.2).
+func (d *deflateState) keep(out []byte) {
+	if len(out) >= windowSize {
+		if d.dict == nil {
+			d.dict = make([]byte, 0, windowSize)
+		}
+		d.dict = append(d.dict[:0], out[len(out)-windowSize:]...)
+		return
+	}
+	if d.dict == nil {
+		d.dict = make([]byte, 0, windowSize)
+	}
+	if over := len(d.dict) + len(out) - windowSize; over > 0 {
+		d.dict = d.dict[:copy(d.dict, d.dict[over:])]
+	}
+	d.dict = append(d.dict, out...)
+}
+
+// Deflating ----------------------------------------------------------------
+
+var deflaters [maxCompressionLevel - minCompressionLevel + 1]sync.Pool
+
+// getDeflater returns a flate writer at level writing to w: the
+// connection's own with context takeover, else one from a pool.
+func (c *Conn) getDeflater(w io.Writer) *flate.Writer {
+	d := c.deflate
+	level := int(c.compressLevel.Load())
+	if d.writeTakeover {
+		d.deflaterOut.w = w
+		if d.deflater == nil || d.deflaterLevel != level {
+			// A level change starts a new context: referring to less of
+			// the history than the peer keeps is allowed.
+			d.deflater, _ = flate.NewWriter(&d.deflaterOut, level)
+			d.deflaterLevel = level
+		}
+		return d.deflater
+	}
+	if fw, ok := deflaters[level-minCompressionLevel].Get().(*flate.Writer); ok {
+		fw.Reset(w)
+		return fw
+	}
+	fw, _ := flate.NewWriter(w, level)
+	return fw
+}
+
+func (c *Conn) putDeflater(fw *flate.Writer) {
+	if !c.deflate.writeTakeover {
+		deflaters[int(c.compressLevel.Load())-minCompressionLevel].Put(fw)
+	}
+}
+
+// compressedBuf collects one message's compressed bytes.
+type compressedBuf struct{ b []byte }
+
+func (cb *compressedBuf) Write(p []byte) (int, error) {
+	cb.b = append(cb.b, p...)
+	return len(p), nil
+}
+
+var compressedBufs = sync.Pool{New: func() any { return new(compressedBuf) }}
+
+// deflateBytes compresses data as one message without context takeover.
+func deflateBytes(level int, data []byte) []byte {
+	var cb compressedBuf
+	pool := &deflaters[level-minCompressionLevel]
+	fw, ok := pool.Get().(*flate.Writer)
+	if ok {
+		fw.Reset(&cb)
+	} else {
+		fw, _ = flate.NewWriter(&cb, level)
+	}
+	fw.Write(data) // writing to memory cannot fail
+	fw.Flush()
+	pool.Put(fw)
+	return trimFlushTail(cb.b)
+}
+
+// deflateMessage compresses data as one message: deflate, sync flush, and
+// the flush's 00 00 ff ff removed (RFC 7692 §7.2.1).
+func (c *Conn) deflateMessage(data []byte) (*compressedBuf, error) {
+	cb := compressedBufs.Get().(*compressedBuf)
+	cb.b = cb.b[:0]
+	fw := c.getDeflater(cb)
+	_, err := fw.Write(data)
+	if err == nil {
+		err = fw.Flush()
+	}
+	c.putDeflater(fw)
+	if err != nil {
+		compressedBufs.Put(cb)
+		return nil, err
+	}
+	cb.b = trimFlushTail(cb.b)
+	return cb, nil
+}
+
+func trimFlushTail(b []byte) []byte {
+	if n := len(b); n >= 4 && b[n-4] == 0 && b[n-3] == 0 && b[n-2] == 0xff && b[n-1] == 0xff {
+		return b[:n-4]
+	}
+	return b
+}
+
+func putCompressedBuf(cb *compressedBuf) {
+	if cap(cb.b) > 1<<20 {
+		return // do not keep a huge buffer alive for small messages
+	}
+	compressedBufs.Put(cb)
 }

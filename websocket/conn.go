@@ -54,6 +54,7 @@ type Conn struct {
 	protocolFailed bool
 	readLimit      atomic.Int64
 	msgType        int   // type of the message being read; 0 between messages
+	msgCompressed  bool  // the message being read is compressed (RFC 7692)
 	msgRead        int64 // payload bytes of the current message so far
 	frameLeft      int64 // payload bytes of the current frame not yet read
 	frameFin       bool
@@ -80,6 +81,7 @@ type Conn struct {
 
 	compressWrite atomic.Bool
 	compressLevel atomic.Int32
+	deflate       *deflateState // nil unless permessage-deflate was negotiated
 
 	// Closing handshake state.
 	closeSent     atomic.Bool // a close frame went out (or failed to)
@@ -104,7 +106,8 @@ type connConfig struct {
 	closeTimeout      time.Duration
 	heartbeatInterval time.Duration // <= 0: off
 	heartbeatTimeout  time.Duration
-	buffered          []byte // bytes read past the handshake
+	buffered          []byte             // bytes read past the handshake
+	compression       *compressionConfig // nil: not negotiated
 }
 
 func newConn(nc net.Conn, cfg connConfig) *Conn {
@@ -143,6 +146,13 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 	}
 	c.closeTimeout.Store(int64(timeout))
 	c.compressLevel.Store(defaultCompressionLevel)
+	c.compressWrite.Store(true)
+	if cfg.compression != nil {
+		c.deflate = newDeflateState(c, cfg.compression)
+		if cfg.compression.level != 0 {
+			c.compressLevel.Store(int32(cfg.compression.level))
+		}
+	}
 	c.rd.init(c, nc, readBufSize, cfg.buffered)
 	c.reader.c = c
 	c.writer.c = c

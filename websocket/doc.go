@@ -105,9 +105,17 @@
 //
 // # Compression
 //
-// The compression fields and methods of gorilla's API (EnableCompression,
-// EnableWriteCompression, SetCompressionLevel) are present. Until
-// permessage-deflate (RFC 7692) lands in this package, the server and
-// client do not negotiate it, and those settings have no effect on the
-// wire.
+// Set [Upgrader.EnableCompression] or [Dialer.EnableCompression] to
+// negotiate permessage-deflate (RFC 7692). Messages of
+// [DefaultCompressionThreshold] bytes or more are then compressed, at
+// level 1 unless [Conn.SetCompressionLevel] says otherwise;
+// [Conn.EnableWriteCompression] turns it off and on per message. By default
+// both directions compress every message on its own (no context takeover),
+// so an idle connection holds no compression state; with
+// CompressionContextTakeover the context is kept between messages, which
+// compresses similar messages much better at a memory cost per connection.
+// The read limit applies to the inflated size and is enforced while
+// inflating: a small message that inflates to gigabytes fails the
+// connection with close 1009 after at most the limit. [PreparedMessage]
+// compresses once per level for all connections without context takeover.
 package websocket

@@ -18,6 +18,9 @@ type PreparedMessage struct {
 
 	once        sync.Once
 	serverFrame []byte // header + payload, unmasked
+
+	mu         sync.Mutex
+	compressed map[int][]byte // by level: deflated payload, without context takeover
 }
 
 // NewPreparedMessage returns an initialized PreparedMessage. You can then
@@ -57,13 +60,46 @@ func (pm *PreparedMessage) frame() []byte {
 	return pm.serverFrame
 }
 
-// WritePreparedMessage writes prepared message into connection.
+// deflated returns the message compressed at level, without context
+// takeover, encoded once per level for every connection.
+func (pm *PreparedMessage) deflated(level int) []byte {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if b, ok := pm.compressed[level]; ok {
+		return b
+	}
+	if pm.compressed == nil {
+		pm.compressed = make(map[int][]byte, 1)
+	}
+	b := deflateBytes(level, pm.data)
+	pm.compressed[level] = b
+	return b
+}
+
+// WritePreparedMessage writes prepared message into connection. A server
+// writes the same encoded frame to every connection; a compressed message
+// is deflated once per compression level.
 func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	if pm == nil {
 		return errors.New("websocket: nil PreparedMessage")
 	}
-	if isControl(pm.messageType) || !c.isServer {
+	if isControl(pm.messageType) {
 		return c.WriteMessage(pm.messageType, pm.data)
+	}
+	if c.compressing(len(pm.data)) {
+		if c.deflate.writeTakeover {
+			// The encoding depends on this connection's history.
+			return c.WriteMessage(pm.messageType, pm.data)
+		}
+		payload := pm.deflated(int(c.compressLevel.Load()))
+		c.msgMu.Lock()
+		defer c.msgMu.Unlock()
+		return c.writeData(frame.Opcode(pm.messageType), true, payload)
+	}
+	if !c.isServer {
+		c.msgMu.Lock()
+		defer c.msgMu.Unlock()
+		return c.writeData(frame.Opcode(pm.messageType), false, pm.data)
 	}
 	b := pm.frame()
 	c.msgMu.Lock()

@@ -90,13 +90,38 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	return c.readPayload(p)
 }
 
-// readPayload reads message payload into p, crossing frame boundaries and
-// handling control frames between them. It returns io.EOF, possibly with
+// readPayload reads message payload into p: inflated when the message is
+// compressed, validated when it is text. It returns io.EOF, possibly with
 // n > 0, when the message is complete. The caller holds readSem.
 func (c *Conn) readPayload(p []byte) (int, error) {
+	var n int
+	var err error
+	if c.msgCompressed {
+		n, err = c.inflate(p)
+	} else {
+		n, err = c.readFrames(p)
+	}
+	if err != nil && err != io.EOF {
+		return 0, err
+	}
+	if c.msgType == TextMessage && n > 0 && !c.utf8.Write(p[:n]) {
+		// RFC 6455 §8.1: fail at once, not when the message ends.
+		return 0, c.failProtocol(frame.CloseInvalidPayload, "invalid UTF-8 in text message")
+	}
+	if err == io.EOF {
+		return n, c.endMessage()
+	}
+	return n, nil
+}
+
+// readFrames reads the unmasked payload of the current message as it is on
+// the wire, crossing frame boundaries and handling control frames between
+// them. It returns io.EOF, possibly with n > 0, at the end of the final
+// frame. The caller holds readSem.
+func (c *Conn) readFrames(p []byte) (int, error) {
 	for c.frameLeft == 0 {
 		if c.frameFin {
-			return 0, c.endMessage()
+			return 0, io.EOF
 		}
 		if err := c.advance(); err != nil {
 			return 0, err
@@ -117,12 +142,8 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		c.maskPos = mask.Apply(c.frameKey, c.maskPos, p)
 	}
 	c.frameLeft -= int64(n)
-	if c.msgType == TextMessage && !c.utf8.Write(p) {
-		// RFC 6455 §8.1: fail at once, not when the message ends.
-		return 0, c.failProtocol(frame.CloseInvalidPayload, "invalid UTF-8 in text message")
-	}
 	if c.frameLeft == 0 && c.frameFin {
-		return n, c.endMessage()
+		return n, io.EOF
 	}
 	return n, nil
 }
@@ -146,9 +167,14 @@ func (c *Conn) advance() error {
 		if err != nil {
 			return err
 		}
-		// RFC 6455 §5.2: no extension is negotiated, so RSV bits must be 0.
-		if h.Rsv1 || h.Rsv2 || h.Rsv3 {
+		// RFC 6455 §5.2: RSV bits are 0 unless an extension gives them a
+		// meaning; permessage-deflate marks a message's first frame with
+		// RSV1 (RFC 7692 §6).
+		if h.Rsv2 || h.Rsv3 {
 			return c.failProtocol(frame.CloseProtocolError, "reserved bits set without a negotiated extension")
+		}
+		if h.Rsv1 && (c.deflate == nil || h.Opcode.IsControl() || h.Opcode == frame.OpContinuation) {
+			return c.failProtocol(frame.CloseProtocolError, "RSV1 set on a frame that cannot be compressed")
 		}
 		// RFC 6455 §5.1: clients mask every frame, servers none.
 		if h.Masked != c.isServer {
@@ -174,6 +200,7 @@ func (c *Conn) advance() error {
 			}
 			c.msgType = int(h.Opcode)
 			c.msgRead = 0
+			c.msgCompressed = h.Rsv1
 			c.utf8.Reset()
 		}
 		if limit := c.readLimit.Load(); limit > 0 && h.Length > limit-c.msgRead {
@@ -343,7 +370,7 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		return 0, nil, err
 	}
 	messageType = c.msgType
-	if c.frameFin && c.frameLeft <= maxPrealloc {
+	if c.frameFin && !c.msgCompressed && c.frameLeft <= maxPrealloc {
 		p = make([]byte, c.frameLeft)
 		for off := 0; ; {
 			n, err := c.readPayload(p[off:])
@@ -357,9 +384,18 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		}
 	}
 	p = make([]byte, 0, min(max(512, c.frameLeft), maxPrealloc))
+	limit := c.readLimit.Load()
 	for {
 		if len(p) == cap(p) {
-			p = append(p, 0)[:len(p)]
+			// Grow, but never past one byte over the limit: a compressed
+			// message cannot make us allocate more than the limit allows.
+			newCap := 2 * cap(p)
+			if limit > 0 && int64(newCap) > limit+1 {
+				newCap = int(max(limit+1, int64(cap(p))+1))
+			}
+			q := make([]byte, len(p), newCap)
+			copy(q, p)
+			p = q
 		}
 		n, err := c.readPayload(p[len(p):cap(p)])
 		p = p[:len(p)+n]

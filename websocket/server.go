@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"github.com/latchws/latch/internal/deflate"
 	"net"
 	"net/http"
 	"net/url"
@@ -43,8 +44,25 @@ type Upgrader struct {
 	CheckOrigin func(r *http.Request) bool
 
 	// EnableCompression specifies if the server should attempt to negotiate
-	// per message compression (RFC 7692).
+	// per message compression (RFC 7692). It is accepted when the client
+	// offers it; see the Compression fields for the details.
 	EnableCompression bool
+
+	// CompressionLevel is the flate level of new connections (see
+	// Conn.SetCompressionLevel); 0 means 1 (flate.BestSpeed).
+	CompressionLevel int
+
+	// CompressionThreshold is the size below which messages are sent
+	// uncompressed: 0 means DefaultCompressionThreshold, < 0 compresses
+	// every message.
+	CompressionThreshold int
+
+	// CompressionContextTakeover keeps the compression context between
+	// messages in both directions, when the client allows it: better
+	// compression of similar messages for about 1.2 MiB of memory per
+	// connection (see docs/compression.md). Off, both sides compress each
+	// message on its own and an idle connection holds no compression state.
+	CompressionContextTakeover bool
 
 	// OriginPatterns lists further origins accepted by the default origin
 	// check, as host patterns matched with path.Match, case-insensitively:
@@ -105,6 +123,10 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if !r.ProtoAtLeast(1, 1) {
 		return u.returnError(w, r, http.StatusBadRequest, "websocket: the request is not HTTP/1.1 or later")
 	}
+	versions := r.Header["Sec-Websocket-Version"]
+	if len(versions) > 1 {
+		return u.returnError(w, r, http.StatusBadRequest, "websocket: more than one 'Sec-WebSocket-Version' header")
+	}
 	switch v := r.Header.Get("Sec-Websocket-Version"); v {
 	case "13":
 	case "":
@@ -132,6 +154,20 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 
 	subprotocol := u.selectSubprotocol(r, responseHeader)
 
+	var compression *compressionConfig
+	var extensionResponse string
+	if u.EnableCompression {
+		// A malformed offer is declined, not fatal: the client still
+		// gets a connection, without compression.
+		if offers, err := deflate.ParseExtensions(r.Header["Sec-Websocket-Extensions"]); err == nil {
+			resp, params, ok := deflate.Accept(offers, deflate.Config{ContextTakeover: u.CompressionContextTakeover})
+			if ok {
+				extensionResponse = resp
+				compression = &compressionConfig{params: params, level: u.CompressionLevel, threshold: u.CompressionThreshold}
+			}
+		}
+	}
+
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return u.returnError(w, r, http.StatusInternalServerError, "websocket: response does not implement http.Hijacker: "+err.Error())
@@ -152,8 +188,14 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		p = append(p, subprotocol...)
 		p = append(p, "\r\n"...)
 	}
+	if extensionResponse != "" {
+		p = append(p, "Sec-WebSocket-Extensions: "...)
+		p = append(p, extensionResponse...)
+		p = append(p, "\r\n"...)
+	}
 	for k, vs := range responseHeader {
-		if k == "Sec-Websocket-Protocol" {
+		if k == "Sec-Websocket-Protocol" || !isToken(k) {
+			// A header name that is not a token could inject headers.
 			continue
 		}
 		for _, v := range vs {
@@ -200,6 +242,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		heartbeatInterval: hbInterval,
 		heartbeatTimeout:  u.HeartbeatTimeout,
 		buffered:          buffered,
+		compression:       compression,
 	}), nil
 }
 
@@ -216,7 +259,9 @@ func (u *Upgrader) selectSubprotocol(r *http.Request, responseHeader http.Header
 		return ""
 	}
 	if responseHeader != nil {
-		return responseHeader.Get("Sec-Websocket-Protocol")
+		if p := responseHeader.Get("Sec-Websocket-Protocol"); isToken(p) {
+			return p
+		}
 	}
 	return ""
 }

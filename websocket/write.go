@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"compress/flate"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -32,17 +33,27 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
-	return c.writeData(frame.Opcode(messageType), data)
+	if c.compressing(len(data)) {
+		cb, err := c.deflateMessage(data)
+		if err != nil {
+			return err
+		}
+		err = c.writeData(frame.Opcode(messageType), true, cb.b)
+		putCompressedBuf(cb)
+		return err
+	}
+	return c.writeData(frame.Opcode(messageType), false, data)
 }
 
-// writeData sends data as one whole frame. The caller holds msgMu.
-func (c *Conn) writeData(op frame.Opcode, data []byte) error {
+// writeData sends data as one whole frame; rsv1 marks it compressed. The
+// caller holds msgMu.
+func (c *Conn) writeData(op frame.Opcode, rsv1 bool, data []byte) error {
 	c.lockFrame()
 	defer c.unlockFrame()
 	if err := c.writeState(); err != nil {
 		return err
 	}
-	h := frame.Header{Fin: true, Opcode: op, Length: int64(len(data))}
+	h := frame.Header{Fin: true, Rsv1: rsv1, Opcode: op, Length: int64(len(data))}
 	if !c.isServer {
 		h.Masked = true
 		h.Key = newMaskKey()
@@ -207,6 +218,13 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	w.n = frame.MaxHeaderSize
 	w.flushed, w.closed, w.err = false, false, nil
 	w.utf8.Reset()
+	w.held = 0
+	w.rsv1 = false
+	w.fw = nil
+	if !isControl(messageType) && c.compressing(-1) {
+		w.rsv1 = true
+		w.fw = c.getDeflater(compressSink{w})
+	}
 	return w, nil
 }
 
@@ -222,6 +240,40 @@ type messageWriter struct {
 	closed  bool
 	err     error
 	utf8    utf8stream.Validator
+
+	// Compression (RFC 7692): fw writes into the frames through
+	// compressSink, which holds back the last 4 bytes of output because
+	// the final flush's 00 00 ff ff must not be sent (§7.2.1).
+	fw   *flate.Writer
+	rsv1 bool // the next frame is the first of a compressed message
+	tail [4]byte
+	held int
+}
+
+type compressSink struct{ w *messageWriter }
+
+func (s compressSink) Write(p []byte) (int, error) {
+	w := s.w
+	n := len(p)
+	if w.held+len(p) <= len(w.tail) {
+		w.held += copy(w.tail[w.held:], p)
+		return n, nil
+	}
+	// Send what can no longer be among the last 4 bytes.
+	keepFromP := min(len(p), len(w.tail))
+	keepFromTail := len(w.tail) - keepFromP
+	if out := w.held - keepFromTail; out > 0 {
+		if err := w.appendPayload(w.tail[:out]); err != nil {
+			return 0, err
+		}
+		copy(w.tail[:], w.tail[out:w.held])
+		w.held = keepFromTail
+	}
+	if err := w.appendPayload(p[:len(p)-keepFromP]); err != nil {
+		return 0, err
+	}
+	w.held += copy(w.tail[w.held:], p[len(p)-keepFromP:])
+	return n, nil
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
@@ -237,7 +289,21 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if isControl(w.msgType) && w.n-frame.MaxHeaderSize+len(p) > frame.MaxControlPayload {
 		return 0, errControlTooLarge
 	}
-	total := len(p)
+	if w.fw != nil {
+		if _, err := w.fw.Write(p); err != nil {
+			w.err = err
+			return 0, err
+		}
+		return len(p), nil
+	}
+	if err := w.appendPayload(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// appendPayload adds bytes to the frame buffer, sending full frames.
+func (w *messageWriter) appendPayload(p []byte) error {
 	for len(p) > 0 {
 		if w.bufp == nil {
 			w.bufp = w.c.getWriteBuf()
@@ -245,14 +311,14 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		buf := *w.bufp
 		if w.n == len(buf) {
 			if err := w.flush(false); err != nil {
-				return total - len(p), err
+				return err
 			}
 		}
 		k := copy(buf[w.n:], p)
 		w.n += k
 		p = p[k:]
 	}
-	return total, nil
+	return nil
 }
 
 // flush sends the buffered payload as one frame.
@@ -266,7 +332,8 @@ func (w *messageWriter) flush(fin bool) error {
 		buf = empty[:]
 	}
 	payload := buf[frame.MaxHeaderSize:w.n]
-	h := frame.Header{Fin: fin, Opcode: w.op, Length: int64(len(payload))}
+	h := frame.Header{Fin: fin, Rsv1: w.rsv1, Opcode: w.op, Length: int64(len(payload))}
+	w.rsv1 = false
 	if !c.isServer {
 		h.Masked = true
 		h.Key = newMaskKey()
@@ -325,8 +392,19 @@ func (w *messageWriter) Close() error {
 		case w.msgType == TextMessage && !w.utf8.Complete():
 			err = w.abort(errInvalidUTF8Write)
 		default:
-			err = w.flush(true)
+			if w.fw != nil {
+				err = w.fw.Flush()
+				// What is held back is the flush's 00 00 ff ff.
+				w.held = 0
+			}
+			if err == nil {
+				err = w.flush(true)
+			}
 		}
+	}
+	if w.fw != nil {
+		c.putDeflater(w.fw)
+		w.fw = nil
 	}
 	if w.bufp != nil {
 		c.putWriteBuf(w.bufp)
@@ -339,6 +417,10 @@ func (w *messageWriter) Close() error {
 
 // ReadFrom lets io.Copy fill the writer's buffer directly.
 func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.fw != nil {
+		// Compressed: the buffer holds deflate output, not r's bytes.
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
 	var total int64
 	for {
 		if w.closed {

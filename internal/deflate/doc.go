@@ -1,0 +1,29 @@
+// Package deflate negotiates the permessage-deflate extension (RFC 7692) on top of the
+// Sec-WebSocket-Extensions header grammar (RFC 6455 §9.1).
+//
+// # Parsing
+//
+// [ParseExtensions] turns every Sec-WebSocket-Extensions header value into a list of [Extension]s. It
+// rejects malformed headers; it does not judge what the extensions mean.
+//
+// # Server
+//
+// [Accept] walks the client's offers in order and answers the first one it can honour. Offers it cannot
+// honour are skipped, not fatal (RFC 7692 §5). The compressor always uses a 32 KiB window, so an offer
+// that limits server_max_window_bits below 15 is declined: answering a smaller window than the one
+// really used would make the peer's inflater fail.
+//
+// # Client
+//
+// [Offer] builds the single offer the client sends and [Verify] checks the server's answer to it. Any
+// response that does not correspond to that offer must fail the connection (RFC 7692 §5).
+//
+// # Context takeover
+//
+// [Config.ContextTakeover] false asks for no context takeover in both directions, so a connection keeps
+// no compressor or decompressor state between messages and both can be pooled. True keeps the LZ77
+// window across messages when the peer allows it: better ratio, about 1 MiB of state per connection
+// with the standard library (see docs/compression.md).
+//
+// The package has no goroutines, no locks and no I/O.
+package deflate
