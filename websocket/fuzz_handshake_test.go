@@ -258,8 +258,7 @@ func hsCheckCloseWithCode(t *testing.T, code int, text string) {
 	sendable := ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)) &&
 		len(text) <= 123 && utf8.ValidString(text)
 	if !sendable {
-		// BUG (reported): codes outside uint16 are truncated, e.g. 66541
-		// goes out as a close frame without a code, 66536 as 1000.
+		// Codes outside uint16 must not be truncated (66536 is not 1000).
 		if err == nil || wire != nil {
 			t.Fatalf("CloseWithCode(%d, %q) = %v, sent %q; want an error and nothing sent", code, text, err, wire)
 		}
