@@ -1,0 +1,58 @@
+// Package hub provides the server half of a real-time WebSocket service:
+// a registry of connected clients, channels with subscribe and
+// unsubscribe, fan-out with back-pressure, and graceful shutdown.
+//
+// A [Hub] is an http.Handler. Each request it serves is authorised
+// ([Config.Authorize]), upgraded with the websocket package (heartbeat on,
+// same-origin check, bounded messages), registered, and read until the
+// connection ends; the hooks [Config.OnConnect], [Config.OnMessage] and
+// [Config.OnDisconnect] run on that client's read goroutine.
+//
+//	var h *hub.Hub
+//	h = hub.New(hub.Config{
+//		OnConnect: func(c *hub.Client) { h.Subscribe(c, "news") },
+//	})
+//	http.Handle("/ws", h)
+//	h.RegisterOnShutdown(srv, 10*time.Second)
+//	...
+//	h.Publish("news", websocket.TextMessage, []byte("hello"))
+//
+// # Registry
+//
+// Clients live in a table split into 32 shards, each with its own lock,
+// keyed by client ID; channel subscriptions live in a second sharded table
+// keyed by a hash of the channel name. There is no central hub goroutine:
+// connecting, subscribing and publishing take one shard's lock for a short
+// time, so work on different shards runs in parallel. [Hub.Len] and
+// [Hub.Stats] read the counters atomically.
+//
+// # Back-pressure
+//
+// Every client has one writer goroutine draining a bounded queue
+// ([Config.SendQueue] messages). [Hub.Publish], [Hub.Broadcast] and
+// [Client.Send] only append to queues: a publisher never waits for a slow
+// client's network. Publish and Broadcast encode a message once, as a
+// websocket.PreparedMessage, and queue the same frame to every receiver;
+// each client receives the messages of one publisher in the order they
+// were published.
+//
+// When a client's queue is full, the [SlowConsumerPolicy] decides:
+// [Disconnect] closes the client with 1008 "slow consumer" and counts it in
+// Stats.SlowDisconnects; [DropOldest] drops the oldest queued message and
+// counts it in Stats.Dropped and [Client.Dropped]. A single write that
+// takes longer than [Config.WriteTimeout] also ends the client as a slow
+// consumer. Messages still queued when a client ends are counted in
+// Stats.Discarded. No message is lost without a counter saying so, and
+// OnDisconnect runs exactly once per client, with the close code seen
+// (1006 when the connection ended without one).
+//
+// # Shutdown
+//
+// [Hub.Shutdown] refuses new upgrades with HTTP 503, sends 1001 Going Away
+// to every client after what is already queued for it, and waits for the
+// closing handshakes — all in parallel — until its context is done. The
+// clients still open then are dropped without a handshake. When Shutdown
+// returns, every client has gone through OnDisconnect and no goroutine of
+// the hub is left. http.Server.Shutdown does not know about hijacked
+// connections; [Hub.RegisterOnShutdown] makes it call Shutdown.
+package hub

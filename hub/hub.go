@@ -1,0 +1,326 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/latchws/latch/websocket"
+)
+
+var (
+	// ErrClosed is returned when sending to or subscribing a client that has
+	// ended or is closing.
+	ErrClosed = errors.New("hub: client closed")
+
+	// ErrSlowConsumer is returned by Send when the client's queue is full
+	// under the [Disconnect] policy; the client is then closed with 1008.
+	// OnDisconnect sees an error matching it for such clients.
+	ErrSlowConsumer = errors.New("hub: slow consumer")
+)
+
+// SlowConsumerPolicy says what happens when a client's send queue is full.
+type SlowConsumerPolicy int
+
+const (
+	// Disconnect closes the slow client with close 1008 (reason "slow
+	// consumer"), counted in [Stats].SlowDisconnects.
+	Disconnect SlowConsumerPolicy = iota
+	// DropOldest drops the oldest queued message to make room, counted per
+	// client ([Client.Dropped]) and in [Stats].Dropped.
+	DropOldest
+)
+
+const (
+	defaultSendQueue    = 256
+	defaultWriteTimeout = 10 * time.Second
+	slowReason          = "slow consumer"
+	goingAwayReason     = "server shutting down"
+)
+
+// Config configures a [Hub]. The zero value is usable.
+type Config struct {
+	Upgrader       *websocket.Upgrader // nil: defaults (heartbeat on, same-origin)
+	SendQueue      int                 // messages queued per client; 0 → 256
+	SlowConsumer   SlowConsumerPolicy
+	WriteTimeout   time.Duration // bound on one message write; 0 → 10s
+	MaxConnections int           // 0 → unlimited; beyond it upgrades get HTTP 503
+	ReadLimit      int64         // 0 → websocket default
+
+	// Authorize runs before the upgrade; a non-nil error rejects with HTTP
+	// 403 (or the status of an *HTTPError).
+	Authorize func(r *http.Request) error
+	// OnConnect runs on the client's read goroutine once it is registered,
+	// before the first read.
+	OnConnect func(c *Client)
+	// OnMessage runs on the client's read goroutine for every data message.
+	OnMessage func(c *Client, messageType int, data []byte)
+	// OnDisconnect runs once per client, after it left the registry and its
+	// channels and its goroutines ended, with the close code seen
+	// (websocket.CloseStatus style; 1006 if none) and the error that ended
+	// the read loop.
+	OnDisconnect func(c *Client, code int, err error)
+	Logger       *slog.Logger // nil: discard
+}
+
+// HTTPError is returned by Config.Authorize to choose the HTTP status of the
+// rejection.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string {
+	if e.Message != "" {
+		return "hub: " + e.Message
+	}
+	return "hub: " + http.StatusText(e.Status)
+}
+
+// Hub is a registry of WebSocket clients with channels, fan-out and
+// graceful shutdown. Its methods are safe for concurrent use.
+type Hub struct {
+	cfg      Config // immutable after New
+	upgrader *websocket.Upgrader
+	log      *slog.Logger
+
+	nextID  atomic.Uint64
+	clients [numShards]clientShard
+	chans   [numShards]channelShard
+
+	// slots counts upgrades in progress plus open clients, for MaxConnections.
+	slots atomic.Int64
+
+	mu       sync.Mutex // guards the fields below
+	draining bool
+	inflight int           // ServeHTTP calls past the draining check
+	idle     chan struct{} // closed when draining and inflight reaches 0
+
+	drainFlag atomic.Bool // mirrors draining for lock-free reads
+	dropping  atomic.Bool // Shutdown's deadline passed: drop, no handshake
+
+	stats counters
+}
+
+// New returns a Hub configured by cfg.
+func New(cfg Config) *Hub {
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = defaultSendQueue
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	h := &Hub{cfg: cfg, upgrader: cfg.Upgrader, log: cfg.Logger, idle: make(chan struct{})}
+	if h.upgrader == nil {
+		h.upgrader = &websocket.Upgrader{}
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for i := range h.clients {
+		h.clients[i].m = make(map[uint64]*Client)
+	}
+	for i := range h.chans {
+		h.chans[i].m = make(map[string]map[*Client]struct{})
+	}
+	h.stats.closeCodes = make(map[int]uint64)
+	return h
+}
+
+// ServeHTTP upgrades the request, registers the client, runs its read loop
+// on the calling goroutine and unregisters it when the connection ends.
+// Rejections are answered with HTTP errors: 503 while draining or beyond
+// MaxConnections, 403 (or an *HTTPError's status) when Authorize refuses.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.enter() {
+		h.stats.rejectDraining.Add(1)
+		reject(w, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	defer h.leave()
+
+	if max := h.cfg.MaxConnections; max > 0 {
+		if h.slots.Add(1) > int64(max) {
+			h.slots.Add(-1)
+			h.stats.rejectMax.Add(1)
+			reject(w, http.StatusServiceUnavailable, "too many connections")
+			return
+		}
+	} else {
+		h.slots.Add(1)
+	}
+	defer h.slots.Add(-1)
+
+	if h.cfg.Authorize != nil {
+		if err := h.cfg.Authorize(r); err != nil {
+			h.stats.rejectAuth.Add(1)
+			status, msg := http.StatusForbidden, http.StatusText(http.StatusForbidden)
+			var he *HTTPError
+			if errors.As(err, &he) && he.Status != 0 {
+				status = he.Status
+				msg = http.StatusText(status)
+				if he.Message != "" {
+					msg = he.Message
+				}
+			}
+			h.log.Debug("hub: upgrade not authorized", "remote", r.RemoteAddr, "err", err)
+			reject(w, status, msg)
+			return
+		}
+	}
+
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has answered with an HTTP error already.
+		h.stats.rejectHandshake.Add(1)
+		h.log.Debug("hub: handshake failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if h.cfg.ReadLimit != 0 {
+		conn.SetReadLimit(h.cfg.ReadLimit)
+	}
+	c := newClient(h, h.nextID.Add(1), r, conn)
+	h.run(c)
+}
+
+func reject(w http.ResponseWriter, status int, msg string) {
+	http.Error(w, msg, status)
+}
+
+// enter admits a ServeHTTP call unless the hub is draining.
+func (h *Hub) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining {
+		return false
+	}
+	h.inflight++
+	return true
+}
+
+func (h *Hub) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inflight--
+	if h.draining && h.inflight == 0 {
+		close(h.idle)
+	}
+}
+
+// run serves one client from registration to OnDisconnect.
+func (h *Hub) run(c *Client) {
+	go c.writeLoop()
+	h.register(c)
+	h.stats.connected.Add(1)
+	h.log.Debug("hub: client connected", "id", c.id, "remote", c.req.RemoteAddr)
+	// A client registered after Shutdown looked at the registry must still
+	// be told to go away.
+	if h.dropping.Load() {
+		c.conn.CloseNow()
+	} else if h.drainFlag.Load() {
+		c.Close(websocket.CloseGoingAway, goingAwayReason)
+	}
+	if h.cfg.OnConnect != nil {
+		h.cfg.OnConnect(c)
+	}
+	var readErr error
+	for {
+		mt, data, err := c.conn.ReadMessage()
+		if err != nil {
+			readErr = err
+			break
+		}
+		h.stats.messagesIn.Add(1)
+		h.stats.bytesIn.Add(uint64(len(data)))
+		if h.cfg.OnMessage != nil {
+			h.cfg.OnMessage(c, mt, data)
+		}
+	}
+	c.finish()
+	h.unregister(c)
+	c.unsubscribeAll()
+	// Completes the closing handshake if the read loop ended otherwise;
+	// bounded by the connection's close timeout.
+	c.conn.Close()
+	<-c.writerDone
+
+	code := websocket.CloseStatus(readErr)
+	if code < 0 {
+		code = websocket.CloseAbnormalClosure
+	}
+	err := readErr
+	if c.slow.Load() {
+		err = errors.Join(ErrSlowConsumer, readErr)
+	}
+	h.stats.disconnected.Add(1)
+	h.stats.addCloseCode(code)
+	h.log.Debug("hub: client disconnected", "id", c.id, "code", code, "err", err)
+	if h.cfg.OnDisconnect != nil {
+		h.cfg.OnDisconnect(c, code, err)
+	}
+	close(c.done)
+}
+
+// Len returns the number of open clients.
+func (h *Hub) Len() int {
+	n := 0
+	for i := range h.clients {
+		s := &h.clients[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Draining reports whether Shutdown has been called.
+func (h *Hub) Draining() bool { return h.drainFlag.Load() }
+
+// Shutdown stops new upgrades (HTTP 503), sends 1001 Going Away to every
+// client after what is already queued for it, and waits for the closing
+// handshakes, which run in parallel, until ctx is done. Clients still open
+// then are dropped without a handshake, and Shutdown returns ctx.Err()
+// once their goroutines have ended. When Shutdown returns, no goroutine of
+// the hub is left. It is safe to call more than once.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.draining {
+		h.draining = true
+		h.drainFlag.Store(true)
+		if h.inflight == 0 {
+			close(h.idle)
+		}
+	}
+	h.mu.Unlock()
+
+	h.each(func(c *Client) { c.Close(websocket.CloseGoingAway, goingAwayReason) })
+	select {
+	case <-h.idle:
+		return nil
+	case <-ctx.Done():
+	}
+	h.dropping.Store(true)
+	n := 0
+	h.each(func(c *Client) { n++; c.conn.CloseNow() })
+	h.log.Warn("hub: shutdown deadline reached, dropping clients", "clients", n)
+	// Dropped connections fail their reads and writes at once.
+	<-h.idle
+	return ctx.Err()
+}
+
+// RegisterOnShutdown makes srv.Shutdown call h.Shutdown, bounded by
+// timeout. http.Server.Shutdown does not track hijacked connections, so
+// without this the WebSocket clients would be left open.
+func (h *Hub) RegisterOnShutdown(srv *http.Server, timeout time.Duration) {
+	srv.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			h.log.Warn("hub: shutdown", "err", err)
+		}
+	})
+}
