@@ -52,6 +52,14 @@ func (c *Conn) nextMessage() error {
 	if c.readErr != nil {
 		return c.readErr
 	}
+	if c.msgType == 0 && c.rd.r == c.rd.w {
+		// Wait for the peer here, high in the call stack: an idle
+		// connection's goroutine then parks with a stack shallow enough
+		// for the runtime to shrink it to the minimum.
+		if err := c.rd.fill(); err != nil {
+			return c.netReadError(err)
+		}
+	}
 	if c.msgType != 0 {
 		if err := c.skipMessage(); err != nil {
 			return err

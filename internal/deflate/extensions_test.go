@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func flag(name string) Param       { return Param{Name: name} }
+func flag(name string) Param      { return Param{Name: name} }
 func kv(name, value string) Param { return Param{Name: name, Value: value, HasValue: true} }
 
 func TestParseExtensions(t *testing.T) {
