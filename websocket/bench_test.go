@@ -1,11 +1,13 @@
 package websocket
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/latchws/latch/internal/deflate"
 	"github.com/latchws/latch/internal/frame"
 	"github.com/latchws/latch/internal/mask"
 )
@@ -15,6 +17,7 @@ import (
 type loopConn struct {
 	frame []byte
 	off   int
+	sink  io.Writer // where writes go; nil: discarded
 }
 
 func (c *loopConn) Read(p []byte) (int, error) {
@@ -26,7 +29,12 @@ func (c *loopConn) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-func (c *loopConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *loopConn) Write(p []byte) (int, error) {
+	if c.sink != nil {
+		return c.sink.Write(p)
+	}
+	return len(p), nil
+}
 func (c *loopConn) Close() error                     { return nil }
 func (c *loopConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 func (c *loopConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
@@ -151,3 +159,54 @@ func BenchmarkWritePreparedMessage(b *testing.B) {
 		}
 	}
 }
+
+// benchJSON is a 1 KiB JSON message, compressible like real traffic.
+var benchJSON = func() []byte {
+	var b []byte
+	for i := 0; len(b) < 1024; i++ {
+		b = append(b, fmt.Sprintf(`{"user":"user%d","text":"message number %d in the room","ts":%d},`, i%7, i, 1700000000+i)...)
+	}
+	return b[:1024]
+}()
+
+func BenchmarkWriteMessageCompressed(b *testing.B) {
+	for _, takeover := range []bool{false, true} {
+		b.Run(fmt.Sprintf("takeover=%v", takeover), func(b *testing.B) {
+			var wire countWriter
+			c := newConn(&loopConn{frame: []byte{0}, sink: &wire}, connConfig{isServer: true, compression: &compressionConfig{
+				params: deflate.Params{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover},
+			}})
+			b.SetBytes(int64(len(benchJSON)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.WriteMessage(TextMessage, benchJSON); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(wire.n)/float64(b.N), "wireB/op")
+		})
+	}
+}
+
+func BenchmarkReadMessageCompressed(b *testing.B) {
+	payload := deflateBytes(defaultCompressionLevel, benchJSON)
+	h := frame.Header{Fin: true, Rsv1: true, Opcode: frame.OpText, Masked: true, Key: [4]byte{1, 2, 3, 4}, Length: int64(len(payload))}
+	fr := make([]byte, h.Size()+len(payload))
+	n := frame.Put(fr, &h)
+	copy(fr[n:], payload)
+	mask.Apply(h.Key, 0, fr[n:])
+	c := newConn(&loopConn{frame: fr}, connConfig{isServer: true, compression: &compressionConfig{
+		params: deflate.Params{ServerNoContextTakeover: true, ClientNoContextTakeover: true},
+	}})
+	b.SetBytes(int64(len(benchJSON)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := c.ReadMessage(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }

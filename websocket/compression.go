@@ -1,8 +1,8 @@
 package websocket
 
 import (
-	"compress/flate"
 	"errors"
+	"github.com/klauspost/compress/flate"
 	"io"
 	"sync"
 
@@ -115,7 +115,8 @@ var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff
 // wrapper (which would allocate at every Reset).
 type inflateSource struct {
 	c    *Conn
-	tail int // tail bytes served; -1 while frames remain
+	tail int     // tail bytes served; -1 while frames remain
+	one  [1]byte // ReadByte's buffer: a local would escape to the heap
 }
 
 func (s *inflateSource) Read(p []byte) (int, error) {
@@ -154,11 +155,10 @@ func (s *inflateSource) ReadByte() (byte, error) {
 			return v, nil
 		}
 	}
-	var one [1]byte
 	for {
-		n, err := s.Read(one[:])
+		n, err := s.Read(s.one[:])
 		if n == 1 {
-			return one[0], nil
+			return s.one[0], nil
 		}
 		if err != nil {
 			return 0, err

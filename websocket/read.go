@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/latchws/latch/internal/frame"
 	"github.com/latchws/latch/internal/mask"
@@ -391,13 +392,34 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 			}
 		}
 	}
-	p = make([]byte, 0, min(max(512, c.frameLeft), maxPrealloc))
+	if c.msgCompressed {
+		// The inflated size is unknown: inflate into a pooled buffer and
+		// return one allocation of the exact size.
+		bp := inflateBufs.Get().(*[]byte)
+		buf, err := c.readRest((*bp)[:0])
+		if err == nil {
+			p = append([]byte(nil), buf...)
+		}
+		if cap(buf) <= 1<<20 {
+			*bp = buf[:0]
+			inflateBufs.Put(bp)
+		}
+		return messageType, p, err
+	}
+	p, err = c.readRest(make([]byte, 0, min(max(512, c.frameLeft), maxPrealloc)))
+	return messageType, p, err
+}
+
+var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readRest appends the rest of the current message to p. It grows p but
+// never past one byte over the read limit, so a compressed message cannot
+// make it allocate more than the limit allows.
+func (c *Conn) readRest(p []byte) ([]byte, error) {
 	limit := c.readLimit.Load()
 	for {
 		if len(p) == cap(p) {
-			// Grow, but never past one byte over the limit: a compressed
-			// message cannot make us allocate more than the limit allows.
-			newCap := 2 * cap(p)
+			newCap := 2*cap(p) + 512
 			if limit > 0 && int64(newCap) > limit+1 {
 				newCap = int(max(limit+1, int64(cap(p))+1))
 			}
@@ -408,10 +430,10 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		n, err := c.readPayload(p[len(p):cap(p)])
 		p = p[:len(p)+n]
 		if err == io.EOF {
-			return messageType, p, nil
+			return p, nil
 		}
 		if err != nil {
-			return messageType, nil, err
+			return nil, err
 		}
 	}
 }
