@@ -1,5 +1,27 @@
-// Package server holds the building blocks of the latch application: the
-// HTTP handlers that cmd/latch wires to routes.
+// Package server is the latch application: [New] builds a [Server] whose
+// handler serves
+//
+//	/ws       the latch pub/sub protocol (docs/protocol.md) on a hub.Hub
+//	/echo     an echo service ([NewEchoHandler])
+//	/         the demo page (package server/web)
+//	/metrics  Prometheus metrics from a private registry
+//	/healthz  200 while the process runs
+//	/readyz   200 while serving, 503 once [Server.Shutdown] began
+//
+// # Pub/sub
+//
+// The protocol runs in the hub's callbacks: each text message is one JSON
+// request, answered in order on the client's send queue. A publication is
+// encoded once, as {"type":"message","channel":...,"data":...} with the
+// data forwarded byte for byte, and fanned out with hub.Hub.Publish; the
+// publisher's ack is queued only after Publish returned, so an ack means
+// the message is queued for every subscriber of that moment.
+//
+// # Shutdown
+//
+// [Server.Shutdown] turns /readyz to 503, refuses new upgrades with 503,
+// sends close 1001 to every client after what is already queued for it,
+// waits for the closing handshakes, then shuts the HTTP server down.
 //
 // # Echo
 //

@@ -3,20 +3,37 @@
 // Usage:
 //
 //	latch [serve] [flags]
+//	latch connect [flags] URL
 //	latch help
 //
 // With no arguments it serves on :8080. Routes:
 //
-//	/echo    echoes every WebSocket message back (text or binary)
+//	/ws       the latch pub/sub protocol (docs/protocol.md)
+//	/echo     echoes every WebSocket message back (text or binary)
+//	/         the demo page
+//	/metrics  Prometheus metrics
+//	/healthz  200 while the process runs
+//	/readyz   200 while serving, 503 while shutting down
 //
-// Flags of serve:
+// Flags of serve, each also read from an environment variable (a flag given
+// on the command line wins over the variable):
 //
-//	-addr ADDR                listen address (default ":8080"; port 0 picks a free port)
-//	-max-message-size BYTES   largest message accepted; larger ones close with 1009
-//	-log-level LEVEL          debug, info, warn or error (default info)
-//	-log-format FORMAT        text or json (default text)
+//	-addr ADDR                  LATCH_ADDR: listen address (default ":8080"; port 0 picks a free port)
+//	-tls-cert FILE              LATCH_TLS_CERT: TLS certificate (PEM); with -tls-key, serve HTTPS and wss://
+//	-tls-key FILE               LATCH_TLS_KEY: TLS private key (PEM)
+//	-allowed-origins LIST       LATCH_ALLOWED_ORIGINS: comma-separated origins accepted besides the server's own
+//	-max-connections N          LATCH_MAX_CONNECTIONS: most open WebSocket clients, more get 503 (0: unlimited)
+//	-max-message-size BYTES     LATCH_MAX_MESSAGE_SIZE: largest message accepted; larger ones close with 1009
+//	-max-channels N             LATCH_MAX_CHANNELS: most channels per connection (default 100)
+//	-send-queue N               LATCH_SEND_QUEUE: messages queued per client; a full queue closes it with 1008 (default 256)
+//	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; 0: off)
+//	-shutdown-timeout D         LATCH_SHUTDOWN_TIMEOUT: how long shutdown waits for clients (default 5s)
+//	-log-level LEVEL            LATCH_LOG_LEVEL: debug, info, warn or error (default info)
+//	-log-format FORMAT          LATCH_LOG_FORMAT: text or json (default text)
 //
-// Once listening it prints one line, "latch: listening on http://ADDR",
-// with the address actually bound. SIGINT or SIGTERM stops it: the HTTP
-// server shuts down within 5 seconds and latch exits with status 0.
+// Once listening it prints one line, "latch: listening on http://ADDR"
+// (https with TLS), with the address actually bound. SIGINT or SIGTERM
+// stops it gracefully: /readyz turns 503, new upgrades are refused, every
+// /ws client gets close 1001 (Going Away) with a full closing handshake,
+// and latch exits with status 0 within the shutdown timeout.
 package main

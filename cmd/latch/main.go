@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,38 +14,45 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latchws/latch/internal/connect"
 	"github.com/latchws/latch/server"
 )
 
-const (
-	defaultAddr       = ":8080"
-	shutdownTimeout   = 5 * time.Second
-	readHeaderTimeout = 10 * time.Second
-)
+const defaultAddr = server.DefaultAddr
 
 const usage = `Usage:
   latch [serve] [flags]   run the server (the default command)
+  latch connect [flags] URL
+                          open a WebSocket connection from the terminal
   latch help              print this help
 
 Routes:
-  /echo   echoes every WebSocket message back
+  /ws       the latch pub/sub protocol (docs/protocol.md)
+  /echo     echoes every WebSocket message back
+  /         the demo page
+  /metrics  Prometheus metrics
+  /healthz  200 while the process runs
+  /readyz   200 while serving, 503 while shutting down
 
-Flags of serve:
+Flags of serve (each also read from the environment variable shown; a flag
+wins over the variable):
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run executes the command line args and returns the exit status; ctx is
 // cancelled by SIGINT or SIGTERM.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "serve":
 			args = args[1:]
+		case "connect":
+			return connect.Run(ctx, args[1:], stdin, stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			printUsage(stdout)
 			return 0
@@ -62,70 +68,171 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 type serveConfig struct {
-	addr      string
-	maxMsg    int64
-	logLevel  string
-	logFormat string
+	addr              string
+	tlsCert, tlsKey   string
+	allowedOrigins    string // comma-separated
+	maxConns          int
+	maxMsg            int64
+	maxChannels       int
+	sendQueue         int
+	heartbeatInterval time.Duration
+	shutdownTimeout   time.Duration
+	logLevel          string
+	logFormat         string
 }
 
 func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("latch serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen `address`; port 0 picks a free port")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and wss://")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated browser `origins` accepted besides the server's own, e.g. \"example.com,*.example.com,localhost:*\"")
+	fs.IntVar(&cfg.maxConns, "max-connections", 0, "most open WebSocket `clients`; more get HTTP 503 (0: unlimited)")
 	fs.Int64Var(&cfg.maxMsg, "max-message-size", server.DefaultMaxMessageSize, "largest message accepted, in `bytes`; larger ones close with 1009")
+	fs.IntVar(&cfg.maxChannels, "max-channels", server.DefaultMaxChannels, "most channels one connection may subscribe to")
+	fs.IntVar(&cfg.sendQueue, "send-queue", server.DefaultSendQueue, "`messages` queued per client; a client with a full queue is closed with 1008")
+	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 30*time.Second, "ping a client silent this `long`, drop it if it does not answer (0: off)")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGINT or SIGTERM, wait this `long` for clients to close")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	return fs
 }
 
+// envName is the environment variable of a flag: -max-connections is
+// LATCH_MAX_CONNECTIONS.
+func envName(flagName string) string {
+	return "LATCH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag whose variable is set in the environment, before
+// the command line is parsed so that flags win.
+func applyEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		name := envName(f.Name)
+		if v, ok := getenv(name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("invalid value %q for %s: %v", v, name, e)
+			}
+		}
+	})
+	return err
+}
+
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, usage)
 	fs := newFlagSet(&serveConfig{})
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Usage += " [$" + envName(f.Name) + "]"
+	})
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// parseServe parses the environment and args into cfg. It returns the exit
+// status to use when the command must stop here, and -1 otherwise.
+func parseServe(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) (server.Config, int) {
 	var cfg serveConfig
 	fs := newFlagSet(&cfg)
 	fs.SetOutput(io.Discard) // errors are reported below, with the full usage
+	if err := applyEnv(fs, getenv); err != nil {
+		fmt.Fprintf(stderr, "latch: %v\n", err)
+		return server.Config{}, 2
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout)
-			return 0
+			return server.Config{}, 0
 		}
 		fmt.Fprintf(stderr, "latch: %v\n\n", err)
 		printUsage(stderr)
-		return 2
+		return server.Config{}, 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "latch: unexpected argument %q\n\n", fs.Arg(0))
 		printUsage(stderr)
-		return 2
+		return server.Config{}, 2
 	}
-	if cfg.maxMsg <= 0 {
-		fmt.Fprintf(stderr, "latch: -max-message-size must be positive, got %d\n", cfg.maxMsg)
-		return 2
+	bad := func(format string, a ...any) (server.Config, int) {
+		fmt.Fprintf(stderr, "latch: "+format+"\n", a...)
+		return server.Config{}, 2
 	}
-	logger, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	switch {
+	case cfg.maxMsg <= 0:
+		return bad("-max-message-size must be positive, got %d", cfg.maxMsg)
+	case cfg.maxConns < 0:
+		return bad("-max-connections must not be negative, got %d", cfg.maxConns)
+	case cfg.maxChannels <= 0:
+		return bad("-max-channels must be positive, got %d", cfg.maxChannels)
+	case cfg.sendQueue <= 0:
+		return bad("-send-queue must be positive, got %d", cfg.sendQueue)
+	case cfg.heartbeatInterval < 0:
+		return bad("-heartbeat-interval must not be negative, got %v", cfg.heartbeatInterval)
+	case cfg.shutdownTimeout <= 0:
+		return bad("-shutdown-timeout must be positive, got %v", cfg.shutdownTimeout)
+	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
+		return bad("-tls-cert and -tls-key go together")
+	}
+	if _, err := server.NewLogger(io.Discard, cfg.logLevel, cfg.logFormat); err != nil {
+		return bad("%v", err)
+	}
+	heartbeat := cfg.heartbeatInterval
+	if heartbeat == 0 {
+		heartbeat = -1 // flag 0 means off; server.Config 0 means default
+	}
+	return server.Config{
+		Addr:              cfg.addr,
+		TLSCertFile:       cfg.tlsCert,
+		TLSKeyFile:        cfg.tlsKey,
+		AllowedOrigins:    splitList(cfg.allowedOrigins),
+		MaxConnections:    cfg.maxConns,
+		MaxMessageSize:    cfg.maxMsg,
+		MaxChannels:       cfg.maxChannels,
+		SendQueue:         cfg.sendQueue,
+		HeartbeatInterval: heartbeat,
+		ShutdownTimeout:   cfg.shutdownTimeout,
+		LogLevel:          cfg.logLevel,
+		LogFormat:         cfg.logFormat,
+	}, -1
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, status := parseServe(args, os.LookupEnv, stdout, stderr)
+	if status >= 0 {
+		return status
+	}
+	cfg.LogOutput = stderr
+	srv, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "latch: %v\n", err)
-		return 2
-	}
-
-	mux := http.NewServeMux()
-	mux.Handle("/echo", server.NewEchoHandler(nil, cfg.maxMsg, logger))
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		logger.Error("listen failed", "addr", cfg.addr, "err", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "latch: listening on http://%s\n", ln.Addr())
+	logger := srv.Logger()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		logger.Error("listen failed", "addr", cfg.Addr, "err", err)
+		return 1
+	}
+	scheme := "http"
+	if srv.TLS() {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "latch: listening on %s://%s\n", scheme, ln.Addr())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -137,38 +244,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-ctx.Done():
 	}
 
-	logger.Info("shutting down", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// Shutdown does not wait for hijacked (WebSocket) connections; they end
-	// when the process exits.
 	if err := srv.Shutdown(sctx); err != nil {
+		// Clients that did not finish the closing handshake in time were
+		// dropped; the shutdown itself is complete.
 		logger.Warn("shutdown incomplete", "err", err)
 	}
-	<-serveErr // http.ErrServerClosed once Shutdown has begun
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("server failed", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
 	return 0
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil || !validLevel(level) {
-		return nil, fmt.Errorf("-log-level must be debug, info, warn or error, got %q", level)
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("-log-format must be text or json, got %q", format)
-}
-
-// validLevel rejects the offsets ("info+2") slog would also accept.
-func validLevel(s string) bool {
-	switch strings.ToLower(s) {
-	case "debug", "info", "warn", "error":
-		return true
-	}
-	return false
 }

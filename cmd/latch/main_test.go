@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,7 +61,14 @@ type proc struct {
 // line, with the address it bound.
 func startLatch(t *testing.T, bin string, args ...string) (*proc, string) {
 	t.Helper()
+	return startLatchEnv(t, bin, nil, args...)
+}
+
+// startLatchEnv is startLatch with extra environment variables.
+func startLatchEnv(t *testing.T, bin string, env []string, args ...string) (*proc, string) {
+	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -169,7 +179,7 @@ func TestLatchBinary(t *testing.T) {
 			t.Fatalf("close code %d (%v), want 1009", code, err)
 		}
 
-		// Other routes come later; today only /echo exists.
+		// Paths that are neither routes nor files of the demo page.
 		status, err := httpGet(ctx, "http://"+addr+"/nope")
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +218,13 @@ func TestLatchBinary(t *testing.T) {
 	})
 
 	t.Run("sigint", func(t *testing.T) {
-		p, _ := startLatch(t, bin, "-addr", "127.0.0.1:0")
+		// The address comes from the environment alone.
+		p, addr := startLatchEnv(t, bin, []string{"LATCH_ADDR=127.0.0.1:0"})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if status, err := httpGet(ctx, "http://"+addr+"/readyz"); err != nil || status != http.StatusOK {
+			t.Fatalf("GET /readyz = %d, %v; want 200", status, err)
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +239,8 @@ func TestLatchBinary(t *testing.T) {
 			if err != nil {
 				t.Fatalf("latch %v: %v", args, err)
 			}
-			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-log-level", "-log-format", "/echo"} {
+			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-log-level", "-log-format", "/echo",
+				"/ws", "/metrics", "/readyz", "-allowed-origins", "$LATCH_ALLOWED_ORIGINS", "-shutdown-timeout", "connect"} {
 				if !bytes.Contains(out, []byte(want)) {
 					t.Errorf("usage lacks %q:\n%s", want, out)
 				}
@@ -238,6 +255,10 @@ func TestLatchBinary(t *testing.T) {
 		{"serve", "-log-format", "xml"},
 		{"serve", "-max-message-size", "0"},
 		{"serve", "extra"},
+		{"serve", "-max-connections", "-1"},
+		{"serve", "-send-queue", "0"},
+		{"serve", "-tls-cert", "c.pem"},
+		{"serve", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"},
 	}
 	for _, args := range bad {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -246,8 +267,12 @@ func TestLatchBinary(t *testing.T) {
 			cmd.Stderr = &stderr
 			err := cmd.Run()
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("latch %v: %v, want exit status 2", args, err)
+			want := 2 // usage errors
+			if slices.Contains(args, "/nonexistent/c.pem") {
+				want = 1 // a run-time failure: the files cannot be read
+			}
+			if !errors.As(err, &ee) || ee.ExitCode() != want {
+				t.Fatalf("latch %v: %v, want exit status %d", args, err, want)
 			}
 			if !strings.HasPrefix(stderr.String(), "latch: ") {
 				t.Errorf("stderr = %q, want a \"latch: \" error", stderr.String())
@@ -284,6 +309,13 @@ func TestDefaults(t *testing.T) {
 	if cfg.addr != ":8080" || cfg.maxMsg != 16<<20 || cfg.logLevel != "info" || cfg.logFormat != "text" {
 		t.Errorf("defaults = %+v", cfg)
 	}
+	noEnv := func(string) (string, bool) { return "", false }
+	sc, status := parseServe(nil, noEnv, io.Discard, io.Discard)
+	if status != -1 || sc.Addr != ":8080" || sc.MaxConnections != 0 || sc.MaxChannels != 100 ||
+		sc.SendQueue != 256 || sc.HeartbeatInterval != 30*time.Second || sc.ShutdownTimeout != 5*time.Second ||
+		sc.AllowedOrigins != nil || sc.TLSCertFile != "" {
+		t.Errorf("server config by default = %+v", sc)
+	}
 }
 
 func httpGet(ctx context.Context, url string) (int, error) {
@@ -297,4 +329,47 @@ func httpGet(ctx context.Context, url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+func TestEnvironment(t *testing.T) {
+	env := map[string]string{
+		"LATCH_ADDR":               "127.0.0.1:9999",
+		"LATCH_ALLOWED_ORIGINS":    " a.example, *.b.example ,,",
+		"LATCH_MAX_CONNECTIONS":    "7",
+		"LATCH_MAX_MESSAGE_SIZE":   "4096",
+		"LATCH_MAX_CHANNELS":       "3",
+		"LATCH_SEND_QUEUE":         "9",
+		"LATCH_HEARTBEAT_INTERVAL": "0",
+		"LATCH_SHUTDOWN_TIMEOUT":   "2s",
+		"LATCH_LOG_LEVEL":          "debug",
+		"LATCH_LOG_FORMAT":         "json",
+		"LATCH_TLS_CERT":           "c.pem",
+		"LATCH_TLS_KEY":            "k.pem",
+	}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var stdout, stderr bytes.Buffer
+
+	cfg, status := parseServe(nil, getenv, &stdout, &stderr)
+	if status != -1 {
+		t.Fatalf("status %d, stderr %q", status, stderr.String())
+	}
+	if cfg.Addr != "127.0.0.1:9999" || !slices.Equal(cfg.AllowedOrigins, []string{"a.example", "*.b.example"}) ||
+		cfg.MaxConnections != 7 || cfg.MaxMessageSize != 4096 || cfg.MaxChannels != 3 || cfg.SendQueue != 9 ||
+		cfg.HeartbeatInterval >= 0 || cfg.ShutdownTimeout != 2*time.Second || cfg.LogLevel != "debug" ||
+		cfg.LogFormat != "json" || cfg.TLSCertFile != "c.pem" || cfg.TLSKeyFile != "k.pem" {
+		t.Errorf("config from the environment = %+v", cfg)
+	}
+
+	// A flag wins over its variable.
+	cfg, status = parseServe([]string{"-addr", "127.0.0.1:1", "-max-connections", "0", "-heartbeat-interval", "5s"}, getenv, &stdout, &stderr)
+	if status != -1 || cfg.Addr != "127.0.0.1:1" || cfg.MaxConnections != 0 || cfg.HeartbeatInterval != 5*time.Second {
+		t.Errorf("flags over environment: status %d, config %+v", status, cfg)
+	}
+
+	// A bad variable is a usage error naming it.
+	env["LATCH_MAX_CONNECTIONS"] = "many"
+	stderr.Reset()
+	if _, status := parseServe(nil, getenv, &stdout, &stderr); status != 2 || !strings.Contains(stderr.String(), "LATCH_MAX_CONNECTIONS") {
+		t.Errorf("bad variable: status %d, stderr %q", status, stderr.String())
+	}
 }

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults applied by [New] to zero fields of [Config].
+const (
+	DefaultAddr            = ":8080"
+	DefaultMaxChannels     = 100
+	DefaultSendQueue       = 256
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
+// Config configures a latch [Server]. The zero value serves on :8080 with
+// the defaults below.
+type Config struct {
+	// Addr is the TCP listen address; port 0 picks a free port.
+	Addr string
+
+	// TLSCertFile and TLSKeyFile, both set, serve HTTPS (and wss://).
+	TLSCertFile, TLSKeyFile string
+
+	// AllowedOrigins lists browser origins accepted besides the server's
+	// own, as websocket.Upgrader.OriginPatterns: "example.com",
+	// "*.example.com", "https://app.example.com", "localhost:*".
+	AllowedOrigins []string
+
+	// MaxConnections bounds open WebSocket clients; further upgrades get
+	// HTTP 503. 0 means unlimited.
+	MaxConnections int
+
+	// MaxMessageSize is the largest message accepted, in bytes; a larger
+	// one closes the connection with 1009. 0 means DefaultMaxMessageSize.
+	MaxMessageSize int64
+
+	// MaxChannels bounds subscriptions per connection; 0 means
+	// DefaultMaxChannels.
+	MaxChannels int
+
+	// SendQueue is the number of messages queued per client before the
+	// client counts as a slow consumer and is closed with 1008; 0 means
+	// DefaultSendQueue.
+	SendQueue int
+
+	// HeartbeatInterval is how long a connection may stay silent before it
+	// is pinged (and dropped if the ping goes unanswered); 0 means
+	// websocket.DefaultHeartbeatInterval, < 0 turns heartbeats off.
+	HeartbeatInterval time.Duration
+
+	// ShutdownTimeout bounds Shutdown when its context has no deadline,
+	// and is what cmd/latch gives it; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+
+	// LogLevel is debug, info, warn or error ("" means info); LogFormat is
+	// text or json ("" means text). Logs go to LogOutput, os.Stderr if nil.
+	LogLevel, LogFormat string
+	LogOutput           io.Writer
+}
+
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return c, errors.New("TLS needs both a certificate and a key file")
+	}
+	switch {
+	case c.MaxConnections < 0:
+		return c, fmt.Errorf("max connections must not be negative, got %d", c.MaxConnections)
+	case c.MaxMessageSize < 0:
+		return c, fmt.Errorf("max message size must not be negative, got %d", c.MaxMessageSize)
+	case c.MaxChannels < 0:
+		return c, fmt.Errorf("max channels must not be negative, got %d", c.MaxChannels)
+	case c.SendQueue < 0:
+		return c, fmt.Errorf("send queue must not be negative, got %d", c.SendQueue)
+	case c.ShutdownTimeout < 0:
+		return c, fmt.Errorf("shutdown timeout must not be negative, got %v", c.ShutdownTimeout)
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxChannels == 0 {
+		c.MaxChannels = DefaultMaxChannels
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = DefaultSendQueue
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	if c.LogOutput == nil {
+		c.LogOutput = os.Stderr
+	}
+	return c, nil
+}
+
+// NewLogger returns a slog logger writing to w at level (debug, info, warn
+// or error) in format (text or json).
+func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	// slog also accepts offsets such as "info+2"; the documented names only.
+	switch strings.ToLower(level) {
+	case "debug", "info", "warn", "error":
+		if err := lvl.UnmarshalText([]byte(level)); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("log level must be debug, info, warn or error, got %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format must be text or json, got %q", format)
+}

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/latchws/latch/hub"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is the server's private Prometheus registry. Connection and
+// message counters live in the hub and are read at scrape time (hubCollector);
+// the protocol's own counters and the fan-out histogram live here.
+type metrics struct {
+	registry    *prometheus.Registry
+	fanout      prometheus.Histogram
+	recipients  prometheus.Histogram
+	publishes   prometheus.Counter
+	protoErrors *prometheus.CounterVec
+}
+
+func newMetrics(h *hub.Hub) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "latch_fanout_duration_seconds",
+			Help: "Time to hand one published message to the queue of every subscriber.",
+			// Queueing is in-memory: microseconds, up to ~10 ms under load.
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+		recipients: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "latch_fanout_recipients",
+			Help:    "Number of subscribers each published message was queued for.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		publishes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_publishes_total",
+			Help: "Publish requests fanned out.",
+		}),
+		protoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_protocol_errors_total",
+			Help: "Error messages sent to clients, by error code.",
+		}, []string{"code"}),
+	}
+	for _, code := range errorCodes {
+		m.protoErrors.WithLabelValues(code) // export zeros
+	}
+	m.registry.MustRegister(
+		m.fanout, m.recipients, m.publishes, m.protoErrors,
+		&hubCollector{hub: h},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) observePublish(d time.Duration, recipients int) {
+	m.publishes.Inc()
+	m.fanout.Observe(d.Seconds())
+	m.recipients.Observe(float64(recipients))
+}
+
+func (m *metrics) protocolError(code string) {
+	m.protoErrors.WithLabelValues(code).Inc()
+}
+
+// Rejection reasons the hub reports; listed so they show as zero before
+// the first rejection.
+var rejectReasons = []string{"max_connections", "draining", "unauthorized", "handshake"}
+
+var (
+	descConnections = prometheus.NewDesc("latch_connections",
+		"Open WebSocket connections.", nil, nil)
+	descConnected = prometheus.NewDesc("latch_connections_accepted_total",
+		"WebSocket connections accepted.", nil, nil)
+	descDisconnected = prometheus.NewDesc("latch_connections_ended_total",
+		"WebSocket connections ended.", nil, nil)
+	descRejected = prometheus.NewDesc("latch_upgrades_rejected_total",
+		"WebSocket upgrades refused, by reason.", []string{"reason"}, nil)
+	descMessagesIn = prometheus.NewDesc("latch_messages_received_total",
+		"Data messages received from clients.", nil, nil)
+	descBytesIn = prometheus.NewDesc("latch_received_bytes_total",
+		"Payload bytes of data messages received from clients.", nil, nil)
+	descMessagesOut = prometheus.NewDesc("latch_messages_sent_total",
+		"Data messages written to clients.", nil, nil)
+	descBytesOut = prometheus.NewDesc("latch_sent_bytes_total",
+		"Payload bytes of data messages written to clients.", nil, nil)
+	descDropped = prometheus.NewDesc("latch_queue_dropped_total",
+		"Messages dropped from full send queues.", nil, nil)
+	descSlow = prometheus.NewDesc("latch_slow_consumer_disconnects_total",
+		"Clients closed with 1008 because they did not keep up (full queue or a write timeout).", nil, nil)
+	descDiscarded = prometheus.NewDesc("latch_queue_discarded_total",
+		"Messages still queued for a client when it ended.", nil, nil)
+	descCloseCodes = prometheus.NewDesc("latch_close_codes_total",
+		"Connections ended, by the close code seen (1006: none).", []string{"code"}, nil)
+)
+
+// hubCollector exports hub.Stats at scrape time, so the hub needs no
+// dependency on Prometheus and the counters are never double-kept.
+type hubCollector struct{ hub *hub.Hub }
+
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnections, descConnected, descDisconnected, descRejected,
+		descMessagesIn, descBytesIn, descMessagesOut, descBytesOut, descDropped, descSlow, descDiscarded, descCloseCodes} {
+		ch <- d
+	}
+}
+
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.hub.Stats()
+	gauge := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descConnections, s.Connections)
+	counter(descConnected, s.Connected)
+	counter(descDisconnected, s.Disconnected)
+	for _, r := range rejectReasons {
+		counter(descRejected, s.Rejected[r], r)
+	}
+	for r, n := range s.Rejected {
+		if !knownReason(r) {
+			counter(descRejected, n, r)
+		}
+	}
+	counter(descMessagesIn, s.MessagesIn)
+	counter(descBytesIn, s.BytesIn)
+	counter(descMessagesOut, s.MessagesOut)
+	counter(descBytesOut, s.BytesOut)
+	counter(descDropped, s.Dropped)
+	counter(descSlow, s.SlowDisconnects)
+	counter(descDiscarded, s.Discarded)
+	for code, n := range s.CloseCodes {
+		counter(descCloseCodes, n, strconv.Itoa(code))
+	}
+}
+
+func knownReason(r string) bool {
+	for _, k := range rejectReasons {
+		if r == k {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/latchws/latch/hub"
+	"github.com/latchws/latch/websocket"
+)
+
+// Abuse limit: a client that makes abuseErrors protocol errors within
+// abuseWindow is closed with 1008 (RFC 6455 §7.4.1, policy violation).
+const (
+	abuseErrors = 10
+	abuseWindow = 10 * time.Second
+)
+
+// pubsub implements the latch protocol on top of a hub. Its methods are
+// the hub's callbacks.
+type pubsub struct {
+	hub         *hub.Hub    // set once after hub.New, before serving
+	draining    func() bool // true once the server shuts down
+	maxChannels int
+	metrics     *metrics
+	logger      *slog.Logger
+
+	sessions sync.Map // *hub.Client → *session
+}
+
+// session is the protocol state of one client. It is used only from the
+// client's read goroutine (OnMessage), so it needs no lock.
+type session struct {
+	channels map[string]struct{}
+	errs     [abuseErrors]time.Time // ring of the latest error times
+	nerrs    int                    // errors so far
+	closed   bool                   // closed for abuse; later messages are ignored
+}
+
+func (p *pubsub) onConnect(c *hub.Client) {
+	p.sessions.Store(c, &session{channels: make(map[string]struct{})})
+	// The welcome is queued before the read loop starts, so it is the
+	// first message the client gets.
+	_ = c.Send(websocket.TextMessage, encodeWelcome(c.ID()))
+	p.logger.Debug("client connected", "client", c.ID(), "remote", c.Request().RemoteAddr)
+}
+
+func (p *pubsub) onDisconnect(c *hub.Client, code int, err error) {
+	p.sessions.Delete(c)
+	p.logger.Debug("client disconnected", "client", c.ID(), "code", code, "err", err)
+}
+
+func (p *pubsub) onMessage(c *hub.Client, messageType int, data []byte) {
+	v, ok := p.sessions.Load(c)
+	if !ok {
+		return // disconnected meanwhile
+	}
+	s := v.(*session)
+	if s.closed {
+		return
+	}
+	if messageType != websocket.TextMessage {
+		p.fail(c, s, nil, &protoError{codeBadRequest, "binary messages are not part of the protocol"})
+		return
+	}
+	req, perr := parseRequest(data)
+	if perr != nil {
+		p.fail(c, s, &req, perr)
+		return
+	}
+	switch req.op {
+	case "ping":
+		p.reply(c, encodeReply("pong", &req))
+	case "subscribe":
+		p.subscribe(c, s, &req)
+	case "unsubscribe":
+		p.unsubscribe(c, s, &req)
+	case "publish":
+		p.publish(c, s, &req)
+	default:
+		p.fail(c, s, &req, &protoError{codeUnknownOp, "unknown op " + quoteOp(req.op)})
+	}
+}
+
+// channelOf checks req's channel field.
+func channelOf(req *request) (string, *protoError) {
+	if req.channel == nil {
+		return "", &protoError{codeBadRequest, "missing channel"}
+	}
+	if !validChannel(*req.channel) {
+		return "", &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . :"}
+	}
+	return *req.channel, nil
+}
+
+func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
+	ch, perr := channelOf(req)
+	if perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
+	if p.draining() {
+		p.fail(c, s, req, errShuttingDown)
+		return
+	}
+	if _, ok := s.channels[ch]; !ok {
+		if len(s.channels) >= p.maxChannels {
+			p.fail(c, s, req, &protoError{codeTooManyChannels, "subscribed to the maximum number of channels"})
+			return
+		}
+		if err := p.hub.Subscribe(c, ch); err != nil {
+			return // the client is gone: nobody to answer
+		}
+		s.channels[ch] = struct{}{}
+	}
+	// Subscribing again is not an error: the subscription exists.
+	p.reply(c, encodeReply("ack", req))
+}
+
+func (p *pubsub) unsubscribe(c *hub.Client, s *session, req *request) {
+	ch, perr := channelOf(req)
+	if perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
+	if _, ok := s.channels[ch]; !ok {
+		p.fail(c, s, req, &protoError{codeNotSubscribed, "not subscribed to " + ch})
+		return
+	}
+	p.hub.Unsubscribe(c, ch)
+	delete(s.channels, ch)
+	p.reply(c, encodeReply("ack", req))
+}
+
+func (p *pubsub) publish(c *hub.Client, s *session, req *request) {
+	ch, perr := channelOf(req)
+	if perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
+	if req.data == nil {
+		p.fail(c, s, req, &protoError{codeBadRequest, "missing data"})
+		return
+	}
+	if p.draining() {
+		p.fail(c, s, req, errShuttingDown)
+		return
+	}
+	msg := encodeMessage(ch, req.data)
+	start := time.Now()
+	n := p.hub.Publish(ch, websocket.TextMessage, msg)
+	p.metrics.observePublish(time.Since(start), n)
+	// A shutdown that began during Publish may have closed subscribers
+	// before the message reached their queues (draining is set before any
+	// client is closed), so only a publish that ended before it is acked.
+	if p.draining() {
+		p.fail(c, s, req, errShuttingDown)
+		return
+	}
+	// Publish has queued the message for every subscriber (the publisher
+	// included) before returning, and this client's queue is FIFO, so a
+	// subscribed publisher sees its message before the ack.
+	p.reply(c, encodeReply("ack", req))
+}
+
+func (p *pubsub) reply(c *hub.Client, msg []byte) {
+	// A failed Send means the client is closing or was closed as a slow
+	// consumer; the hub counts that.
+	_ = c.Send(websocket.TextMessage, msg)
+}
+
+var errShuttingDown = &protoError{codeUnavailable, "server is shutting down"}
+
+// fail reports perr to the client and counts it towards the abuse limit,
+// unless the fault is the server's.
+func (p *pubsub) fail(c *hub.Client, s *session, req *request, perr *protoError) {
+	p.metrics.protocolError(perr.code)
+	p.reply(c, encodeError(req, perr))
+	if perr.code != codeUnavailable && s.recordError(time.Now()) {
+		s.closed = true
+		p.logger.Info("closing abusive client", "client", c.ID(), "remote", c.Request().RemoteAddr)
+		c.Close(websocket.ClosePolicyViolation, "too many protocol errors")
+	}
+}
+
+// quoteOp quotes an op name for an error message, cut to a sane length.
+func quoteOp(op string) string {
+	const maxLen = 64
+	if len(op) > maxLen {
+		op = op[:maxLen] + "..."
+	}
+	return `"` + op + `"`
+}
+
+// recordError counts an error at now and reports whether it makes
+// abuseErrors errors within abuseWindow.
+func (s *session) recordError(now time.Time) bool {
+	s.errs[s.nerrs%abuseErrors] = now
+	s.nerrs++
+	// The slot to be overwritten next holds the oldest of the last
+	// abuseErrors errors.
+	return s.nerrs >= abuseErrors && now.Sub(s.errs[s.nerrs%abuseErrors]) < abuseWindow
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/latchws/latch/hub"
+	"github.com/latchws/latch/server/web"
+	"github.com/latchws/latch/websocket"
+)
+
+const (
+	readHeaderTimeout = 10 * time.Second
+	handshakeTimeout  = 10 * time.Second
+)
+
+// Server is the latch application: the pub/sub protocol on /ws, an echo
+// service on /echo, the demo page on /, Prometheus metrics on /metrics and
+// health checks on /healthz and /readyz.
+type Server struct {
+	cfg      Config       // immutable after New
+	logger   *slog.Logger // immutable after New
+	hub      *hub.Hub
+	metrics  *metrics
+	handler  http.Handler
+	http     *http.Server
+	draining atomic.Bool // set by Shutdown; /readyz answers 503 from then on
+}
+
+// New returns a server configured by cfg, with defaults for its zero
+// fields. It loads the TLS key pair if one is configured; it does not
+// listen until [Server.Serve] or [Server.ListenAndServe].
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	logger, err := NewLogger(cfg.LogOutput, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, logger: logger}
+
+	ps := &pubsub{maxChannels: cfg.MaxChannels, logger: logger}
+	s.hub = hub.New(hub.Config{
+		Upgrader:       s.upgrader([]string{Subprotocol}),
+		SendQueue:      cfg.SendQueue,
+		SlowConsumer:   hub.Disconnect,
+		MaxConnections: cfg.MaxConnections,
+		ReadLimit:      cfg.MaxMessageSize,
+		OnConnect:      ps.onConnect,
+		OnMessage:      ps.onMessage,
+		OnDisconnect:   ps.onDisconnect,
+		Logger:         logger,
+	})
+	ps.hub = s.hub
+	ps.draining = func() bool { return s.draining.Load() || s.hub.Draining() }
+	s.metrics = newMetrics(s.hub)
+	ps.metrics = s.metrics
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", s.hub)
+	mux.Handle("/echo", s.refuseWhileDraining(NewEchoHandler(s.upgrader(nil), cfg.MaxMessageSize, logger)))
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		// The process runs and serves HTTP: that is all liveness means.
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			writeText(w, http.StatusServiceUnavailable, "draining\n")
+			return
+		}
+		writeText(w, http.StatusOK, "ready\n")
+	})
+	mux.Handle("/", http.FileServerFS(web.FS))
+	s.handler = mux
+
+	s.http = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: loading TLS key pair: %w", err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// upgrader returns an Upgrader with the configured origins and heartbeat.
+func (s *Server) upgrader(subprotocols []string) *websocket.Upgrader {
+	return &websocket.Upgrader{
+		HandshakeTimeout:  handshakeTimeout,
+		Subprotocols:      subprotocols,
+		OriginPatterns:    s.cfg.AllowedOrigins,
+		ReadLimit:         s.cfg.MaxMessageSize,
+		HeartbeatInterval: s.cfg.HeartbeatInterval,
+	}
+}
+
+func (s *Server) refuseWhileDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			writeText(w, http.StatusServiceUnavailable, "server is shutting down\n")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// Handler returns the server's routes, for tests or another http.Server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Hub returns the hub behind /ws.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Logger returns the logger built from the configuration.
+func (s *Server) Logger() *slog.Logger { return s.logger }
+
+// TLS reports whether the server serves HTTPS.
+func (s *Server) TLS() bool { return s.http.TLSConfig != nil }
+
+// ListenAndServe listens on the configured address and serves; see
+// [Server.Serve].
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln, over TLS if configured, until
+// [Server.Shutdown]; then it returns http.ErrServerClosed, like
+// http.Server.Serve.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.http.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.http.TLSConfig)
+	}
+	return s.http.Serve(ln)
+}
+
+// Shutdown stops the server gracefully: /readyz answers 503, new upgrades
+// are refused with 503, every WebSocket client on /ws gets close 1001
+// (Going Away) after what is already queued for it and the closing
+// handshakes are awaited, then the HTTP server shuts down. A ctx without a
+// deadline is bounded by Config.ShutdownTimeout. Clients still open when
+// the bound expires are dropped and the context's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	s.draining.Store(true)
+	s.logger.Info("draining", "clients", s.hub.Len())
+	herr := s.hub.Shutdown(ctx)
+	serr := s.http.Shutdown(ctx)
+	return errors.Join(herr, serr)
+}
