@@ -60,7 +60,13 @@ func TestChromium(t *testing.T) {
 
 	b := &browserPeer{ctx: ctx, r: newRouter()}
 	b.poll(t)
-	runMatrix(t, b, caps{noFragments: true, noPing: true}, ls, true)
+	pcaps := caps{noFragments: true, noPing: true}
+	runMatrix(t, b, pcaps, ls, true)
+	// The page's origin is ls's: the compression server admits it.
+	t.Run("deflate", func(t *testing.T) {
+		zs := newDeflateServer(t, strings.TrimPrefix(ls.srv.URL, "http://"))
+		runDeflate(t, b, pcaps, zs, chromiumDeflate, nil)
+	})
 }
 
 // browserPeer drives the page: connections start through Evaluate, and the

@@ -35,12 +35,19 @@ type goPeer struct {
 	srv    *httptest.Server
 	wg     sync.WaitGroup // connection goroutines
 	ctx    context.Context
-	dialFn func(ctx context.Context, url string, protocols []string, emit func(event)) error
+	dialFn func(ctx context.Context, url string, o dialOpts, emit func(event)) error
+}
+
+// dialOpts is how a Go peer dials: the subprotocols it offers and its
+// compression mode ("" = none; see the Deflate tests).
+type dialOpts struct {
+	protocols []string
+	deflate   string
 }
 
 func newGoPeer(t *testing.T,
 	serveFn func(ctx context.Context, w http.ResponseWriter, r *http.Request, emit func(event)),
-	dialFn func(ctx context.Context, url string, protocols []string, emit func(event)) error,
+	dialFn func(ctx context.Context, url string, o dialOpts, emit func(event)) error,
 ) *goPeer {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	p := &goPeer{r: newRouter(), ctx: ctx, dialFn: dialFn}
@@ -66,12 +73,16 @@ func (p *goPeer) emitter(t *testing.T, id string) func(event) {
 }
 
 func (p *goPeer) dial(t *testing.T, id, url string, protocols []string) *peerConn {
+	return p.connect(t, id, url, dialOpts{protocols: protocols})
+}
+
+func (p *goPeer) connect(t *testing.T, id, url string, o dialOpts) *peerConn {
 	pc := p.r.register(id)
 	emit := p.emitter(t, id)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if err := p.dialFn(p.ctx, url, protocols, emit); err != nil {
+		if err := p.dialFn(p.ctx, url, o, emit); err != nil {
 			emit(event{Event: "error", Error: err.Error()})
 		}
 	}()
@@ -106,29 +117,44 @@ func splitCommand(b []byte) (name, arg string, ok bool) {
 // frames: gorilla has no other way to send fragments.
 const gorillaBuf = 1024
 
+// gorilla compresses with EnableCompression when the URL has a ?deflate=
+// query (any value): gorilla knows only no context takeover.
 func gorillaServe(_ context.Context, w http.ResponseWriter, r *http.Request, emit func(event)) {
-	up := gorilla.Upgrader{Subprotocols: []string{"chat.v1"}, WriteBufferSize: gorillaBuf}
+	up := gorilla.Upgrader{
+		Subprotocols:      []string{"chat.v1"},
+		WriteBufferSize:   gorillaBuf,
+		EnableCompression: r.URL.Query().Get("deflate") != "",
+	}
 	c, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		emit(event{Event: "error", Error: err.Error()})
 		return
 	}
-	gorillaRun(c, emit)
+	// gorilla has no API for the response it sent.
+	gorillaRun(c, event{Offer: r.Header.Get("Sec-WebSocket-Extensions")}, emit)
 }
 
-func gorillaDial(ctx context.Context, url string, protocols []string, emit func(event)) error {
-	d := gorilla.Dialer{Subprotocols: protocols, WriteBufferSize: gorillaBuf, HandshakeTimeout: eventTimeout}
-	c, _, err := d.DialContext(ctx, url, nil)
+func gorillaDial(ctx context.Context, url string, o dialOpts, emit func(event)) error {
+	d := gorilla.Dialer{
+		Subprotocols:      o.protocols,
+		WriteBufferSize:   gorillaBuf,
+		HandshakeTimeout:  eventTimeout,
+		EnableCompression: o.deflate != "",
+	}
+	c, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		return err
 	}
-	gorillaRun(c, emit)
+	ext := resp.Header.Get("Sec-WebSocket-Extensions")
+	gorillaRun(c, event{Extensions: &ext}, emit)
 	return nil
 }
 
-func gorillaRun(c *gorilla.Conn, emit func(event)) {
+// gorillaRun runs the peer protocol; open carries what the handshake showed.
+func gorillaRun(c *gorilla.Conn, open event, emit func(event)) {
 	defer c.Close()
-	emit(event{Event: "open", Protocol: c.Subprotocol()})
+	open.Event, open.Protocol = "open", c.Subprotocol()
+	emit(open)
 	c.SetPongHandler(func(s string) error {
 		emit(event{Event: "pong", Data: s})
 		return c.WriteMessage(gorilla.TextMessage, []byte("pong "+s))
@@ -147,6 +173,7 @@ func gorillaRun(c *gorilla.Conn, emit func(event)) {
 			return
 		}
 		if name, arg, ok := splitCommand(b); ok && typ == gorilla.TextMessage {
+			// "frag big" is "frag" here: gorilla compresses every message.
 			if err := gorillaCommand(c, name, arg); err != nil {
 				emit(event{Event: "error", Error: err.Error()})
 				return
@@ -200,28 +227,48 @@ func gorillaCommand(c *gorilla.Conn, name, arg string) error {
 
 // --- coder -----------------------------------------------------------------
 
+// coderModes maps a ?deflate= query or dial mode to coder's compression.
+var coderModes = map[string]coder.CompressionMode{
+	"":           coder.CompressionDisabled,
+	"takeover":   coder.CompressionContextTakeover,
+	"notakeover": coder.CompressionNoContextTakeover,
+}
+
 func coderServe(ctx context.Context, w http.ResponseWriter, r *http.Request, emit func(event)) {
-	c, err := coder.Accept(w, r, &coder.AcceptOptions{Subprotocols: []string{"chat.v1"}})
+	mode, ok := coderModes[r.URL.Query().Get("deflate")]
+	if !ok {
+		emit(event{Event: "error", Error: "unknown deflate mode " + r.URL.RawQuery})
+		return
+	}
+	c, err := coder.Accept(w, r, &coder.AcceptOptions{Subprotocols: []string{"chat.v1"}, CompressionMode: mode})
 	if err != nil {
 		emit(event{Event: "error", Error: err.Error()})
 		return
 	}
-	coderRun(ctx, c, emit)
+	// coder has no API for the response it sent.
+	coderRun(ctx, c, event{Offer: r.Header.Get("Sec-WebSocket-Extensions")}, emit)
 }
 
-func coderDial(ctx context.Context, url string, protocols []string, emit func(event)) error {
-	c, _, err := coder.Dial(ctx, url, &coder.DialOptions{Subprotocols: protocols})
+func coderDial(ctx context.Context, url string, o dialOpts, emit func(event)) error {
+	mode, ok := coderModes[o.deflate]
+	if !ok {
+		return errors.New("unknown deflate mode " + o.deflate)
+	}
+	c, resp, err := coder.Dial(ctx, url, &coder.DialOptions{Subprotocols: o.protocols, CompressionMode: mode})
 	if err != nil {
 		return err
 	}
-	coderRun(ctx, c, emit)
+	ext := resp.Header.Get("Sec-WebSocket-Extensions")
+	coderRun(ctx, c, event{Extensions: &ext}, emit)
 	return nil
 }
 
-func coderRun(ctx context.Context, c *coder.Conn, emit func(event)) {
+// coderRun runs the peer protocol; open carries what the handshake showed.
+func coderRun(ctx context.Context, c *coder.Conn, open event, emit func(event)) {
 	defer c.CloseNow()
 	c.SetReadLimit(64 << 20)
-	emit(event{Event: "open", Protocol: c.Subprotocol()})
+	open.Event, open.Protocol = "open", c.Subprotocol()
+	emit(open)
 	var pingers sync.WaitGroup
 	defer pingers.Wait()
 	for range 100 {
@@ -241,7 +288,7 @@ func coderRun(ctx context.Context, c *coder.Conn, emit func(event)) {
 		if name, arg, ok := splitCommand(b); ok && typ == coder.MessageText {
 			switch name {
 			case "frag":
-				err = coderFragments(ctx, c)
+				err = coderFragments(ctx, c, arg == "big")
 			case "ping":
 				// Ping waits for the pong, which only this loop's Read
 				// delivers, so it runs beside the loop.
@@ -289,16 +336,22 @@ func coderRun(ctx context.Context, c *coder.Conn, emit func(event)) {
 	}
 }
 
-// coderFragments relies on coder's Writer sending each Write as a frame.
-func coderFragments(ctx context.Context, c *coder.Conn) error {
+// coderFragments relies on coder's Writer sending each Write as a frame
+// (uncompressed). coder compresses a Writer's message only when its first
+// Write reaches the compression threshold, hence big first fragments.
+func coderFragments(ctx context.Context, c *coder.Conn, big bool) error {
 	ctx, cancel := context.WithTimeout(ctx, eventTimeout)
 	defer cancel()
 	text := []byte(fragText)
+	textCuts, binCuts := []int{10, 30*133 + 27}, []int{1000, 2000}
+	if big {
+		textCuts, binCuts = []int{30*40 + 10, 30*133 + 27}, []int{1500, 2500}
+	}
 	for _, m := range []struct {
 		typ  coder.MessageType
 		b    []byte
 		cuts []int
-	}{{coder.MessageText, text, []int{10, 30*133 + 27}}, {coder.MessageBinary, fragBinary(), []int{1000, 2000}}} {
+	}{{coder.MessageText, text, textCuts}, {coder.MessageBinary, fragBinary(), binCuts}} {
 		w, err := c.Writer(ctx, m.typ)
 		if err != nil {
 			return err

@@ -32,6 +32,13 @@ type event struct {
 	Clean    bool   `json:"clean"`
 	Port     int    `json:"port"`
 	Error    string `json:"error"`
+	// open: the Sec-WebSocket-Extensions response header as the peer sent
+	// or received it (nil: the peer cannot tell), the offer it received as
+	// a server, and whether its own API says permessage-deflate is in force
+	// (nil: no such API).
+	Extensions *string `json:"extensions"`
+	Offer      string  `json:"offer"`
+	Active     *bool   `json:"active"`
 }
 
 // peer is a WebSocket implementation under the common peer protocol: data
@@ -194,11 +201,22 @@ func startProcPeer(t *testing.T, name string, args ...string) *procPeer {
 
 func (p *procPeer) dial(t *testing.T, id, url string, protocols []string) *peerConn {
 	t.Helper()
+	return p.connect(t, id, url, protocols, "")
+}
+
+// connect tells the peer to dial url; deflate names one of its compression
+// configurations ("" = the peer's default).
+func (p *procPeer) connect(t *testing.T, id, url string, protocols []string, deflate string) *peerConn {
+	t.Helper()
 	pc := p.r.register(id)
 	if protocols == nil {
 		protocols = []string{}
 	}
-	line, err := json.Marshal(map[string]any{"cmd": "connect", "conn": id, "url": url, "protocols": protocols})
+	cmd := map[string]any{"cmd": "connect", "conn": id, "url": url, "protocols": protocols}
+	if deflate != "" {
+		cmd["deflate"] = deflate
+	}
+	line, err := json.Marshal(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,33 +68,58 @@ var scenarios = []scenario{
 type latchServer struct {
 	srv      *httptest.Server
 	upgrader websocket.Upgrader
+	takeover *websocket.Upgrader // non-nil: used for URLs with ?latch=takeover
 	mu       sync.Mutex
 	waiting  map[string]chan *websocket.Conn // guarded by mu
+	offers   map[string]string               // guarded by mu: Sec-WebSocket-Extensions offered, by id
 }
 
 // newLatchServer starts an httptest server (127.0.0.1); extra handlers (the
 // browser page) are mounted beside /ws/.
 func newLatchServer(t *testing.T, extra map[string]http.Handler) *latchServer {
-	ls := &latchServer{
-		upgrader: websocket.Upgrader{Subprotocols: []string{"chat.v1", "chat.v2"}},
-		waiting:  map[string]chan *websocket.Conn{},
-	}
+	ls := &latchServer{upgrader: websocket.Upgrader{Subprotocols: []string{"chat.v1", "chat.v2"}}}
+	ls.start(t, extra, nil)
+	return ls
+}
+
+// start serves ls; wrap, if not nil, wraps the listener.
+func (ls *latchServer) start(t *testing.T, extra map[string]http.Handler, wrap func(net.Listener) net.Listener) {
+	ls.waiting = map[string]chan *websocket.Conn{}
+	ls.offers = map[string]string{}
 	mux := http.NewServeMux()
 	for p, h := range extra {
 		mux.Handle(p, h)
 	}
 	mux.HandleFunc("/ws/", func(w http.ResponseWriter, r *http.Request) {
-		ch := ls.slot(strings.TrimPrefix(r.URL.Path, "/ws/"))
-		c, err := ls.upgrader.Upgrade(w, r, nil)
+		id := strings.TrimPrefix(r.URL.Path, "/ws/")
+		up := &ls.upgrader
+		if ls.takeover != nil && r.URL.Query().Get("latch") == "takeover" {
+			up = ls.takeover
+		}
+		ls.mu.Lock()
+		ls.offers[id] = r.Header.Get("Sec-WebSocket-Extensions")
+		ls.mu.Unlock()
+		ch := ls.slot(id)
+		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			t.Errorf("upgrade %s: %v", r.URL.Path, err)
 			return
 		}
 		ch <- c
 	})
-	ls.srv = httptest.NewServer(mux)
+	ls.srv = httptest.NewUnstartedServer(mux)
+	if wrap != nil {
+		ls.srv.Listener = wrap(ls.srv.Listener)
+	}
+	ls.srv.Start()
 	t.Cleanup(ls.srv.Close)
-	return ls
+}
+
+// offer returns the Sec-WebSocket-Extensions header the client of id sent.
+func (ls *latchServer) offer(id string) string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.offers[id]
 }
 
 func (ls *latchServer) slot(id string) chan *websocket.Conn {

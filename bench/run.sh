@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds every bench server and the runner, then runs the matrix.
+#   bench/run.sh          full run (3 repeats, < 15 min); writes docs/benchmarks.md
+#   bench/run.sh -quick   one short repeat (~2 min); writes bench/results-quick.md
+# Extra arguments go to the runner (e.g. -compress, -only "64 KiB", -pprof-lib latch).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+quick=0
+args=()
+for a in "$@"; do
+	case "$a" in
+	-quick | --quick) quick=1 ;;
+	*) args+=("$a") ;;
+	esac
+done
+
+# 10,000 idle connections need more than 10,000 descriptors per process.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
+	echo "run.sh: open-file limit $(ulimit -n) is below 10,100" >&2
+	exit 1
+fi
+if [ "$(nproc --all)" -lt 2 ]; then
+	echo "run.sh: needs 2 CPUs (server and client pinned apart)" >&2
+	exit 1
+fi
+
+mkdir -p bin
+for s in gorilla coder gws gobwas nbio latch; do
+	go build -o "bin/$s" "./servers/$s"
+done
+go build -o bin/runner ./cmd/runner
+
+if [ "$quick" = 1 ]; then
+	out=results-quick.md
+	taskset -c 1 bin/runner -quick -server-cpu 0 -out "$out" "${args[@]+"${args[@]}"}"
+	cat "$out"
+	exit 0
+fi
+
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+start=$(date +%s)
+taskset -c 1 bin/runner -server-cpu 0 -out "$tmp" "${args[@]+"${args[@]}"}"
+secs=$(($(date +%s) - start))
+cmdline="bench/run.sh${args[*]+ ${args[*]}}"
+doc=../docs/benchmarks.md
+{
+	cat <<'HDR'
+# Benchmarks
+
+Latch's `websocket` package against gorilla/websocket v1.5.3, coder/websocket v1.8.15, lxzan/gws,
+gobwas/ws and lesismal/nbio (event-driven `nbhttp` engine), measured in the same run on the same machine.
+Exact peer versions are in `bench/go.mod`.
+
+Reproduce with one command (builds everything; under 15 minutes on 2 cores):
+
+    bench/run.sh            # full run, rewrites this file
+    bench/run.sh -quick     # ~2 minutes, for iterating; writes bench/results-quick.md
+    bench/run.sh -compress  # the same matrix with permessage-deflate
+
+How it measures:
+- Each library has its own echo server binary (`bench/servers/<lib>`), written the way that library's
+  docs recommend: gorilla and Latch loop on `ReadMessage`/`WriteMessage` as their package docs show
+  (gorilla with a write buffer pool; `-server-flags -stream` streams `NextReader` → `NextWriter`
+  instead), coder streams `Reader` → `Writer` as its echo example does, gws and nbio echo in their
+  `OnMessage` callbacks, gobwas uses its low-level frame API. Compression is off unless `-compress`.
+- One load client for all servers (`bench/internal/load`): raw RFC 6455 frames, binary messages, a
+  closed loop with a fixed number of messages in flight per connection; every echo is compared byte
+  for byte with what was sent. The server runs on CPU 0 and the client on CPU 1 (`taskset`).
+- Server CPU per message is utime+stime from `/proc/PID/stat` across the measured window, divided by
+  the messages echoed in it (the clock tick is 10 ms, so short windows are coarse). Latency is the
+  round trip of each message as the client sees it. RSS is `VmRSS` at the end of the window.
+- Idle memory: the client opens 10,000 connections, echoes one 64-byte message on each, the server
+  is told (SIGUSR1) to run a full GC and return free memory to the OS, and then
+  (RSS − RSS before connecting) ÷ 10,000 is reported.
+- Every cell starts a fresh server process. Servers alternate within each repeat (gorilla, coder,
+  gws, gobwas, nbio, latch, then again); figures are medians over repeats, and ratios are the median
+  of the per-repeat ratio to gorilla, so drift across the run cancels out.
+- All servers listen on 127.0.0.1; every load is bounded in time (and in message count).
+
+The machine is shared and has only two cores: the client can be the bottleneck at high connection
+counts, so read msg/s together with server CPU per message, which does not depend on the client.
+
+HDR
+	echo "## Latest results"
+	echo
+	echo "Command: \`${cmdline}\` (took ${secs} s)."
+	echo
+	cat "$tmp"
+} >"$doc"
+echo "wrote $doc"
