@@ -296,6 +296,17 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
+	if len(p) >= w.c.writeBufSize && !isControl(w.msgType) {
+		// A large write becomes one frame sent from p itself, not a
+		// series of buffer-sized frames.
+		if w.bufp == nil {
+			w.bufp = w.c.getWriteBuf()
+		}
+		if err := w.flushWith(false, p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	if err := w.appendPayload(p); err != nil {
 		return 0, err
 	}
@@ -322,7 +333,11 @@ func (w *messageWriter) appendPayload(p []byte) error {
 }
 
 // flush sends the buffered payload as one frame.
-func (w *messageWriter) flush(fin bool) error {
+func (w *messageWriter) flush(fin bool) error { return w.flushWith(fin, nil) }
+
+// flushWith sends the buffered payload followed by extra as one frame;
+// extra goes out from the caller's slice, without a copy when unmasked.
+func (w *messageWriter) flushWith(fin bool, extra []byte) error {
 	c := w.c
 	var buf []byte
 	if w.bufp != nil {
@@ -332,12 +347,13 @@ func (w *messageWriter) flush(fin bool) error {
 		buf = empty[:]
 	}
 	payload := buf[frame.MaxHeaderSize:w.n]
-	h := frame.Header{Fin: fin, Rsv1: w.rsv1, Opcode: w.op, Length: int64(len(payload))}
+	h := frame.Header{Fin: fin, Rsv1: w.rsv1, Opcode: w.op, Length: int64(len(payload) + len(extra))}
 	w.rsv1 = false
+	pos := 0
 	if !c.isServer {
 		h.Masked = true
 		h.Key = newMaskKey()
-		mask.Apply(h.Key, 0, payload)
+		pos = mask.Apply(h.Key, 0, payload)
 	}
 	start := frame.MaxHeaderSize - h.Size()
 	frame.Put(buf[start:], &h)
@@ -345,6 +361,18 @@ func (w *messageWriter) flush(fin bool) error {
 	err := c.writeState()
 	if err == nil {
 		err = c.writeRaw(buf[start:w.n])
+	}
+	for rest := extra; err == nil && len(rest) > 0; {
+		if !h.Masked {
+			err = c.writeRaw(rest)
+			break
+		}
+		// Mask through the buffer: the caller's bytes stay untouched.
+		k := copy(buf[frame.MaxHeaderSize:], rest)
+		chunk := buf[frame.MaxHeaderSize : frame.MaxHeaderSize+k]
+		pos = mask.Apply(h.Key, pos, chunk)
+		err = c.writeRaw(chunk)
+		rest = rest[k:]
 	}
 	c.unlockFrame()
 	w.op = frame.OpContinuation
@@ -415,54 +443,15 @@ func (w *messageWriter) Close() error {
 	return err
 }
 
-// ReadFrom lets io.Copy fill the writer's buffer directly.
+// ReadFrom copies r into the message through a pooled buffer, so that
+// io.Copy allocates nothing and large reads become large frames.
 func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.fw != nil {
-		// Compressed: the buffer holds deflate output, not r's bytes.
-		return io.Copy(struct{ io.Writer }{w}, r)
-	}
-	var total int64
-	for {
-		if w.closed {
-			return total, errWriterClosed
-		}
-		if w.err != nil {
-			return total, w.err
-		}
-		if w.bufp == nil {
-			w.bufp = w.c.getWriteBuf()
-		}
-		buf := *w.bufp
-		if w.n == len(buf) {
-			if err := w.flush(false); err != nil {
-				return total, err
-			}
-		}
-		if isControl(w.msgType) {
-			// Keep the 125-byte rule of Write.
-			lim := frame.MaxHeaderSize + frame.MaxControlPayload + 1
-			if w.n >= lim {
-				return total, errControlTooLarge
-			}
-			buf = buf[:min(len(buf), lim)]
-		}
-		n, err := r.Read(buf[w.n:])
-		if n > 0 && w.msgType == TextMessage && !w.utf8.Write(buf[w.n:w.n+n]) {
-			return total, w.abort(errInvalidUTF8Write)
-		}
-		w.n += n
-		total += int64(n)
-		if isControl(w.msgType) && w.n-frame.MaxHeaderSize > frame.MaxControlPayload {
-			return total, errControlTooLarge
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *bp)
 }
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func isControl(messageType int) bool { return messageType >= CloseMessage }
 
