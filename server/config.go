@@ -54,6 +54,15 @@ type Config struct {
 	// websocket.DefaultHeartbeatInterval, < 0 turns heartbeats off.
 	HeartbeatInterval time.Duration
 
+	// DisableCompression turns permessage-deflate (RFC 7692) off on /ws and
+	// /echo; by default it is accepted whenever a client offers it.
+	DisableCompression bool
+
+	// CompressionContextTakeover keeps the deflate context between
+	// messages: better ratios for similar messages, at about 1.2 MiB per
+	// compressed connection (docs/compression.md). Off by default.
+	CompressionContextTakeover bool
+
 	// ShutdownTimeout bounds Shutdown when its context has no deadline,
 	// and is what cmd/latch gives it; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration

@@ -20,8 +20,18 @@
 // # Shutdown
 //
 // [Server.Shutdown] turns /readyz to 503, refuses new upgrades with 503,
-// sends close 1001 to every client after what is already queued for it,
-// waits for the closing handshakes, then shuts the HTTP server down.
+// sends close 1001 to every client of /ws (after what is already queued for
+// it) and of /echo, waits for the closing handshakes, all in parallel, then
+// shuts the HTTP server down. The /echo connections are tracked by the
+// server for this, since they are not in the hub.
+//
+// # Compression
+//
+// Both /ws and /echo accept permessage-deflate (RFC 7692) when a client
+// offers it, without context takeover unless
+// Config.CompressionContextTakeover is set; Config.DisableCompression turns
+// it off. latch_compressed_connections_total counts the connections that
+// negotiated it, by route.
 //
 // # Echo
 //

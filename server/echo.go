@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/latchws/latch/websocket"
 )
@@ -33,6 +35,10 @@ type echoHandler struct {
 	upgrader  *websocket.Upgrader
 	readLimit int64
 	logger    *slog.Logger
+
+	// Set by the latch Server only.
+	conns  *connSet                   // nil: untracked
+	onOpen func(conn *websocket.Conn) // nil: nothing to do
 }
 
 func (h *echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +48,21 @@ func (h *echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Debug("echo: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	if h.conns != nil {
+		if !h.conns.add(conn) {
+			// Shutdown began during the handshake: this connection would
+			// be missed by it, so it goes away at once. RFC 6455 §7.4.1
+			_ = conn.CloseWithCode(websocket.CloseGoingAway, goingAwayReason)
+			return
+		}
+		// Deferred first, so it runs after the Close below: Shutdown
+		// waits for the whole closing handshake.
+		defer h.conns.remove(conn)
+	}
 	defer conn.Close()
+	if h.onOpen != nil {
+		h.onOpen(conn)
+	}
 	if h.readLimit > 0 {
 		conn.SetReadLimit(h.readLimit)
 	}
@@ -74,4 +94,80 @@ func echo(conn *websocket.Conn) error {
 			return err
 		}
 	}
+}
+
+// goingAwayReason is the close reason of a server shutdown, as the hub's.
+const goingAwayReason = "server shutting down"
+
+// connSet tracks the open /echo connections, which live outside the hub, so
+// that a shutdown reaches them too.
+type connSet struct {
+	mu      sync.Mutex
+	conns   map[*websocket.Conn]struct{} // guarded by mu
+	closing bool                         // guarded by mu; set by shutdown
+	active  sync.WaitGroup               // one count per tracked connection's handler
+}
+
+// add tracks conn and reports true, or reports false once shutdown began.
+// A true add must be paired with remove when the handler is done with conn.
+func (s *connSet) add(conn *websocket.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*websocket.Conn]struct{})
+	}
+	s.conns[conn] = struct{}{}
+	s.active.Add(1)
+	return true
+}
+
+func (s *connSet) remove(conn *websocket.Conn) {
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+	s.active.Done()
+}
+
+func (s *connSet) snapshot() []*websocket.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*websocket.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// shutdown sends close 1001 to every tracked connection, runs the closing
+// handshakes in parallel and waits for the handlers to end, until ctx is
+// done; then it drops what is left and returns ctx.Err() once every
+// handler and closer has ended.
+func (s *connSet) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+
+	var closers sync.WaitGroup
+	for _, c := range s.snapshot() {
+		closers.Go(func() { _ = c.CloseWithCode(websocket.CloseGoingAway, goingAwayReason) })
+	}
+	done := make(chan struct{})
+	go func() {
+		s.active.Wait()
+		closers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, c := range s.snapshot() {
+		_ = c.CloseNow()
+	}
+	<-done
+	return ctx.Err()
 }

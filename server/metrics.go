@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/latchws/latch/hub"
+	"github.com/latchws/latch/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,7 +21,14 @@ type metrics struct {
 	recipients  prometheus.Histogram
 	publishes   prometheus.Counter
 	protoErrors *prometheus.CounterVec
+	compressed  *prometheus.CounterVec
 }
+
+// Route labels of latch_compressed_connections_total.
+const (
+	routeWS   = "/ws"
+	routeEcho = "/echo"
+)
 
 func newMetrics(h *hub.Hub) *metrics {
 	m := &metrics{
@@ -45,11 +53,17 @@ func newMetrics(h *hub.Hub) *metrics {
 			Help: "Error messages sent to clients, by error code.",
 		}, []string{"code"}),
 	}
+	m.compressed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_compressed_connections_total",
+		Help: "WebSocket connections that negotiated permessage-deflate (RFC 7692), by route.",
+	}, []string{"route"})
+	m.compressed.WithLabelValues(routeWS)
+	m.compressed.WithLabelValues(routeEcho)
 	for _, code := range errorCodes {
 		m.protoErrors.WithLabelValues(code) // export zeros
 	}
 	m.registry.MustRegister(
-		m.fanout, m.recipients, m.publishes, m.protoErrors,
+		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed,
 		&hubCollector{hub: h},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -65,6 +79,13 @@ func (m *metrics) observePublish(d time.Duration, recipients int) {
 	m.publishes.Inc()
 	m.fanout.Observe(d.Seconds())
 	m.recipients.Observe(float64(recipients))
+}
+
+// connected counts a new connection on route if it compresses.
+func (m *metrics) connected(route string, conn *websocket.Conn) {
+	if conn.Compressed() {
+		m.compressed.WithLabelValues(route).Inc()
+	}
 }
 
 func (m *metrics) protocolError(code string) {

@@ -28,6 +28,7 @@ type Server struct {
 	cfg      Config       // immutable after New
 	logger   *slog.Logger // immutable after New
 	hub      *hub.Hub
+	echo     connSet // the /echo connections, outside the hub
 	metrics  *metrics
 	handler  http.Handler
 	http     *http.Server
@@ -67,7 +68,14 @@ func New(cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.hub)
-	mux.Handle("/echo", s.refuseWhileDraining(NewEchoHandler(s.upgrader(nil), cfg.MaxMessageSize, logger)))
+	echo := &echoHandler{
+		upgrader:  s.upgrader(nil),
+		readLimit: cfg.MaxMessageSize,
+		logger:    logger,
+		conns:     &s.echo,
+		onOpen:    func(conn *websocket.Conn) { s.metrics.connected(routeEcho, conn) },
+	}
+	mux.Handle("/echo", s.refuseWhileDraining(echo))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		// The process runs and serves HTTP: that is all liveness means.
@@ -99,14 +107,17 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// upgrader returns an Upgrader with the configured origins and heartbeat.
+// upgrader returns an Upgrader with the configured origins, heartbeat and
+// compression.
 func (s *Server) upgrader(subprotocols []string) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		HandshakeTimeout:  handshakeTimeout,
-		Subprotocols:      subprotocols,
-		OriginPatterns:    s.cfg.AllowedOrigins,
-		ReadLimit:         s.cfg.MaxMessageSize,
-		HeartbeatInterval: s.cfg.HeartbeatInterval,
+		HandshakeTimeout:           handshakeTimeout,
+		Subprotocols:               subprotocols,
+		OriginPatterns:             s.cfg.AllowedOrigins,
+		ReadLimit:                  s.cfg.MaxMessageSize,
+		HeartbeatInterval:          s.cfg.HeartbeatInterval,
+		EnableCompression:          !s.cfg.DisableCompression,
+		CompressionContextTakeover: s.cfg.CompressionContextTakeover,
 	}
 }
 
@@ -160,9 +171,10 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops the server gracefully: /readyz answers 503, new upgrades
-// are refused with 503, every WebSocket client on /ws gets close 1001
-// (Going Away) after what is already queued for it and the closing
-// handshakes are awaited, then the HTTP server shuts down. A ctx without a
+// are refused with 503, every WebSocket client gets close 1001 (Going
+// Away) — on /ws after what is already queued for it — and the closing
+// handshakes of /ws and /echo are awaited in parallel, then the HTTP
+// server shuts down. A ctx without a
 // deadline is bounded by Config.ShutdownTimeout. Clients still open when
 // the bound expires are dropped and the context's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -172,8 +184,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		defer cancel()
 	}
 	s.draining.Store(true)
-	s.logger.Info("draining", "clients", s.hub.Len())
+	s.logger.Info("draining", "clients", s.hub.Len(), "echo_clients", len(s.echo.snapshot()))
+	// http.Server.Shutdown does not track hijacked connections: both kinds
+	// of WebSocket clients are closed here, at the same time.
+	echoErr := make(chan error, 1)
+	go func() { echoErr <- s.echo.shutdown(ctx) }()
 	herr := s.hub.Shutdown(ctx)
+	eerr := <-echoErr
 	serr := s.http.Shutdown(ctx)
-	return errors.Join(herr, serr)
+	return errors.Join(herr, eerr, serr)
 }

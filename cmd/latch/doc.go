@@ -27,6 +27,8 @@
 //	-max-channels N             LATCH_MAX_CHANNELS: most channels per connection (default 100)
 //	-send-queue N               LATCH_SEND_QUEUE: messages queued per client; a full queue closes it with 1008 (default 256)
 //	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; 0: off)
+//	-compression=BOOL           LATCH_COMPRESSION: accept permessage-deflate on /ws and /echo (default true)
+//	-compression-context-takeover LATCH_COMPRESSION_CONTEXT_TAKEOVER: keep the deflate context between messages (default false)
 //	-shutdown-timeout D         LATCH_SHUTDOWN_TIMEOUT: how long shutdown waits for clients (default 5s)
 //	-log-level LEVEL            LATCH_LOG_LEVEL: debug, info, warn or error (default info)
 //	-log-format FORMAT          LATCH_LOG_FORMAT: text or json (default text)
@@ -34,6 +36,6 @@
 // Once listening it prints one line, "latch: listening on http://ADDR"
 // (https with TLS), with the address actually bound. SIGINT or SIGTERM
 // stops it gracefully: /readyz turns 503, new upgrades are refused, every
-// /ws client gets close 1001 (Going Away) with a full closing handshake,
-// and latch exits with status 0 within the shutdown timeout.
+// /ws and /echo client gets close 1001 (Going Away) with a full closing
+// handshake, and latch exits with status 0 within the shutdown timeout.
 package main

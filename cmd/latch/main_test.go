@@ -199,21 +199,35 @@ func TestLatchBinary(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 
-		// An open WebSocket connection must not hold up shutdown.
+		// An open /echo connection gets 1001 with a closing handshake and
+		// does not hold up shutdown. Its reader answers the close frame.
 		c3, _, err := cws.Dial(ctx, url, nil)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
 		defer c3.CloseNow()
+		readErr := make(chan error, 1)
+		go func() {
+			_, _, err := c3.Read(ctx)
+			readErr <- err
+		}()
 
+		start := time.Now()
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if code := p.waitExit(t, 7*time.Second); code != 0 {
 			t.Fatalf("exit code after SIGTERM = %d, want 0\nstderr:\n%s", code, p.stderr)
 		}
-		if _, _, err := c3.Read(ctx); err == nil {
-			t.Error("connection still delivers messages after latch exited")
+		// A clean handshake ends well before the 5 s shutdown timeout.
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("exit took %v after SIGTERM, want a prompt closing handshake", d)
+		}
+		if err := <-readErr; cws.CloseStatus(err) != cws.StatusGoingAway {
+			t.Errorf("/echo client read %v after SIGTERM, want close 1001", err)
+		}
+		if strings.Contains(p.stderr.String(), "shutdown incomplete") {
+			t.Errorf("shutdown was incomplete:\n%s", p.stderr)
 		}
 	})
 
@@ -233,6 +247,57 @@ func TestLatchBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("compression", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// coder/websocket is an independent peer here; it offers
+		// permessage-deflate without context takeover (RFC 7692 §7.1.1).
+		offer := &cws.DialOptions{CompressionMode: cws.CompressionNoContextTakeover}
+		big := strings.Repeat("compress me please ", 100)
+		for _, tc := range []struct {
+			name string
+			env  []string
+			args []string
+			want bool
+		}{
+			{"default", nil, nil, true},
+			{"flag off", nil, []string{"-compression=false"}, false},
+			{"env off", []string{"LATCH_COMPRESSION=false"}, nil, false},
+			{"flag wins", []string{"LATCH_COMPRESSION=false"}, []string{"-compression=true", "-compression-context-takeover"}, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				p, addr := startLatchEnv(t, bin, tc.env, append([]string{"serve", "-addr", "127.0.0.1:0"}, tc.args...)...)
+				for _, path := range []string{"/echo", "/ws"} {
+					c, resp, err := cws.Dial(ctx, "ws://"+addr+path, offer)
+					if err != nil {
+						t.Fatalf("dial %s: %v", path, err)
+					}
+					ext := resp.Header.Get("Sec-WebSocket-Extensions")
+					if got := strings.HasPrefix(ext, "permessage-deflate"); got != tc.want {
+						t.Errorf("%s: Sec-WebSocket-Extensions %q, want compression %v", path, ext, tc.want)
+					}
+					if path == "/echo" {
+						if err := c.Write(ctx, cws.MessageText, []byte(big)); err != nil {
+							t.Fatalf("write: %v", err)
+						}
+						if typ, got, err := c.Read(ctx); err != nil || typ != cws.MessageText || string(got) != big {
+							t.Fatalf("echo: (%v, %d bytes, %v), want the %d bytes sent", typ, len(got), err, len(big))
+						}
+					} else if _, got, err := c.Read(ctx); err != nil || !strings.Contains(string(got), `"welcome"`) {
+						t.Fatalf("/ws first message %q, %v; want a welcome", got, err)
+					}
+					c.Close(cws.StatusNormalClosure, "")
+				}
+				if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				if code := p.waitExit(t, 7*time.Second); code != 0 {
+					t.Fatalf("exit code %d\nstderr:\n%s", code, p.stderr)
+				}
+			})
+		}
+	})
+
 	for _, args := range [][]string{{"help"}, {"-h"}, {"serve", "-h"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			out, err := exec.Command(bin, args...).Output()
@@ -240,7 +305,8 @@ func TestLatchBinary(t *testing.T) {
 				t.Fatalf("latch %v: %v", args, err)
 			}
 			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-log-level", "-log-format", "/echo",
-				"/ws", "/metrics", "/readyz", "-allowed-origins", "$LATCH_ALLOWED_ORIGINS", "-shutdown-timeout", "connect"} {
+				"/ws", "/metrics", "/readyz", "-allowed-origins", "$LATCH_ALLOWED_ORIGINS", "-shutdown-timeout", "connect",
+				"-compression", "$LATCH_COMPRESSION_CONTEXT_TAKEOVER"} {
 				if !bytes.Contains(out, []byte(want)) {
 					t.Errorf("usage lacks %q:\n%s", want, out)
 				}
@@ -313,7 +379,7 @@ func TestDefaults(t *testing.T) {
 	sc, status := parseServe(nil, noEnv, io.Discard, io.Discard)
 	if status != -1 || sc.Addr != ":8080" || sc.MaxConnections != 0 || sc.MaxChannels != 100 ||
 		sc.SendQueue != 256 || sc.HeartbeatInterval != 30*time.Second || sc.ShutdownTimeout != 5*time.Second ||
-		sc.AllowedOrigins != nil || sc.TLSCertFile != "" {
+		sc.AllowedOrigins != nil || sc.TLSCertFile != "" || sc.DisableCompression || sc.CompressionContextTakeover {
 		t.Errorf("server config by default = %+v", sc)
 	}
 }
@@ -333,18 +399,20 @@ func httpGet(ctx context.Context, url string) (int, error) {
 
 func TestEnvironment(t *testing.T) {
 	env := map[string]string{
-		"LATCH_ADDR":               "127.0.0.1:9999",
-		"LATCH_ALLOWED_ORIGINS":    " a.example, *.b.example ,,",
-		"LATCH_MAX_CONNECTIONS":    "7",
-		"LATCH_MAX_MESSAGE_SIZE":   "4096",
-		"LATCH_MAX_CHANNELS":       "3",
-		"LATCH_SEND_QUEUE":         "9",
-		"LATCH_HEARTBEAT_INTERVAL": "0",
-		"LATCH_SHUTDOWN_TIMEOUT":   "2s",
-		"LATCH_LOG_LEVEL":          "debug",
-		"LATCH_LOG_FORMAT":         "json",
-		"LATCH_TLS_CERT":           "c.pem",
-		"LATCH_TLS_KEY":            "k.pem",
+		"LATCH_ADDR":                         "127.0.0.1:9999",
+		"LATCH_ALLOWED_ORIGINS":              " a.example, *.b.example ,,",
+		"LATCH_MAX_CONNECTIONS":              "7",
+		"LATCH_MAX_MESSAGE_SIZE":             "4096",
+		"LATCH_MAX_CHANNELS":                 "3",
+		"LATCH_SEND_QUEUE":                   "9",
+		"LATCH_HEARTBEAT_INTERVAL":           "0",
+		"LATCH_SHUTDOWN_TIMEOUT":             "2s",
+		"LATCH_LOG_LEVEL":                    "debug",
+		"LATCH_LOG_FORMAT":                   "json",
+		"LATCH_TLS_CERT":                     "c.pem",
+		"LATCH_TLS_KEY":                      "k.pem",
+		"LATCH_COMPRESSION":                  "false",
+		"LATCH_COMPRESSION_CONTEXT_TAKEOVER": "true",
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	var stdout, stderr bytes.Buffer
@@ -356,13 +424,15 @@ func TestEnvironment(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:9999" || !slices.Equal(cfg.AllowedOrigins, []string{"a.example", "*.b.example"}) ||
 		cfg.MaxConnections != 7 || cfg.MaxMessageSize != 4096 || cfg.MaxChannels != 3 || cfg.SendQueue != 9 ||
 		cfg.HeartbeatInterval >= 0 || cfg.ShutdownTimeout != 2*time.Second || cfg.LogLevel != "debug" ||
-		cfg.LogFormat != "json" || cfg.TLSCertFile != "c.pem" || cfg.TLSKeyFile != "k.pem" {
+		cfg.LogFormat != "json" || cfg.TLSCertFile != "c.pem" || cfg.TLSKeyFile != "k.pem" ||
+		!cfg.DisableCompression || !cfg.CompressionContextTakeover {
 		t.Errorf("config from the environment = %+v", cfg)
 	}
 
 	// A flag wins over its variable.
-	cfg, status = parseServe([]string{"-addr", "127.0.0.1:1", "-max-connections", "0", "-heartbeat-interval", "5s"}, getenv, &stdout, &stderr)
-	if status != -1 || cfg.Addr != "127.0.0.1:1" || cfg.MaxConnections != 0 || cfg.HeartbeatInterval != 5*time.Second {
+	cfg, status = parseServe([]string{"-addr", "127.0.0.1:1", "-max-connections", "0", "-heartbeat-interval", "5s", "-compression"}, getenv, &stdout, &stderr)
+	if status != -1 || cfg.Addr != "127.0.0.1:1" || cfg.MaxConnections != 0 || cfg.HeartbeatInterval != 5*time.Second ||
+		cfg.DisableCompression {
 		t.Errorf("flags over environment: status %d, config %+v", status, cfg)
 	}
 
