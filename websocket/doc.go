@@ -103,6 +103,26 @@
 // with close 1009. Read and write buffers come from pools for the time a
 // message is in flight, so an idle connection holds none.
 //
+// # Many connections
+//
+// While an HTTP handler runs, net/http keeps its own read and write
+// buffers for the connection (about 8 KiB), even after Upgrade. A server
+// that holds many mostly idle connections should return from the handler
+// and read in a goroutine of its own:
+//
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		conn, err := upgrader.Upgrade(w, r, nil)
+//		if err != nil {
+//			return
+//		}
+//		go serve(conn) // net/http frees its buffers when the handler returns
+//	}
+//
+// Such an idle connection then costs a small goroutine stack and the
+// connection's own state: it waits in the runtime poller with no read
+// buffer, no write buffer and no heartbeat goroutine (docs/benchmarks.md
+// has the measurement).
+//
 // # Compression
 //
 // Set [Upgrader.EnableCompression] or [Dialer.EnableCompression] to

@@ -25,37 +25,43 @@ func main() {
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		c.SetReadLimit(srvutil.ReadLimit)
-		if !*stream {
-			for {
-				mt, p, err := c.ReadMessage()
-				if err != nil {
-					return
-				}
-				if err := c.WriteMessage(mt, p); err != nil {
-					return
-				}
-			}
-		}
-		for {
-			mt, rd, err := c.NextReader()
-			if err != nil {
-				return
-			}
-			wr, err := c.NextWriter(mt)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(wr, rd); err != nil {
-				return
-			}
-			if err := wr.Close(); err != nil {
-				return
-			}
-		}
+		// As the package docs recommend for many connections: return from
+		// the handler so that net/http frees its buffers.
+		go serve(c)
 	})
 	ln := srvutil.Listen(f.Addr)
 	go srvutil.Ready(f.Addr)
 	_ = http.Serve(ln, nil)
+}
+
+func serve(c *websocket.Conn) {
+	defer c.Close()
+	c.SetReadLimit(srvutil.ReadLimit)
+	if !*stream {
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, p); err != nil {
+				return
+			}
+		}
+	}
+	for {
+		mt, rd, err := c.NextReader()
+		if err != nil {
+			return
+		}
+		wr, err := c.NextWriter(mt)
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(wr, rd); err != nil {
+			return
+		}
+		if err := wr.Close(); err != nil {
+			return
+		}
+	}
 }
