@@ -106,14 +106,7 @@ func (c *Conn) answerClose(code int) {
 func (c *Conn) drainForClose(deadline time.Time) {
 	c.conn.SetReadDeadline(deadline)
 	if c.readErr != nil {
-		if c.protocolFailed {
-			// The input cannot be parsed any more. Half-close so that the
-			// peer sees our close frame and then end of stream, and take
-			// what it still sends so closing does not reset the connection.
-			closeWrite(c)
-			c.rd.discardToEOF()
-		}
-		return
+		return // a failed read already ended the connection or cannot go on
 	}
 	var scratch [512]byte
 	for {
@@ -132,8 +125,9 @@ func (c *Conn) drainForClose(deadline time.Time) {
 // awaitServerClose lets the server close TCP first (RFC 6455 §7.1.1),
 // waiting no longer than the close timeout.
 func (c *Conn) awaitServerClose() {
-	c.conn.SetReadDeadline(nowPlus(c.closeTimeoutDuration()))
-	c.rd.discardToEOF()
+	deadline := nowPlus(c.closeTimeoutDuration())
+	c.conn.SetReadDeadline(deadline)
+	c.rd.discardToEOF(deadline)
 }
 
 func closeWrite(c *Conn) {

@@ -45,24 +45,21 @@ type Conn struct {
 
 	// Read side. Fields below readSem are owned by whoever holds readSem:
 	// the application's reading goroutine, or Close draining the connection.
-	readSem    chan struct{} // capacity 1
-	appReading atomic.Bool   // an application read call is in progress
-	rd         netReader
-	readErr    error // sticky: every read after a failure returns it
-	// protocolFailed: reads stopped at a violation by the peer, so the rest
-	// of the input cannot be parsed.
-	protocolFailed bool
-	readLimit      atomic.Int64
-	msgType        int   // type of the message being read; 0 between messages
-	msgCompressed  bool  // the message being read is compressed (RFC 7692)
-	msgRead        int64 // payload bytes of the current message so far
-	frameLeft      int64 // payload bytes of the current frame not yet read
-	frameFin       bool
-	frameMasked    bool
-	frameKey       [4]byte
-	maskPos        int
-	utf8           utf8stream.Validator
-	reader         messageReader
+	readSem       chan struct{} // capacity 1
+	appReading    atomic.Bool   // an application read call is in progress
+	rd            netReader
+	readErr       error // sticky: every read after a failure returns it
+	readLimit     atomic.Int64
+	msgType       int   // type of the message being read; 0 between messages
+	msgCompressed bool  // the message being read is compressed (RFC 7692)
+	msgRead       int64 // payload bytes of the current message so far
+	frameLeft     int64 // payload bytes of the current frame not yet read
+	frameFin      bool
+	frameMasked   bool
+	frameKey      [4]byte
+	maskPos       int
+	utf8          utf8stream.Validator
+	reader        messageReader
 
 	handlePing  func(string) error
 	handlePong  func(string) error

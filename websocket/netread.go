@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // netReader buffers reads from the network connection. On a socket whose
@@ -264,21 +265,29 @@ func putReadBuf(b *[]byte) {
 	p.(*sync.Pool).Put(b)
 }
 
-// discardToEOF reads and drops input until end of stream or an error (a
-// deadline set by the caller ends it).
-func (nr *netReader) discardToEOF() {
+// discardToEOF reads and drops input until end of stream, an error, the
+// deadline, or maxLingerBytes — whichever comes first. The caller has set
+// the deadline on the connection too; checking it here as well bounds the
+// loop for connections whose deadlines do nothing.
+func (nr *netReader) discardToEOF(deadline time.Time) {
 	nr.drop()
 	var scratch [512]byte
-	for {
+	for total := 0; total < maxLingerBytes && time.Now().Before(deadline); {
+		var n int
+		var err error
 		if nr.raw != nil {
 			nr.dst = scratch[:]
-			if _, err := nr.rawReadOnce(); err != nil {
-				return
-			}
-			continue
+			n, err = nr.rawReadOnce()
+		} else {
+			n, err = nr.conn.Read(scratch[:])
 		}
-		if _, err := nr.conn.Read(scratch[:]); err != nil {
+		if err != nil {
 			return
 		}
+		total += n
 	}
 }
+
+// maxLingerBytes bounds what a closing connection reads from a peer that
+// keeps sending.
+const maxLingerBytes = 1 << 20

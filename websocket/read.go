@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/latchws/latch/internal/frame"
 	"github.com/latchws/latch/internal/mask"
@@ -339,15 +340,32 @@ func (c *Conn) failProtocol(code int, reason string) error {
 	return err
 }
 
+// The connection is closed here, not left to the application's Close:
+// RFC 6455 §7.1.7 has the endpoint that fails a connection send a close
+// frame and then close TCP at once. It half-closes at once; a short-lived
+// goroutine then takes what the peer still sends until the peer closes too
+// (bounded by the close timeout), so that unread input does not turn the
+// close into a reset that could destroy the close frame before the peer
+// reads it. The read returns its error without waiting for that.
 func (c *Conn) failWith(err error, code int, reason string) {
 	c.readErr = err
-	c.protocolFailed = true
 	c.rd.drop()
 	c.stopHeartbeat()
 	if len(reason) > frame.MaxControlPayload-2 {
 		reason = reason[:frame.MaxControlPayload-2]
 	}
-	c.sendClose(code, reason, nowPlus(c.closeTimeoutDuration()))
+	deadline := nowPlus(c.closeTimeoutDuration())
+	c.sendClose(code, reason, deadline)
+	closeWrite(c)
+	c.conn.SetReadDeadline(deadline)
+	go c.lingerAndClose(deadline)
+}
+
+// lingerAndClose drains the input of a failed connection, then closes it.
+// Nothing else reads once readErr is set.
+func (c *Conn) lingerAndClose(deadline time.Time) {
+	c.rd.discardToEOF(deadline)
+	c.closeNetConn(nil)
 }
 
 // netReadError records a failed network read as the sticky read error.

@@ -1,0 +1,50 @@
+//go:build !gorilla
+
+package conformance
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	websocket "github.com/latchws/latch/websocket"
+)
+
+// The implementation under test. Build with -tags gorilla to run the same
+// suite against gorilla/websocket v1.5.3 (see sut_gorilla_test.go).
+const implName = "latch"
+
+const defaultReadLimit = int64(websocket.DefaultReadLimit)
+
+var errReadLimit = websocket.ErrReadLimit
+
+func closeStatus(err error) int { return websocket.CloseStatus(err) }
+
+func asCloseError(err error) (code int, text string, ok bool) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code, ce.Text, true
+	}
+	return 0, "", false
+}
+
+func upgrade(w http.ResponseWriter, r *http.Request) (wsConn, error) {
+	u := websocket.Upgrader{HandshakeTimeout: 3 * time.Second}
+	c, err := u.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func dial(url string) (wsConn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+	c, resp, err := d.Dial(url, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
