@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/latchws/latch/broker"
 )
 
 // Defaults applied by [New] to zero fields of [Config].
@@ -16,7 +18,13 @@ const (
 	DefaultMaxChannels     = 100
 	DefaultSendQueue       = 256
 	DefaultShutdownTimeout = 5 * time.Second
+	DefaultPublishTimeout  = 5 * time.Second
 )
+
+// BrokerFunc builds the broker of a server. [New] calls it once with the
+// handler that fans a message out to this node's clients; the server owns
+// the broker from then on and closes it in [Server.Shutdown].
+type BrokerFunc func(h broker.Handler) (broker.Broker, error)
 
 // Config configures a latch [Server]. The zero value serves on :8080 with
 // the defaults below.
@@ -63,6 +71,15 @@ type Config struct {
 	// compressed connection (docs/compression.md). Off by default.
 	CompressionContextTakeover bool
 
+	// Broker carries publications between nodes (package broker/nats for
+	// a NATS cluster). nil means broker.NewMemory: a single node.
+	Broker BrokerFunc
+
+	// PublishTimeout bounds how long a publish waits for the broker to
+	// accept the message before the client gets an error; 0 means
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
+
 	// ShutdownTimeout bounds Shutdown when its context has no deadline,
 	// and is what cmd/latch gives it; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -91,6 +108,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("max channels must not be negative, got %d", c.MaxChannels)
 	case c.SendQueue < 0:
 		return c, fmt.Errorf("send queue must not be negative, got %d", c.SendQueue)
+	case c.PublishTimeout < 0:
+		return c, fmt.Errorf("publish timeout must not be negative, got %v", c.PublishTimeout)
 	case c.ShutdownTimeout < 0:
 		return c, fmt.Errorf("shutdown timeout must not be negative, got %v", c.ShutdownTimeout)
 	}
@@ -102,6 +121,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SendQueue == 0 {
 		c.SendQueue = DefaultSendQueue
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout

@@ -13,16 +13,26 @@
 // The protocol runs in the hub's callbacks: each text message is one JSON
 // request, answered in order on the client's send queue. A publication is
 // encoded once, as {"type":"message","channel":...,"data":...} with the
-// data forwarded byte for byte, and fanned out with hub.Hub.Publish; the
-// publisher's ack is queued only after Publish returned, so an ack means
-// the message is queued for every subscriber of that moment.
+// data forwarded byte for byte, and handed to the server's broker
+// (Config.Broker); the broker calls back every subscribed node, which fans
+// it out with hub.Hub.Publish. The publisher's ack is queued only after the
+// broker accepted the message. With the default in-process broker that is
+// after the local fan-out, so an ack means the message is queued for every
+// subscriber of that moment; with NATS (package broker/nats, wired in by
+// cmd/latch) it means NATS accepted it, and the publisher's own copy may
+// follow the ack. A broker failure is answered with the error
+// "unavailable", which does not count towards the abuse limit.
+//
+// A broker.Interest counts local subscribers per channel, so the node is
+// subscribed at the broker exactly while it has local subscribers. Broker
+// counters appear on /metrics as latch_broker_*.
 //
 // # Shutdown
 //
 // [Server.Shutdown] turns /readyz to 503, refuses new upgrades with 503,
 // sends close 1001 to every client of /ws (after what is already queued for
 // it) and of /echo, waits for the closing handshakes, all in parallel, then
-// shuts the HTTP server down. The /echo connections are tracked by the
+// shuts the HTTP server down and closes the broker. The /echo connections are tracked by the
 // server for this, since they are not in the hub.
 //
 // # Compression

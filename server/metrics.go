@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/latchws/latch/broker"
 	"github.com/latchws/latch/hub"
 	"github.com/latchws/latch/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,8 +14,9 @@ import (
 )
 
 // metrics is the server's private Prometheus registry. Connection and
-// message counters live in the hub and are read at scrape time (hubCollector);
-// the protocol's own counters and the fan-out histogram live here.
+// message counters live in the hub, broker counters in the broker; both are
+// read at scrape time (hubCollector, brokerCollector). The protocol's own
+// counters and the fan-out histograms live here.
 type metrics struct {
 	registry    *prometheus.Registry
 	fanout      prometheus.Histogram
@@ -30,23 +32,23 @@ const (
 	routeEcho = "/echo"
 )
 
-func newMetrics(h *hub.Hub) *metrics {
+func newMetrics(h *hub.Hub, b broker.Broker, in *broker.Interest) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "latch_fanout_duration_seconds",
-			Help: "Time to hand one published message to the queue of every subscriber.",
+			Help: "Time to hand one message to the queue of every local subscriber (once per message and node).",
 			// Queueing is in-memory: microseconds, up to ~10 ms under load.
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}),
 		recipients: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "latch_fanout_recipients",
-			Help:    "Number of subscribers each published message was queued for.",
+			Help:    "Number of local subscribers each message was queued for (once per message and node).",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
 		publishes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "latch_publishes_total",
-			Help: "Publish requests fanned out.",
+			Help: "Publish requests accepted by the broker (acknowledged unless the server began shutting down).",
 		}),
 		protoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_protocol_errors_total",
@@ -65,6 +67,7 @@ func newMetrics(h *hub.Hub) *metrics {
 	m.registry.MustRegister(
 		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed,
 		&hubCollector{hub: h},
+		&brokerCollector{broker: b, interest: in},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -75,8 +78,9 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) observePublish(d time.Duration, recipients int) {
-	m.publishes.Inc()
+func (m *metrics) published() { m.publishes.Inc() }
+
+func (m *metrics) observeFanout(d time.Duration, recipients int) {
 	m.fanout.Observe(d.Seconds())
 	m.recipients.Observe(float64(recipients))
 }
@@ -172,4 +176,55 @@ func knownReason(r string) bool {
 		}
 	}
 	return false
+}
+
+var (
+	descBrokerOut = prometheus.NewDesc("latch_broker_published_total",
+		"Messages the broker accepted from this node (publishes acknowledged by NATS).", nil, nil)
+	descBrokerIn = prometheus.NewDesc("latch_broker_received_total",
+		"Messages the broker delivered to this node for local fan-out.", nil, nil)
+	descBrokerErrors = prometheus.NewDesc("latch_broker_publish_errors_total",
+		"Publishes the broker did not accept; the client got an error.", nil, nil)
+	descBrokerReconnects = prometheus.NewDesc("latch_broker_reconnects_total",
+		"Reconnections to the broker backend (NATS).", nil, nil)
+	descBrokerDropped = prometheus.NewDesc("latch_broker_dropped_total",
+		"Messages for this node the broker discarded because local fan-out fell behind.", nil, nil)
+	descBrokerConnected = prometheus.NewDesc("latch_broker_connected",
+		"1 while connected to the broker backend, 0 otherwise.", nil, nil)
+	descBrokerDown = prometheus.NewDesc("latch_broker_disconnected_seconds_total",
+		"Time spent without a broker backend connection, the current outage included.", nil, nil)
+	descBrokerChannels = prometheus.NewDesc("latch_broker_channels",
+		"Channels this node is subscribed to at the broker (channels with local subscribers).", nil, nil)
+)
+
+// brokerCollector exports broker.Stats at scrape time.
+type brokerCollector struct {
+	broker   broker.Broker
+	interest *broker.Interest
+}
+
+func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBrokerOut, descBrokerIn, descBrokerErrors, descBrokerReconnects,
+		descBrokerDropped, descBrokerConnected, descBrokerDown, descBrokerChannels} {
+		ch <- d
+	}
+}
+
+func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.broker.Stats()
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	counter(descBrokerOut, float64(s.Published))
+	counter(descBrokerIn, float64(s.Received))
+	counter(descBrokerErrors, float64(s.PublishErrors))
+	counter(descBrokerReconnects, float64(s.Reconnects))
+	counter(descBrokerDropped, float64(s.Dropped))
+	counter(descBrokerDown, s.Disconnected.Seconds())
+	connected := 0.0
+	if s.Connected {
+		connected = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descBrokerConnected, prometheus.GaugeValue, connected)
+	ch <- prometheus.MustNewConstMetric(descBrokerChannels, prometheus.GaugeValue, float64(c.interest.Len()))
 }

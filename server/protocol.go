@@ -11,11 +11,9 @@ import (
 // optional: the protocol is the same without it.
 const Subprotocol = "latch.v1"
 
-// Limits of the protocol; docs/protocol.md documents them.
-const (
-	maxIDLen      = 64
-	maxChannelLen = 128
-)
+// maxIDLen bounds request ids; docs/protocol.md documents the limits (the
+// channel name rule is broker.ValidChannel's).
+const maxIDLen = 64
 
 // Error codes sent in {"type":"error"} messages.
 const (
@@ -85,22 +83,6 @@ func parseRequest(msg []byte) (request, *protoError) {
 		req.data = raw
 	}
 	return req, nil
-}
-
-// validChannel reports whether name is 1–128 bytes of A-Z a-z 0-9 _ - . :
-func validChannel(name string) bool {
-	if len(name) == 0 || len(name) > maxChannelLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '_' || c == '-' || c == '.' || c == ':':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // The encoders below build messages by hand: their shape is fixed, and a

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/latchws/latch/broker"
 	"github.com/latchws/latch/hub"
 	"github.com/latchws/latch/websocket"
 )
@@ -16,12 +19,19 @@ const (
 	abuseWindow = 10 * time.Second
 )
 
-// pubsub implements the latch protocol on top of a hub. Its methods are
-// the hub's callbacks.
+// pubsub implements the latch protocol on top of a hub and a broker. Its
+// methods are the hub's callbacks; deliver is the broker's Handler.
+//
+// A publication goes client → broker → every subscribed node's deliver →
+// that node's hub → its clients, so one node and many behave alike.
 type pubsub struct {
-	hub         *hub.Hub    // set once after hub.New, before serving
-	draining    func() bool // true once the server shuts down
+	hub         *hub.Hub         // set once after hub.New, before serving
+	broker      broker.Broker    // set once in New, before serving
+	interest    *broker.Interest // drives broker Subscribe/Unsubscribe
+	draining    func() bool      // true once the server shuts down
+	stopping    context.Context  // cancelled by Shutdown: ends waiting publishes
 	maxChannels int
+	pubTimeout  time.Duration
 	metrics     *metrics
 	logger      *slog.Logger
 
@@ -47,7 +57,12 @@ func (p *pubsub) onConnect(c *hub.Client) {
 }
 
 func (p *pubsub) onDisconnect(c *hub.Client, code int, err error) {
-	p.sessions.Delete(c)
+	if v, ok := p.sessions.LoadAndDelete(c); ok {
+		// The hub has already removed c from its channels.
+		for ch := range v.(*session).channels {
+			p.removeInterest(ch)
+		}
+	}
 	p.logger.Debug("client disconnected", "client", c.ID(), "code", code, "err", err)
 }
 
@@ -88,7 +103,7 @@ func channelOf(req *request) (string, *protoError) {
 	if req.channel == nil {
 		return "", &protoError{codeBadRequest, "missing channel"}
 	}
-	if !validChannel(*req.channel) {
+	if !broker.ValidChannel(*req.channel) {
 		return "", &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . :"}
 	}
 	return *req.channel, nil
@@ -109,7 +124,14 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 			p.fail(c, s, req, &protoError{codeTooManyChannels, "subscribed to the maximum number of channels"})
 			return
 		}
+		// The node's broker subscription comes first, so that the ack
+		// means messages published from now on reach this client.
+		if err := p.interest.Add(ch); err != nil {
+			p.fail(c, s, req, p.brokerError("subscribe", ch, err))
+			return
+		}
 		if err := p.hub.Subscribe(c, ch); err != nil {
+			p.removeInterest(ch)
 			return // the client is gone: nobody to answer
 		}
 		s.channels[ch] = struct{}{}
@@ -130,6 +152,7 @@ func (p *pubsub) unsubscribe(c *hub.Client, s *session, req *request) {
 	}
 	p.hub.Unsubscribe(c, ch)
 	delete(s.channels, ch)
+	p.removeInterest(ch)
 	p.reply(c, encodeReply("ack", req))
 }
 
@@ -147,10 +170,16 @@ func (p *pubsub) publish(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, errShuttingDown)
 		return
 	}
+	// Encoded once here; every node forwards these bytes as they are.
 	msg := encodeMessage(ch, req.data)
-	start := time.Now()
-	n := p.hub.Publish(ch, websocket.TextMessage, msg)
-	p.metrics.observePublish(time.Since(start), n)
+	ctx, cancel := context.WithTimeout(p.stopping, p.pubTimeout)
+	err := p.broker.Publish(ctx, ch, msg)
+	cancel()
+	if err != nil {
+		p.fail(c, s, req, p.brokerError("publish", ch, err))
+		return
+	}
+	p.metrics.published()
 	// A shutdown that began during Publish may have closed subscribers
 	// before the message reached their queues (draining is set before any
 	// client is closed), so only a publish that ended before it is acked.
@@ -158,10 +187,45 @@ func (p *pubsub) publish(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, errShuttingDown)
 		return
 	}
-	// Publish has queued the message for every subscriber (the publisher
-	// included) before returning, and this client's queue is FIFO, so a
-	// subscribed publisher sees its message before the ack.
+	// With the in-process broker, Publish has run deliver — queued the
+	// message for every local subscriber, the publisher included — before
+	// returning, and this client's queue is FIFO, so a subscribed publisher
+	// sees its message before the ack. Through NATS its copy comes back
+	// asynchronously and may follow the ack (docs/protocol.md).
 	p.reply(c, encodeReply("ack", req))
+}
+
+// deliver is the broker's Handler: the local fan-out of a publication from
+// any node. payload is the encoded message; the hub copies it.
+func (p *pubsub) deliver(channel string, payload []byte) {
+	start := time.Now()
+	n := p.hub.Publish(channel, websocket.TextMessage, payload)
+	p.metrics.observeFanout(time.Since(start), n)
+}
+
+// removeInterest drops one local subscriber of ch from the broker's count.
+func (p *pubsub) removeInterest(ch string) {
+	if err := p.interest.Remove(ch); err != nil && !errors.Is(err, broker.ErrClosed) {
+		// The broker may keep sending ch to this node; deliver then
+		// finds no local subscriber. Harmless, but worth knowing.
+		p.logger.Warn("broker unsubscribe failed", "channel", ch, "err", err)
+	}
+}
+
+var errBrokerUnavailable = &protoError{codeUnavailable, "message broker unavailable, try again"}
+
+// brokerError maps a broker failure to the error the client gets. None
+// counts as abuse: the fault is the server's, and a retry may succeed.
+func (p *pubsub) brokerError(op, ch string, err error) *protoError {
+	switch {
+	case errors.Is(err, broker.ErrClosed), p.stopping.Err() != nil:
+		return errShuttingDown
+	case errors.Is(err, broker.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		p.logger.Debug("broker unavailable", "op", op, "channel", ch, "err", err)
+		return errBrokerUnavailable
+	}
+	p.logger.Warn("broker refused", "op", op, "channel", ch, "err", err)
+	return &protoError{codeUnavailable, "message broker refused the " + op}
 }
 
 func (p *pubsub) reply(c *hub.Client, msg []byte) {

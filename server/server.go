@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/latchws/latch/broker"
 	"github.com/latchws/latch/hub"
 	"github.com/latchws/latch/server/web"
 	"github.com/latchws/latch/websocket"
@@ -28,7 +29,9 @@ type Server struct {
 	cfg      Config       // immutable after New
 	logger   *slog.Logger // immutable after New
 	hub      *hub.Hub
-	echo     connSet // the /echo connections, outside the hub
+	broker   broker.Broker
+	stop     context.CancelFunc // cancels pubsub.stopping
+	echo     connSet            // the /echo connections, outside the hub
 	metrics  *metrics
 	handler  http.Handler
 	http     *http.Server
@@ -47,9 +50,18 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: loading TLS key pair: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	s := &Server{cfg: cfg, logger: logger}
 
-	ps := &pubsub{maxChannels: cfg.MaxChannels, logger: logger}
+	ps := &pubsub{maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, logger: logger}
+	ps.stopping, s.stop = context.WithCancel(context.Background())
 	s.hub = hub.New(hub.Config{
 		Upgrader:       s.upgrader([]string{Subprotocol}),
 		SendQueue:      cfg.SendQueue,
@@ -63,7 +75,24 @@ func New(cfg Config) (*Server, error) {
 	})
 	ps.hub = s.hub
 	ps.draining = func() bool { return s.draining.Load() || s.hub.Draining() }
-	s.metrics = newMetrics(s.hub)
+	// Last fallible step: nothing needs undoing if New fails before it.
+	if cfg.Broker == nil {
+		s.broker = broker.NewMemory(ps.deliver)
+	} else {
+		b, err := cfg.Broker(ps.deliver)
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("server: broker: %w", err)
+		}
+		if b == nil {
+			s.stop()
+			return nil, errors.New("server: broker: BrokerFunc returned nil")
+		}
+		s.broker = b
+	}
+	ps.broker = s.broker
+	ps.interest = broker.NewInterest(s.broker)
+	s.metrics = newMetrics(s.hub, s.broker, ps.interest)
 	ps.metrics = s.metrics
 
 	mux := http.NewServeMux()
@@ -97,13 +126,7 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if cfg.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("server: loading TLS key pair: %w", err)
-		}
-		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
+	s.http.TLSConfig = tlsConfig
 	return s, nil
 }
 
@@ -141,6 +164,9 @@ func writeText(w http.ResponseWriter, status int, body string) {
 // Handler returns the server's routes, for tests or another http.Server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Broker returns the server's broker, for its Stats.
+func (s *Server) Broker() broker.Broker { return s.broker }
+
 // Hub returns the hub behind /ws.
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
@@ -174,9 +200,12 @@ func (s *Server) Serve(ln net.Listener) error {
 // are refused with 503, every WebSocket client gets close 1001 (Going
 // Away) — on /ws after what is already queued for it — and the closing
 // handshakes of /ws and /echo are awaited in parallel, then the HTTP
-// server shuts down. A ctx without a
-// deadline is bounded by Config.ShutdownTimeout. Clients still open when
-// the bound expires are dropped and the context's error is returned.
+// server shuts down. Publishes still waiting for the broker fail with
+// "unavailable"; once every client has ended, the broker is closed. A ctx
+// without a deadline is bounded by Config.ShutdownTimeout. Clients still
+// open when the bound expires are dropped and the context's error is
+// returned. Shutdown must be called, even for a server that never served,
+// to release the broker.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -184,6 +213,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		defer cancel()
 	}
 	s.draining.Store(true)
+	s.stop()
 	s.logger.Info("draining", "clients", s.hub.Len(), "echo_clients", len(s.echo.snapshot()))
 	// http.Server.Shutdown does not track hijacked connections: both kinds
 	// of WebSocket clients are closed here, at the same time.
@@ -192,5 +222,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	herr := s.hub.Shutdown(ctx)
 	eerr := <-echoErr
 	serr := s.http.Shutdown(ctx)
-	return errors.Join(herr, eerr, serr)
+	// Every /ws client has gone through OnDisconnect: no Interest left to
+	// release, and no publish running.
+	berr := s.broker.Close()
+	return errors.Join(herr, eerr, serr, berr)
 }

@@ -15,7 +15,7 @@ import (
 
 // startServer runs an embedded NATS server on 127.0.0.1 (port 0: any free
 // port) and shuts it down at the end of the test.
-func startServer(t *testing.T, port int) *server.Server {
+func startServer(t testing.TB, port int) *server.Server {
 	t.Helper()
 	if port == 0 {
 		port = -1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type config struct {
 	pingPeriod time.Duration
 	pendMsgs   int
 	pendBytes  int
+	logger     *slog.Logger
 }
 
 // WithName sets the connection name the NATS server shows (monitoring).
@@ -55,9 +57,15 @@ func WithPendingLimits(msgs, bytes int) Option {
 	return func(c *config) { c.pendMsgs, c.pendBytes = msgs, bytes }
 }
 
+// WithLogger logs connection events: disconnects and reconnects (Info),
+// and the errors nats.go reports asynchronously, such as slow consumers or
+// permission violations (Warn). Without it nothing is logged.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
 // WithNATSOptions passes options (TLS, credentials, ...) to nats.Connect.
 // They are applied first: the reconnect policy, the reconnect buffer and
-// the connection event handlers are set by this package and override them.
+// the disconnect and reconnect handlers are set by this package and
+// override them; an ErrorHandler among them is called after the logging.
 func WithNATSOptions(opts ...nats.Option) Option {
 	return func(c *config) { c.natsOpts = append(c.natsOpts, opts...) }
 }
@@ -67,6 +75,7 @@ type Broker struct {
 	nc      *nats.Conn     // immutable after New
 	h       broker.Handler // immutable
 	timeout time.Duration  // immutable
+	log     *slog.Logger   // immutable; discards when WithLogger is not used
 
 	pendMsgs, pendBytes int // immutable
 
@@ -113,7 +122,10 @@ func New(urls []string, h broker.Handler, opts ...Option) (*Broker, error) {
 		cfg.pendMsgs == 0 || cfg.pendBytes == 0 {
 		return nil, errors.New("broker/nats: invalid option value")
 	}
-	b := &Broker{h: h, timeout: cfg.timeout, pendMsgs: cfg.pendMsgs, pendBytes: cfg.pendBytes, subs: make(map[string]*nats.Subscription)}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{h: h, timeout: cfg.timeout, log: cfg.logger, pendMsgs: cfg.pendMsgs, pendBytes: cfg.pendBytes, subs: make(map[string]*nats.Subscription)}
 	no := append([]nats.Option(nil), cfg.natsOpts...)
 	if cfg.name != "" {
 		no = append(no, nats.Name(cfg.name))
@@ -126,8 +138,9 @@ func New(urls []string, h broker.Handler, opts ...Option) (*Broker, error) {
 		nats.ReconnectBufSize(-1),
 		nats.PingInterval(cfg.pingPeriod),
 		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.markDown() }),
-		nats.ReconnectHandler(func(*nats.Conn) { b.markUp() }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.markDown(err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { b.markUp(nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(b.asyncError(userErrorHandler(cfg.natsOpts))),
 	)
 	nc, err := nats.Connect(strings.Join(urls, ","), no...)
 	if err != nil {
@@ -135,6 +148,31 @@ func New(urls []string, h broker.Handler, opts ...Option) (*Broker, error) {
 	}
 	b.nc = nc
 	return b, nil
+}
+
+// userErrorHandler returns the nats.ErrorHandler among opts, if any, so
+// that the logging one can call it too.
+func userErrorHandler(opts []nats.Option) nats.ErrHandler {
+	var o nats.Options
+	for _, opt := range opts {
+		_ = opt(&o) // errors surface in nats.Connect
+	}
+	return o.AsyncErrorCB
+}
+
+// asyncError logs the errors nats.go reports outside any call (slow
+// consumers, permission violations) and passes them on to next.
+func (b *Broker) asyncError(next nats.ErrHandler) nats.ErrHandler {
+	return func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		subj := ""
+		if sub != nil {
+			subj = sub.Subject
+		}
+		b.log.Warn("NATS error", "subject", subj, "err", err)
+		if next != nil {
+			next(nc, sub, err)
+		}
+	}
 }
 
 // backoff doubles the reconnect delay from min to max, with jitter so that
@@ -157,10 +195,11 @@ func minDur(a, b time.Duration) time.Duration {
 	return b
 }
 
-func (b *Broker) markDown() {
+func (b *Broker) markDown(err error) {
 	if b.closed.Load() {
 		return
 	}
+	b.log.Warn("NATS disconnected; publishes fail until it reconnects", "err", err)
 	b.downMu.Lock()
 	if b.downSince.IsZero() {
 		b.downSince = time.Now()
@@ -168,7 +207,8 @@ func (b *Broker) markDown() {
 	b.downMu.Unlock()
 }
 
-func (b *Broker) markUp() {
+func (b *Broker) markUp(url string) {
+	b.log.Info("NATS reconnected", "server", url)
 	b.reconnects.Add(1)
 	b.downMu.Lock()
 	if !b.downSince.IsZero() {

@@ -30,6 +30,8 @@
 //	-compression=BOOL           LATCH_COMPRESSION: accept permessage-deflate on /ws and /echo (default true)
 //	-compression-context-takeover LATCH_COMPRESSION_CONTEXT_TAKEOVER: keep the deflate context between messages (default false)
 //	-shutdown-timeout D         LATCH_SHUTDOWN_TIMEOUT: how long shutdown waits for clients (default 5s)
+//	-broker URLS                LATCH_BROKER: comma-separated NATS URLs shared with other latch nodes (docs/scaling.md)
+//	-publish-timeout D          LATCH_PUBLISH_TIMEOUT: how long a publish waits for the broker (default 5s)
 //	-log-level LEVEL            LATCH_LOG_LEVEL: debug, info, warn or error (default info)
 //	-log-format FORMAT          LATCH_LOG_FORMAT: text or json (default text)
 //
@@ -38,4 +40,8 @@
 // stops it gracefully: /readyz turns 503, new upgrades are refused, every
 // /ws and /echo client gets close 1001 (Going Away) with a full closing
 // handshake, and latch exits with status 0 within the shutdown timeout.
+//
+// With -broker, latch connects to NATS at start (and exits with status 1
+// if no listed server answers), then reconnects by itself after an outage;
+// meanwhile publishes get the error "unavailable".
 package main

@@ -6,14 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/latchws/latch/broker"
+	bnats "github.com/latchws/latch/broker/nats"
 	"github.com/latchws/latch/internal/connect"
 	"github.com/latchws/latch/server"
 )
@@ -77,6 +81,8 @@ type serveConfig struct {
 	sendQueue         int
 	heartbeatInterval time.Duration
 	shutdownTimeout   time.Duration
+	publishTimeout    time.Duration
+	broker            string // comma-separated NATS URLs
 	compression       bool
 	contextTakeover   bool
 	logLevel          string
@@ -97,6 +103,8 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.BoolVar(&cfg.compression, "compression", true, "accept permessage-deflate (RFC 7692) on /ws and /echo when a client offers it")
 	fs.BoolVar(&cfg.contextTakeover, "compression-context-takeover", false, "keep the deflate context between messages: better ratios, ~1.2 MiB more per compressed connection")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGINT or SIGTERM, wait this `long` for clients to close")
+	fs.StringVar(&cfg.broker, "broker", "", "comma-separated NATS server `URLs` (nats://HOST:PORT,...) to share channels with other latch nodes; empty: this node alone (docs/scaling.md)")
+	fs.DurationVar(&cfg.publishTimeout, "publish-timeout", server.DefaultPublishTimeout, "how `long` a publish waits for the broker to accept it before the client gets \"unavailable\"")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	return fs
@@ -177,11 +185,25 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-heartbeat-interval must not be negative, got %v", cfg.heartbeatInterval)
 	case cfg.shutdownTimeout <= 0:
 		return bad("-shutdown-timeout must be positive, got %v", cfg.shutdownTimeout)
+	case cfg.publishTimeout <= 0:
+		return bad("-publish-timeout must be positive, got %v", cfg.publishTimeout)
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
 		return bad("-tls-cert and -tls-key go together")
 	}
-	if _, err := server.NewLogger(io.Discard, cfg.logLevel, cfg.logFormat); err != nil {
+	logger, err := server.NewLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
 		return bad("%v", err)
+	}
+	var brokerFunc server.BrokerFunc
+	if urls := splitList(cfg.broker); len(urls) > 0 {
+		for _, u := range urls {
+			if err := checkNATSURL(u); err != nil {
+				return bad("-broker: %v", err)
+			}
+		}
+		brokerFunc = natsBroker(urls, logger.With("component", "broker"))
+	} else if strings.TrimSpace(cfg.broker) != "" {
+		return bad("-broker: no URL in %q", cfg.broker)
 	}
 	heartbeat := cfg.heartbeatInterval
 	if heartbeat == 0 {
@@ -198,11 +220,54 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		SendQueue:                  cfg.sendQueue,
 		HeartbeatInterval:          heartbeat,
 		ShutdownTimeout:            cfg.shutdownTimeout,
+		PublishTimeout:             cfg.publishTimeout,
+		Broker:                     brokerFunc,
 		DisableCompression:         !cfg.compression,
 		CompressionContextTakeover: cfg.contextTakeover,
 		LogLevel:                   cfg.logLevel,
 		LogFormat:                  cfg.logFormat,
 	}, -1
+}
+
+// checkNATSURL accepts what nats.go dials: nats:// (or tls://, ws://,
+// wss://) with a host.
+func checkNATSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("bad URL %q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("URL %q: scheme must be nats, tls, ws or wss", u.Redacted())
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("URL %q has no host", u.Redacted())
+	}
+	return nil
+}
+
+// natsBroker connects to NATS when the server is built; server.New fails
+// if no server in urls answers.
+func natsBroker(urls []string, logger *slog.Logger) server.BrokerFunc {
+	return func(h broker.Handler) (broker.Broker, error) {
+		name := "latch"
+		if host, err := os.Hostname(); err == nil {
+			name += " " + host
+		}
+		b, err := bnats.New(urls, h, bnats.WithName(name), bnats.WithLogger(logger))
+		if err != nil {
+			return nil, err
+		}
+		redacted := make([]string, len(urls))
+		for i, u := range urls {
+			if p, err := url.Parse(u); err == nil {
+				redacted[i] = p.Redacted()
+			}
+		}
+		logger.Info("connected to NATS", "servers", strings.Join(redacted, ","))
+		return b, nil
+	}
 }
 
 // splitList splits a comma-separated list, dropping empty items.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -441,5 +442,50 @@ func TestEnvironment(t *testing.T) {
 	stderr.Reset()
 	if _, status := parseServe(nil, getenv, &stdout, &stderr); status != 2 || !strings.Contains(stderr.String(), "LATCH_MAX_CONNECTIONS") {
 		t.Errorf("bad variable: status %d, stderr %q", status, stderr.String())
+	}
+}
+
+func TestBrokerFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	noEnv := func(string) (string, bool) { return "", false }
+	cfg, status := parseServe(nil, noEnv, &stdout, &stderr)
+	if status != -1 || cfg.Broker != nil || cfg.PublishTimeout != 5*time.Second {
+		t.Fatalf("default: status %d, Broker set %v, PublishTimeout %v", status, cfg.Broker != nil, cfg.PublishTimeout)
+	}
+	env := map[string]string{"LATCH_BROKER": "nats://127.0.0.1:4222, nats://127.0.0.1:4223", "LATCH_PUBLISH_TIMEOUT": "750ms"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, status = parseServe(nil, getenv, &stdout, &stderr)
+	if status != -1 || cfg.Broker == nil || cfg.PublishTimeout != 750*time.Millisecond {
+		t.Fatalf("LATCH_BROKER: status %d, Broker set %v, PublishTimeout %v, stderr %q", status, cfg.Broker != nil, cfg.PublishTimeout, stderr.String())
+	}
+	for _, bad := range [][]string{
+		{"-broker", "http://127.0.0.1:4222"},
+		{"-broker", "nats://"},
+		{"-broker", " , "},
+		{"-broker", "nats://127.0.0.1:4222,127.0.0.1:4223"},
+		{"-publish-timeout", "0s"},
+	} {
+		stderr.Reset()
+		if _, status := parseServe(bad, noEnv, &stdout, &stderr); status != 2 || stderr.Len() == 0 {
+			t.Errorf("%q: status %d, stderr %q; want 2 and a message", bad, status, stderr.String())
+		}
+	}
+}
+
+// A NATS server that cannot be reached at start is a failed start, not a
+// node that silently serves alone.
+func TestBrokerUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	status := run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-broker", "nats://" + addr}, strings.NewReader(""), &stdout, &stderr)
+	if status != 1 || !strings.Contains(stderr.String(), "broker") || strings.Contains(stdout.String(), "listening") {
+		t.Fatalf("status %d, stdout %q, stderr %q; want 1 and a broker error before listening", status, stdout.String(), stderr.String())
 	}
 }
