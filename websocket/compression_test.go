@@ -4,17 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
-	"crypto/rand"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/latchws/latch/internal/frame"
 	"github.com/latchws/latch/internal/mask"
@@ -292,8 +288,3 @@ func FuzzInflate(f *testing.F) {
 		}
 	})
 }
-
-var _ = httptest.NewServer
-var _ = io.EOF
-var _ = rand.Read
-var _ = time.Second
