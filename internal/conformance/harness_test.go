@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ type tcase struct {
 	wantLimitErr bool  // the application's read must fail with ErrReadLimit
 
 	check func(t *testing.T, p *peer) // extra assertions after the close
+
+	comp *zconf // permessage-deflate enabled on the implementation (RFC 7692)
 }
 
 // echoStream is the streaming echo application (NextReader → NextWriter +
@@ -100,13 +103,15 @@ var targets = []target{
 func startServer(t *testing.T, tc tcase, release <-chan struct{}, app func(wsConn) error) (*peer, <-chan error) {
 	appErr := make(chan error, 1)
 	done := make(chan struct{})
+	compCh := make(chan bool, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(done)
-		c, err := upgrade(w, r)
+		c, err := upgrade(w, r, tc.comp)
 		if err != nil {
 			appErr <- fmt.Errorf("upgrade: %w", err)
 			return
 		}
+		compCh <- compressed(c)
 		if tc.readLimit > 0 {
 			c.SetReadLimit(tc.readLimit)
 		}
@@ -115,9 +120,29 @@ func startServer(t *testing.T, tc tcase, release <-chan struct{}, app func(wsCon
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { waitApp(t, done) })
-	p, err := rawClientHandshake(srv.Listener.Addr().String())
+	addr := srv.Listener.Addr().String()
+	if tc.comp == nil {
+		p, err := rawClientHandshake(addr)
+		if err != nil {
+			t.Fatalf("opening handshake with %s server: %v", implName, err)
+		}
+		p.sutCompressed = compCh
+		return p, appErr
+	}
+	p, ext, err := rawClientHandshakeExt(addr, tc.comp.offers)
 	if err != nil {
 		t.Fatalf("opening handshake with %s server: %v", implName, err)
+	}
+	p.sutCompressed = compCh
+	if ext != tc.comp.wantResp {
+		p.conn.Close()
+		t.Fatalf("%s server answered offer %q with Sec-WebSocket-Extensions %q, want %q", implName, tc.comp.offers, ext, tc.comp.wantResp)
+	}
+	if ext != "" {
+		if p.z, err = newPMD(ext, strings.Join(tc.comp.offers, ", "), true); err != nil {
+			p.conn.Close()
+			t.Fatalf("raw client cannot use the response %q: %v", ext, err)
+		}
 	}
 	return p, appErr
 }
@@ -130,14 +155,16 @@ func startClient(t *testing.T, tc tcase, release <-chan struct{}) (*peer, <-chan
 	defer ln.Close()
 	appErr := make(chan error, 1)
 	done := make(chan struct{})
+	compCh := make(chan bool, 1)
 	t.Cleanup(func() { waitApp(t, done) })
 	go func() {
 		defer close(done)
-		c, err := dial("ws://" + ln.Addr().String() + "/echo")
+		c, err := dial("ws://"+ln.Addr().String()+"/echo", tc.comp)
 		if err != nil {
 			appErr <- fmt.Errorf("dial: %w", err)
 			return
 		}
+		compCh <- compressed(c)
 		if tc.readLimit > 0 {
 			c.SetReadLimit(tc.readLimit)
 		}
@@ -149,10 +176,32 @@ func startClient(t *testing.T, tc tcase, release <-chan struct{}) (*peer, <-chan
 	if err != nil {
 		t.Fatalf("%s client did not connect: %v", implName, err)
 	}
-	p, err := rawServerHandshake(conn)
+	var resp string
+	if tc.comp != nil {
+		resp = tc.comp.resp
+	}
+	p, offer, err := rawServerHandshakeExt(conn, resp)
 	if err != nil {
 		conn.Close()
 		t.Fatalf("opening handshake with %s client: %v", implName, err)
+	}
+	p.sutCompressed = compCh
+	if tc.comp == nil {
+		if offer != "" {
+			conn.Close()
+			t.Fatalf("%s client offered extensions %q without compression enabled", implName, offer)
+		}
+		return p, appErr
+	}
+	if offer != tc.comp.latchOffer() {
+		conn.Close()
+		t.Fatalf("%s client offered Sec-WebSocket-Extensions %q, want %q", implName, offer, tc.comp.latchOffer())
+	}
+	if resp != "" {
+		if p.z, err = newPMD(resp, offer, false); err != nil {
+			conn.Close()
+			t.Fatalf("raw server cannot use its own response %q: %v", resp, err)
+		}
 	}
 	return p, appErr
 }
@@ -241,9 +290,11 @@ func runCase(t *testing.T, tg target, tc tcase) {
 		if err != nil {
 			t.Fatalf("%s %s: event %d: want %v, got error: %v", implName, tg.role, i, w, err)
 		}
+		p.got = append(p.got, got)
 		if !sameEvent(got, w) {
 			t.Fatalf("%s %s: event %d: want %v, got %v", implName, tg.role, i, w, got)
 		}
+		checkCompression(t, tg, tc, p, i, got, w)
 		if got.kind == "close" && got.frames == -1 && w.code == 1000 {
 			t.Logf("note: close frame arrived in the middle of an echoed message")
 		}
@@ -288,8 +339,39 @@ func runCase(t *testing.T, tg target, tc tcase) {
 	if tc.wantLimitErr && !errors.Is(err, errReadLimit) {
 		t.Errorf("%s %s: application error %v, want ErrReadLimit", implName, tg.role, err)
 	}
+	if tc.comp != nil && compressedKnown {
+		select {
+		case c := <-p.sutCompressed:
+			if c != (p.z != nil) {
+				t.Errorf("%s %s: Conn.Compressed() = %v, want %v", implName, tg.role, c, p.z != nil)
+			}
+		default:
+			t.Errorf("%s %s: Conn.Compressed() not reported", implName, tg.role)
+		}
+	}
 	if tc.check != nil {
 		tc.check(t, p)
+	}
+}
+
+// checkCompression asserts RSV1 on an echoed message (RFC 7692 §6.1): the
+// threshold decides for WriteMessage, while NextWriter cannot know the size
+// in advance and always compresses.
+func checkCompression(t *testing.T, tg target, tc tcase, p *peer, i int, got, w event) {
+	if got.kind != "msg" || w.z == zAny {
+		return
+	}
+	want := w.z == zComp
+	if w.z == zAuto {
+		thr := tc.comp.thresholdOrDefault()
+		want = p.z != nil && (tg.name == "server-stream" || thr < 0 || len(w.data) >= thr)
+	}
+	if got.comp != want {
+		t.Errorf("%s %s: event %d (%d bytes): RSV1 %v, want %v", implName, tg.role, i, len(got.data), got.comp, want)
+	}
+	// Deflate must shrink the suite's compressible payloads.
+	if got.comp && len(got.data) >= 1024 && got.wire >= len(got.data) {
+		t.Errorf("%s %s: event %d: %d bytes compressed to %d", implName, tg.role, i, len(got.data), got.wire)
 	}
 }
 
@@ -308,7 +390,11 @@ func heavy(tc tcase) bool {
 // network, so they run eight at a time (more than -parallel's default of
 // GOMAXPROCS) to keep even a failing run short.
 func TestConformance(t *testing.T) {
-	cases := allCases()
+	runTable(t, allCases())
+}
+
+// runTable runs cases against every target, light ones eight at a time.
+func runTable(t *testing.T, cases []tcase) {
 	names := map[string]bool{}
 	for _, tc := range cases {
 		if names[tc.name] {

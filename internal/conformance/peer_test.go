@@ -35,74 +35,102 @@ type peer struct {
 	isClient bool
 	lastKey  *[4]byte
 	keys     map[[4]byte]int // client SUT only: how often each key was used
+
+	z   *pmd    // permessage-deflate, when negotiated
+	got []event // every event read, for a case's check
+	// sutCompressed receives the implementation's Conn.Compressed().
+	sutCompressed chan bool
 }
 
-// rawClientHandshake opens a WebSocket as a client, by hand (RFC 6455 §4.1).
+// rawClientHandshake opens a WebSocket as a client, by hand (RFC 6455 §4.1),
+// offering no extension.
 func rawClientHandshake(addr string) (*peer, error) {
+	p, ext, err := rawClientHandshakeExt(addr, nil)
+	if err == nil && ext != "" {
+		p.conn.Close()
+		return nil, fmt.Errorf("handshake: server accepted extensions %q that were not offered", ext)
+	}
+	return p, err
+}
+
+// rawClientHandshakeExt sends each of offers as a Sec-WebSocket-Extensions
+// line and returns the response's extensions (all lines joined by ", ").
+func rawClientHandshakeExt(addr string, offers []string) (*peer, string, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	c.SetDeadline(time.Now().Add(3 * time.Second))
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	key := base64.StdEncoding.EncodeToString(nonce[:])
 	req := "GET /echo HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
+	for _, o := range offers {
+		req += "Sec-WebSocket-Extensions: " + o + "\r\n"
+	}
+	if _, err := c.Write([]byte(req + "\r\n")); err != nil {
 		c.Close()
-		return nil, err
+		return nil, "", err
 	}
 	br := bufio.NewReaderSize(c, 64<<10)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, "", err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		c.Close()
-		return nil, fmt.Errorf("handshake: status %s", resp.Status)
+		return nil, "", fmt.Errorf("handshake: status %s", resp.Status)
 	}
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != acceptKey(key) {
 		c.Close()
-		return nil, fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", got, acceptKey(key))
-	}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
-		c.Close()
-		return nil, fmt.Errorf("handshake: server accepted extensions %q that were not offered", ext)
+		return nil, "", fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", got, acceptKey(key))
 	}
 	c.SetDeadline(time.Time{})
-	return &peer{conn: c, br: br, isClient: true}, nil
+	ext := strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", ")
+	return &peer{conn: c, br: br, isClient: true}, ext, nil
 }
 
 // rawServerHandshake answers a client's opening handshake by hand (RFC 6455
 // §4.2.2), accepting no extension.
 func rawServerHandshake(c net.Conn) (*peer, error) {
+	p, _, err := rawServerHandshakeExt(c, "")
+	return p, err
+}
+
+// rawServerHandshakeExt answers with Sec-WebSocket-Extensions: ext (none
+// when empty) and returns the client's offer (all lines joined by ", ").
+func rawServerHandshakeExt(c net.Conn, ext string) (*peer, string, error) {
 	c.SetDeadline(time.Now().Add(3 * time.Second))
 	br := bufio.NewReaderSize(c, 64<<10)
 	req, err := http.ReadRequest(br)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req.Body.Close()
 	if req.Method != http.MethodGet ||
 		!strings.EqualFold(req.Header.Get("Upgrade"), "websocket") ||
 		!strings.Contains(strings.ToLower(req.Header.Get("Connection")), "upgrade") ||
 		req.Header.Get("Sec-WebSocket-Version") != "13" {
-		return nil, fmt.Errorf("bad opening handshake from client: %s %v", req.Method, req.Header)
+		return nil, "", fmt.Errorf("bad opening handshake from client: %s %v", req.Method, req.Header)
 	}
 	key := req.Header.Get("Sec-WebSocket-Key")
 	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
-		return nil, fmt.Errorf("bad Sec-WebSocket-Key %q", key)
+		return nil, "", fmt.Errorf("bad Sec-WebSocket-Key %q", key)
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + acceptKey(key) + "\r\n\r\n"
-	if _, err := c.Write([]byte(resp)); err != nil {
-		return nil, err
+		"Sec-WebSocket-Accept: " + acceptKey(key) + "\r\n"
+	if ext != "" {
+		resp += "Sec-WebSocket-Extensions: " + ext + "\r\n"
+	}
+	if _, err := c.Write([]byte(resp + "\r\n")); err != nil {
+		return nil, "", err
 	}
 	c.SetDeadline(time.Time{})
-	return &peer{conn: c, br: br, isClient: false, keys: map[[4]byte]int{}}, nil
+	offer := strings.Join(req.Header.Values("Sec-WebSocket-Extensions"), ", ")
+	return &peer{conn: c, br: br, isClient: false, keys: map[[4]byte]int{}}, offer, nil
 }
 
 // encodeAll encodes frames with the masking the role requires unless a
@@ -117,7 +145,30 @@ func (p *peer) encodeAll(frames []frame) []byte {
 		case maskNone:
 			masked = false
 		}
+		if f.deflate {
+			out = append(out, p.encodeDeflated(f, masked)...)
+			continue
+		}
 		out = append(out, f.encode(masked)...)
+	}
+	return out
+}
+
+// encodeDeflated compresses a message with the peer's context and splits
+// the result into f.zfrags frames, RSV1 on the first only (RFC 7692 §6.1).
+func (p *peer) encodeDeflated(f frame, masked bool) []byte {
+	if p.z == nil {
+		panic("case sends a compressed message without permessage-deflate")
+	}
+	data := p.z.compress(f.payload)
+	n := max(f.zfrags, 1)
+	size := max((len(data)+n-1)/n, 1)
+	var out []byte
+	for i, fr := range fragments(f.opcode, data, size) {
+		if i == 0 {
+			fr.rsv |= 4
+		}
+		out = append(out, fr.encode(masked)...)
 	}
 	return out
 }
@@ -157,8 +208,11 @@ func (p *peer) readFrame() (rframe, error) {
 		return f, errors.New("server under test sent a masked frame (RFC 6455 §5.1)")
 	case !p.isClient && !f.masked:
 		return f, errors.New("client under test sent an unmasked frame (RFC 6455 §5.1)")
-	case f.rsv != 0:
-		return f, fmt.Errorf("implementation sent RSV bits %03b without an extension", f.rsv)
+	case f.rsv != 0 && (p.z == nil || f.rsv != 4):
+		return f, fmt.Errorf("implementation sent RSV bits %03b (permessage-deflate: %v)", f.rsv, p.z != nil)
+	case f.rsv != 0 && (isControl(f.opcode) || f.opcode == opCont):
+		// RFC 7692 §6.1: RSV1 only on the first frame of a data message.
+		return f, fmt.Errorf("implementation sent RSV1 on a frame with opcode %#x", f.opcode)
 	case f.opcode > opBinary && !isControl(f.opcode), f.opcode > opPong:
 		return f, fmt.Errorf("implementation sent reserved opcode %#x", f.opcode)
 	case isControl(f.opcode) && (!f.fin || len(f.payload) > 125):
@@ -203,14 +257,22 @@ func (p *peer) readEvent(deadline time.Time) (event, error) {
 			return event{}, errors.New("implementation started a message inside another one")
 		}
 		if msg == nil {
-			msg = &event{kind: "msg", op: f.opcode, data: []byte{}}
+			msg = &event{kind: "msg", op: f.opcode, data: []byte{}, comp: f.rsv == 4}
 		}
+		msg.wire += len(f.payload)
 		if len(msg.data)+len(f.payload) > maxEventBytes {
 			return event{}, errors.New("implementation sent a message over the test bound")
 		}
 		msg.data = append(msg.data, f.payload...)
 		msg.frames++
 		if f.fin {
+			if msg.comp {
+				out, err := p.z.inflate(msg.data, maxEventBytes)
+				if err != nil {
+					return event{}, err
+				}
+				msg.data = out
+			}
 			return *msg, nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestRawFrameRoundTrip checks the suite's own frame writer against its
@@ -62,5 +63,51 @@ func TestSentClose(t *testing.T) {
 		if code != c.code || reason != c.reason || ok != c.ok {
 			t.Errorf("sentClose = %d %q %v, want %d %q %v", code, reason, ok, c.code, c.reason, c.ok)
 		}
+	}
+}
+
+// TestDeflateHelpers checks the raw peer's permessage-deflate against
+// compress/flate as an independent judge, so that section 12, 13 and D
+// failures point at the implementation.
+func TestDeflateHelpers(t *testing.T) {
+	// Context takeover both ways: the second copy refers to the first.
+	w := &pmd{writeTakeover: true}
+	r := &pmd{readTakeover: true}
+	msg := zText(4<<10, 1)
+	a, b := w.compress(msg), w.compress(msg)
+	for i, z := range [][]byte{a, b} {
+		got, err := r.inflate(z, 1<<20)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("takeover message %d: %v, %d bytes", i, err, len(got))
+		}
+	}
+	// Without takeover the second copy cannot be read on its own.
+	if _, err := (&pmd{}).inflate(b, 1<<20); err == nil {
+		t.Errorf("a message compressed with takeover inflated without the context")
+	}
+	// RFC 7692 §7.2.3.6: an empty message is the single byte 0x00.
+	if got := deflateFresh(nil); !bytes.Equal(got, []byte{0}) {
+		t.Errorf("empty message compressed to %x, want 00", got)
+	}
+	bomb, err := (&pmd{}).inflate(deflateBomb(4), 8<<20)
+	if err != nil || len(bomb) != 4<<20 || bytes.ContainsFunc(bomb, func(r rune) bool { return r != 0 }) {
+		t.Errorf("4 MiB bomb inflated to %d bytes, %v", len(bomb), err)
+	}
+	if _, err := (&pmd{}).inflate(deflateBomb(4), 1<<20); err == nil {
+		t.Errorf("inflate ignored its bound")
+	}
+	// The corrupt payloads of section D are corrupt for compress/flate too.
+	for _, p := range [][]byte{{0xff, 0xff, 0xff, 0xff}, {0x00, 0x05, 0x00, 0x00, 0x00, 'h', 'e', 'l', 'l', 'o'}, {0x02, 0x02, 0x00}, deflateFresh(zText(3000, 7))[:40]} {
+		if out, err := (&pmd{}).inflate(p, 1<<20); err == nil {
+			t.Errorf("corrupt payload %x inflated to %q", p, out)
+		}
+	}
+	// Huffman-only output (a window < 2^15 granted) round-trips.
+	h := &pmd{huffman: true}
+	if got, err := (&pmd{}).inflate(h.compress(msg), 1<<20); err != nil || !bytes.Equal(got, msg) {
+		t.Errorf("huffman-only: %v", err)
+	}
+	if !utf8.Valid(zText(1000, 3)) || len(zText(1000, 3)) != 1000 || len(zBinary(777, 3)) != 777 {
+		t.Errorf("payload generators: wrong size or invalid UTF-8")
 	}
 }

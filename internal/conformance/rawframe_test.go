@@ -43,6 +43,11 @@ type frame struct {
 	// encoder cannot express, such as a 2^63 length); it gets the masking
 	// the role requires.
 	raw func(masked bool) []byte
+	// deflate: payload is the plain message; the raw peer compresses it
+	// with the negotiated context and sends it with RSV1 on the first of
+	// zfrags frames (RFC 7692 §6.1); 0 means one frame.
+	deflate bool
+	zfrags  int
 }
 
 // encode lays out a frame per RFC 6455 §5.2, masking with a fresh key when
@@ -183,7 +188,24 @@ type event struct {
 	data   []byte // message or control payload; close reason for "close"
 	code   int    // for "close"
 	frames int    // for "msg": how many frames carried it
+
+	// Compression (RFC 7692): comp is RSV1 on the message's first frame,
+	// wire the payload bytes on the wire. In a want event, z says what
+	// the case expects.
+	comp bool
+	wire int
+	z    zwant
 }
+
+// zwant is what a case expects of an echoed message's compression.
+type zwant byte
+
+const (
+	zAny   zwant = iota // no expectation (no compression negotiated)
+	zPlain              // RSV1 clear
+	zComp               // RSV1 set, deflated payload
+	zAuto               // by the implementation's threshold and write path
+)
 
 func msgEv(op byte, p []byte) event { return event{kind: "msg", op: op, data: p} }
 func textEv(s string) event         { return msgEv(opText, []byte(s)) }

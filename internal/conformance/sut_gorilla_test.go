@@ -33,8 +33,15 @@ func asCloseError(err error) (code int, text string, ok bool) {
 	return 0, "", false
 }
 
-func upgrade(w http.ResponseWriter, r *http.Request) (wsConn, error) {
-	u := websocket.Upgrader{HandshakeTimeout: 3 * time.Second}
+// gorilla does not report whether compression was negotiated.
+const compressedKnown = false
+
+func compressed(c wsConn) bool { return false }
+
+// upgrade accepts a connection; z != nil enables compression (gorilla has
+// neither context takeover nor a threshold).
+func upgrade(w http.ResponseWriter, r *http.Request, z *zconf) (wsConn, error) {
+	u := websocket.Upgrader{HandshakeTimeout: 3 * time.Second, EnableCompression: z != nil}
 	c, err := u.Upgrade(w, r, nil)
 	if err != nil {
 		return nil, err
@@ -42,8 +49,9 @@ func upgrade(w http.ResponseWriter, r *http.Request) (wsConn, error) {
 	return c, nil
 }
 
-func dial(url string) (wsConn, error) {
-	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+// dial connects; z != nil enables compression.
+func dial(url string, z *zconf) (wsConn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second, EnableCompression: z != nil}
 	c, resp, err := d.Dial(url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()

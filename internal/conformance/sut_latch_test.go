@@ -28,8 +28,20 @@ func asCloseError(err error) (code int, text string, ok bool) {
 	return 0, "", false
 }
 
-func upgrade(w http.ResponseWriter, r *http.Request) (wsConn, error) {
+// compressedKnown: the implementation reports whether it negotiated
+// permessage-deflate.
+const compressedKnown = true
+
+func compressed(c wsConn) bool { return c.(*websocket.Conn).Compressed() }
+
+// upgrade accepts a connection; z != nil enables compression.
+func upgrade(w http.ResponseWriter, r *http.Request, z *zconf) (wsConn, error) {
 	u := websocket.Upgrader{HandshakeTimeout: 3 * time.Second}
+	if z != nil {
+		u.EnableCompression = true
+		u.CompressionContextTakeover = z.takeover
+		u.CompressionThreshold = z.threshold
+	}
 	c, err := u.Upgrade(w, r, nil)
 	if err != nil {
 		return nil, err
@@ -37,8 +49,14 @@ func upgrade(w http.ResponseWriter, r *http.Request) (wsConn, error) {
 	return c, nil
 }
 
-func dial(url string) (wsConn, error) {
+// dial connects; z != nil enables compression.
+func dial(url string, z *zconf) (wsConn, error) {
 	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+	if z != nil {
+		d.EnableCompression = true
+		d.CompressionContextTakeover = z.takeover
+		d.CompressionThreshold = z.threshold
+	}
 	c, resp, err := d.Dial(url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
