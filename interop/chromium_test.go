@@ -12,17 +12,15 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/latchws/latch/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // TestChromium runs headless Chromium as a client of a Latch server. The
 // page (testdata/peer.html) comes from the same httptest server, so Latch's
 // default same-origin check admits it.
 func TestChromium(t *testing.T) {
 	t.Parallel()
-	_, err := os.Stat(chromiumPath)
-	requirePeer(t, err == nil, "Chromium ("+chromiumPath+")")
+	browsertest.Require(t)
 	page, err := os.ReadFile("testdata/peer.html")
 	if err != nil {
 		t.Fatal(err)
@@ -34,28 +32,9 @@ func TestChromium(t *testing.T) {
 		}),
 	})
 
-	// The flags PEERS.md lists for running as root without network noise.
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	t.Cleanup(func() {
-		cancel()
-		cancelBrowser()
-		cancelAlloc()
-	})
+	ctx := browsertest.New(t, 60*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(ls.srv.URL+"/peer.html"), chromedp.WaitReady(chromedp.ID("out"))); err != nil {
-		t.Fatalf("start Chromium and load the page: %v", err)
+		t.Fatalf("load the page: %v", err)
 	}
 
 	b := &browserPeer{ctx: ctx, r: newRouter()}

@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,11 +17,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/latchws/latch/internal/browsertest"
 	"github.com/latchws/latch/server/web"
 	"github.com/latchws/latch/websocket"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 func TestEmbeddedFiles(t *testing.T) {
 	t.Parallel()
@@ -198,112 +196,31 @@ func (s *standIn) serveWS(w http.ResponseWriter, r *http.Request) {
 
 // tab is one page of the browser, with the uncaught exceptions it threw.
 type tab struct {
-	name string
-	ctx  context.Context
+	*browsertest.DemoPage
 	mu   sync.Mutex
 	errs []string // guarded by mu
 }
 
-func (tb *tab) eval(t *testing.T, js string, v any) error {
-	t.Helper()
-	raw, err := chromedp.Run(tb.ctx, chromedp.Evaluate[json.RawMessage](js))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, v)
-}
-
-// waitFor polls js in the page until ok accepts its value, within the
-// test's browser deadline.
-func waitFor[T any](t *testing.T, tb *tab, what, js string, ok func(T) bool) T {
-	t.Helper()
-	var v T
-	for i := 0; ; i++ {
-		var cur T
-		err := tb.eval(t, js, &cur)
-		if err == nil {
-			v = cur
-			if ok(cur) {
-				return cur
-			}
-		}
-		if tb.ctx.Err() != nil || i > 600 {
-			t.Fatalf("%s: timed out waiting for %s; last value %v, err %v", tb.name, what, v, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-const (
-	jsState    = `[document.getElementById("state").dataset.state, document.getElementById("state").textContent]`
-	jsMessages = `[...document.querySelectorAll("#messages .msg")].map(e => e.querySelector(".who").textContent + ": " + e.querySelector(".body").textContent)`
-)
-
-func waitState(t *testing.T, tb *tab, want string) []string {
-	t.Helper()
-	return waitFor(t, tb, "state "+want, jsState, func(v []string) bool { return len(v) == 2 && v[0] == want })
-}
-
-func waitMessage(t *testing.T, tb *tab, want string) {
-	t.Helper()
-	waitFor(t, tb, "message "+want, jsMessages, func(v []string) bool {
-		for _, m := range v {
-			if m == want {
-				return true
-			}
-		}
-		return false
-	})
-}
-
 func TestChatInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := "Chromium (" + chromiumPath + ") is not installed; see PEERS.md"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	browsertest.Require(t)
 	s1 := startStandIn(t, "127.0.0.1:0")
 	addr := s1.addr
 
-	deadline, cancelDeadline := context.WithTimeout(context.Background(), 60*time.Second)
-	// The flags PEERS.md lists for running as root without network noise.
-	actx, cancelAlloc := chromedp.NewExecAllocator(deadline,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 640),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
+	// Registered before the browser's cleanup, so it runs after it: the
+	// console readers end when their tabs close.
 	var consoleWG sync.WaitGroup
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		cancelDeadline()
-		consoleWG.Wait()
-	})
-
-	// Start the browser first: a tab context made before it would start its own.
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium: %v", err)
+	t.Cleanup(consoleWG.Wait)
+	bctx := browsertest.New(t, 60*time.Second, chromedp.WindowSize(900, 640))
+	// Waits give up at the browser's 60 s deadline.
+	const polls = 600
+	tabs := []*tab{
+		{DemoPage: &browsertest.DemoPage{Name: "tab 1", Ctx: bctx, Polls: polls}},
+		{DemoPage: &browsertest.DemoPage{Name: "tab 2", Ctx: browsertest.NewTab(t, bctx), Polls: polls}},
 	}
-	ctx2, cancelTab2 := chromedp.NewContext(bctx)
-	t.Cleanup(cancelTab2)
-	tabs := []*tab{{name: "tab 1", ctx: bctx}, {name: "tab 2", ctx: ctx2}}
 	for _, tb := range tabs {
-		// Open the tab before subscribing to its console.
-		if err := chromedp.Do(tb.ctx, chromedp.Navigate("about:blank")); err != nil {
-			t.Fatalf("%s: open: %v", tb.name, err)
-		}
-		msgs := chromedp.Console(tb.ctx)
+		// New and NewTab opened the tab, so its console can be watched
+		// from before the page loads.
+		msgs := chromedp.Console(tb.Ctx)
 		consoleWG.Add(1)
 		go func() {
 			defer consoleWG.Done()
@@ -318,108 +235,88 @@ func TestChatInChromium(t *testing.T) {
 				}
 			}
 		}()
-		if err := chromedp.Do(tb.ctx, chromedp.Navigate("http://"+addr+"/#lobby")); err != nil {
-			t.Fatalf("%s: load page: %v", tb.name, err)
-		}
+		tb.Load(t, "http://"+addr+"/#lobby")
 	}
 	for _, tb := range tabs {
-		waitState(t, tb, "open")
+		tb.WaitState(t, "open")
 	}
-	if err := chromedp.Do(tabs[0].ctx, chromedp.SetValue(chromedp.ID("name"), "alice")); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Do(tabs[1].ctx, chromedp.SetValue(chromedp.ID("name"), "bob")); err != nil {
-		t.Fatal(err)
-	}
+	tabs[0].SetName(t, "alice")
+	tabs[1].SetName(t, "bob")
 	waitSubscribers(t, s1, 2)
 
-	// Enter sends.
-	if err := chromedp.Do(tabs[0].ctx, chromedp.SendKeys(chromedp.ID("text"), "hello from alice\n")); err != nil {
-		t.Fatal(err)
-	}
+	tabs[0].Type(t, "hello from alice\n") // Enter sends.
 	for _, tb := range tabs {
-		waitMessage(t, tb, "alice: hello from alice")
+		tb.WaitMessage(t, "alice: hello from alice")
 	}
 	// User text is never parsed as HTML.
 	const evil = `<img src=x onerror="window.pwned=1"><b>bold</b>`
-	if err := chromedp.Do(tabs[1].ctx, chromedp.SendKeys(chromedp.ID("text"), evil+"\n")); err != nil {
-		t.Fatal(err)
-	}
+	tabs[1].Type(t, evil+"\n")
 	for _, tb := range tabs {
-		waitMessage(t, tb, "bob: "+evil)
+		tb.WaitMessage(t, "bob: "+evil)
 		var n int
-		if err := tb.eval(t, `document.querySelectorAll("#messages img, #messages b").length + (window.pwned ? 100 : 0)`, &n); err != nil {
+		if err := tb.Eval(`document.querySelectorAll("#messages img, #messages b").length + (window.pwned ? 100 : 0)`, &n); err != nil {
 			t.Fatal(err)
 		}
 		if n != 0 {
-			t.Errorf("%s: message text was rendered as HTML (%d)", tb.name, n)
+			t.Errorf("%s: message text was rendered as HTML (%d)", tb.Name, n)
 		}
 	}
 	var input string
-	if err := tabs[0].eval(t, `document.getElementById("text").value`, &input); err != nil || input != "" {
+	if err := tabs[0].Eval(`document.getElementById("text").value`, &input); err != nil || input != "" {
 		t.Errorf("message input after sending = %q, %v; want it cleared", input, err)
 	}
 
 	// The server goes away: the pages back off and say so.
 	s1.stop()
 	for _, tb := range tabs {
-		st := waitState(t, tb, "reconnecting")
+		st := tb.WaitState(t, "reconnecting")
 		if !strings.HasPrefix(st[1], "reconnecting in ") || !strings.Contains(st[1], "s") {
-			t.Errorf("%s: state text %q, want a countdown", tb.name, st[1])
+			t.Errorf("%s: state text %q, want a countdown", tb.Name, st[1])
 		}
 		var disabled bool
-		if err := tb.eval(t, `document.getElementById("send").disabled`, &disabled); err != nil || !disabled {
-			t.Errorf("%s: #send enabled while reconnecting (%v)", tb.name, err)
+		if err := tb.Eval(`document.getElementById("send").disabled`, &disabled); err != nil || !disabled {
+			t.Errorf("%s: #send enabled while reconnecting (%v)", tb.Name, err)
 		}
 	}
 	// Let at least one reconnect attempt fail against the closed port.
 	time.Sleep(1500 * time.Millisecond)
 	for _, tb := range tabs {
 		var st []string
-		if err := tb.eval(t, jsState, &st); err != nil {
+		if err := tb.Eval(browsertest.JSState, &st); err != nil {
 			t.Fatal(err)
 		}
 		if st[0] == "open" {
-			t.Fatalf("%s: open while the server is down", tb.name)
+			t.Fatalf("%s: open while the server is down", tb.Name)
 		}
 	}
 
 	s2 := startStandIn(t, addr)
 	for _, tb := range tabs {
-		waitState(t, tb, "open")
+		tb.WaitState(t, "open")
 	}
 	// The pages re-subscribe by themselves.
 	waitSubscribers(t, s2, 2)
-	if err := chromedp.Do(tabs[1].ctx,
-		chromedp.SetValue(chromedp.ID("text"), "back after restart"),
-		chromedp.Click(chromedp.ID("send")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	tabs[1].Send(t, "back after restart")
 	for _, tb := range tabs {
-		waitMessage(t, tb, "bob: back after restart")
+		tb.WaitMessage(t, "bob: back after restart")
 	}
 	// Messages from before the restart are still on screen.
-	msgs := waitFor(t, tabs[0], "all messages", jsMessages, func(v []string) bool { return len(v) == 3 })
+	msgs := browsertest.Wait(t, tabs[0].DemoPage, "all messages", browsertest.JSMessages, func(v []string) bool { return len(v) == 3 })
 	if msgs[0] != "alice: hello from alice" {
 		t.Errorf("first message = %q", msgs[0])
 	}
 
 	// Disconnect closes cleanly and stays closed; Connect opens again.
-	if err := chromedp.Do(tabs[1].ctx, chromedp.Click(chromedp.ID("toggle"))); err != nil {
-		t.Fatal(err)
-	}
-	if st := waitState(t, tabs[1], "closed"); st[1] != "closed (code 1000)" {
+	tabs[1].Click(t, "toggle")
+	if st := tabs[1].WaitState(t, "closed"); st[1] != "closed (code 1000)" {
 		t.Errorf("state text after Disconnect = %q", st[1])
 	}
 	waitSubscribers(t, s2, 1)
-	if err := chromedp.Do(tabs[1].ctx, chromedp.Click(chromedp.ID("toggle"))); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, tabs[1], "open")
+	tabs[1].Click(t, "toggle")
+	tabs[1].WaitState(t, "open")
 	waitSubscribers(t, s2, 2)
 
-	png, err := chromedp.Run(tabs[0].ctx, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(tabs[0].Ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +332,7 @@ func TestChatInChromium(t *testing.T) {
 	for _, tb := range tabs {
 		tb.mu.Lock()
 		if len(tb.errs) > 0 {
-			t.Errorf("%s: uncaught exceptions: %q", tb.name, tb.errs)
+			t.Errorf("%s: uncaught exceptions: %q", tb.Name, tb.errs)
 		}
 		tb.mu.Unlock()
 	}
