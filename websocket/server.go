@@ -52,8 +52,9 @@ type Upgrader struct {
 	// Conn.SetCompressionLevel); 0 means 1 (flate.BestSpeed).
 	CompressionLevel int
 
-	// CompressionThreshold is the size below which messages are sent
-	// uncompressed: 0 means DefaultCompressionThreshold, < 0 compresses
+	// CompressionThreshold is the size below which messages written with
+	// WriteMessage are sent uncompressed (NextWriter streams are always
+	// compressed): 0 means DefaultCompressionThreshold, < 0 compresses
 	// every message.
 	CompressionThreshold int
 
