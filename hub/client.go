@@ -38,7 +38,7 @@ type Client struct {
 	conn *websocket.Conn // immutable
 
 	mu       sync.Mutex // guards the fields below
-	ring     []queued   // capacity SendQueue
+	ring     []queued   // grows on demand up to SendQueue: an idle client holds a small one
 	head, n  int
 	closed   bool          // no more messages are accepted
 	closeReq *closeRequest // set once: the writer closes the connection
@@ -62,7 +62,7 @@ func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn) *Client
 		id:         id,
 		req:        r,
 		conn:       conn,
-		ring:       make([]queued, h.cfg.SendQueue),
+		ring:       make([]queued, min(initialQueue, h.cfg.SendQueue)),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
@@ -152,6 +152,9 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	if c.n == len(c.ring) && len(c.ring) < h.cfg.SendQueue {
+		c.growLocked(min(2*len(c.ring), h.cfg.SendQueue))
+	}
 	if c.n == len(c.ring) {
 		if h.cfg.SlowConsumer == DropOldest {
 			c.ring[c.head] = queued{}
@@ -173,6 +176,19 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 	c.mu.Unlock()
 	c.signal()
 	return nil
+}
+
+// initialQueue is the send queue's first capacity; it doubles as needed.
+const initialQueue = 4
+
+// growLocked moves the queued messages, in order, into a ring of size n.
+// Caller holds c.mu.
+func (c *Client) growLocked(n int) {
+	ring := make([]queued, n)
+	for i := 0; i < c.n; i++ {
+		ring[i] = c.ring[(c.head+i)%len(c.ring)]
+	}
+	c.ring, c.head = ring, 0
 }
 
 func (c *Client) markSlow() {
