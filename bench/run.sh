@@ -89,5 +89,8 @@ HDR
 	echo "Command: \`${cmdline}\` (took ${secs} s)."
 	echo
 	cat "$tmp"
+	echo
+	echo "Micro-benchmarks of the hot paths: [benchmarks-micro.md](benchmarks-micro.md). With compression on:"
+	echo "[compression.md](compression.md#measured-against-gorilla-and-gws)."
 } >"$doc"
 echo "wrote $doc"
