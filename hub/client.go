@@ -27,10 +27,11 @@ type closeRequest struct {
 
 // Client is one WebSocket connection registered in a [Hub].
 //
-// Two goroutines serve it: the read loop, which runs inside
-// [Hub.ServeHTTP] and calls OnConnect, OnMessage and OnDisconnect, and a
-// writer that drains the client's bounded send queue. Publishers only
-// append to the queue, so no publisher waits for a slow client.
+// Its read loop runs on a goroutine started by [Hub.ServeHTTP] and calls
+// OnConnect, OnMessage and OnDisconnect. A writer goroutine drains the
+// client's bounded send queue; it runs only while there is something to
+// write, so an idle client costs one goroutine. Publishers only append to
+// the queue, so no publisher waits for a slow client.
 type Client struct {
 	hub  *Hub            // immutable
 	id   uint64          // immutable
@@ -43,10 +44,12 @@ type Client struct {
 	closed   bool          // no more messages are accepted
 	closeReq *closeRequest // set once: the writer closes the connection
 	ended    bool          // the read loop ended: the writer stops
+	writing  bool          // a writer goroutine is running
 
-	wake       chan struct{} // capacity 1: the queue or the state changed
-	writerDone chan struct{} // closed when the writer goroutine returns
-	done       chan struct{} // closed after OnDisconnect returned
+	// writers counts writer goroutines. One runs only while there is work
+	// (queued messages or a close request), so an idle client has none.
+	writers sync.WaitGroup
+	done    chan struct{} // closed after OnDisconnect returned
 
 	dropped atomic.Uint64
 	slow    atomic.Bool // closed by the slow-consumer policy or a write timeout
@@ -62,11 +65,9 @@ func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn) *Client
 		id:         id,
 		req:        r,
 		conn:       conn,
-		ring:       make([]queued, min(initialQueue, h.cfg.SendQueue)),
-		wake:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-		done:       make(chan struct{}),
-		channels:   make(map[string]struct{}),
+		ring:     make([]queued, min(initialQueue, h.cfg.SendQueue)),
+		done:     make(chan struct{}),
+		channels: make(map[string]struct{}),
 	}
 }
 
@@ -131,16 +132,23 @@ func (c *Client) requestClose(r *closeRequest) bool {
 	}
 	c.closed = true
 	c.closeReq = r
+	start := c.startWriterLocked()
 	c.mu.Unlock()
-	c.signal()
+	if start {
+		go c.writeLoop()
+	}
 	return true
 }
 
-func (c *Client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// startWriterLocked reports whether the caller must start a writer
+// goroutine for new work, and counts it. Caller holds c.mu.
+func (c *Client) startWriterLocked() bool {
+	if c.writing || c.ended {
+		return false
 	}
+	c.writing = true
+	c.writers.Add(1)
+	return true
 }
 
 // enqueue appends a message to the queue or applies the slow-consumer
@@ -165,16 +173,22 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 		} else {
 			c.closed = true
 			c.closeReq = &closeRequest{code: websocket.ClosePolicyViolation, reason: slowReason}
+			start := c.startWriterLocked()
 			c.mu.Unlock()
 			c.markSlow()
-			c.signal()
+			if start {
+				go c.writeLoop()
+			}
 			return ErrSlowConsumer
 		}
 	}
 	c.ring[(c.head+c.n)%len(c.ring)] = queued{pm: pm, size: size}
 	c.n++
+	start := c.startWriterLocked()
 	c.mu.Unlock()
-	c.signal()
+	if start {
+		go c.writeLoop()
+	}
 	return nil
 }
 
@@ -198,31 +212,26 @@ func (c *Client) markSlow() {
 	}
 }
 
-// next waits for the writer's next task: a message to write, a close
-// request, or neither when the client ended.
+// next returns the writer's next task: a message to write or a close
+// request. With neither (ok false, no request), the writer has stopped:
+// writing is cleared under the same lock, so new work starts a new writer.
 func (c *Client) next() (queued, *closeRequest, bool) {
-	for {
-		c.mu.Lock()
-		if r := c.closeReq; r != nil && (!r.flush || c.n == 0) {
-			c.discardLocked()
-			c.mu.Unlock()
-			return queued{}, r, false
-		}
-		if c.n > 0 {
-			q := c.ring[c.head]
-			c.ring[c.head] = queued{}
-			c.head = (c.head + 1) % len(c.ring)
-			c.n--
-			c.mu.Unlock()
-			return q, nil, true
-		}
-		if c.ended {
-			c.mu.Unlock()
-			return queued{}, nil, false
-		}
-		c.mu.Unlock()
-		<-c.wake
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.closeReq; r != nil && (!r.flush || c.n == 0) {
+		c.closeReq = nil // handled once, by this writer
+		c.discardLocked()
+		return queued{}, r, false
 	}
+	if c.n > 0 && !c.ended {
+		q := c.ring[c.head]
+		c.ring[c.head] = queued{}
+		c.head = (c.head + 1) % len(c.ring)
+		c.n--
+		return q, nil, true
+	}
+	c.writing = false
+	return queued{}, nil, false
 }
 
 // discardLocked empties the queue of a client that will write no more,
@@ -235,9 +244,10 @@ func (c *Client) discardLocked() {
 	}
 }
 
-// writeLoop is the client's only writer of queued messages.
+// writeLoop is the client's only writer of queued messages; it runs while
+// there is work and then returns.
 func (c *Client) writeLoop() {
-	defer close(c.writerDone)
+	defer c.writers.Done()
 	h := c.hub
 	for {
 		q, req, ok := c.next()
@@ -281,7 +291,6 @@ func (c *Client) finish() {
 	c.ended = true
 	c.discardLocked()
 	c.mu.Unlock()
-	c.signal()
 }
 
 func isTimeout(err error) bool {

@@ -29,7 +29,8 @@
 // # Back-pressure
 //
 // Every client has one writer goroutine draining a bounded queue
-// ([Config.SendQueue] messages). [Hub.Publish], [Hub.Broadcast] and
+// ([Config.SendQueue] messages); it runs only while the queue holds
+// something, and the queue grows only as far as it is used. [Hub.Publish], [Hub.Broadcast] and
 // [Client.Send] only append to queues: a publisher never waits for a slow
 // client's network. Publish and Broadcast encode a message once, as a
 // websocket.PreparedMessage, and queue the same frame to every receiver;

@@ -131,8 +131,9 @@ func New(cfg Config) *Hub {
 	return h
 }
 
-// ServeHTTP upgrades the request, registers the client, runs its read loop
-// on the calling goroutine and unregisters it when the connection ends.
+// ServeHTTP upgrades the request, registers the client and returns; the
+// client's read loop runs on a goroutine of its own (so that net/http frees
+// its per-connection buffers) and unregisters it when the connection ends.
 // Rejections are answered with HTTP errors: 503 while draining or beyond
 // MaxConnections, 403 (or an *HTTPError's status) when Authorize refuses.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +142,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject(w, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
-	defer h.leave()
+	// Until the client is handed to its own goroutine, leaving is ours.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			h.leave()
+		}
+	}()
 
 	if max := h.cfg.MaxConnections; max > 0 {
 		if h.slots.Add(1) > int64(max) {
@@ -153,7 +160,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.slots.Add(1)
 	}
-	defer h.slots.Add(-1)
+	defer func() {
+		if !handedOff {
+			h.slots.Add(-1)
+		}
+	}()
 
 	if h.cfg.Authorize != nil {
 		if err := h.cfg.Authorize(r); err != nil {
@@ -184,7 +195,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.SetReadLimit(h.cfg.ReadLimit)
 	}
 	c := newClient(h, h.nextID.Add(1), r, conn)
-	h.run(c)
+	// Serve the client on a goroutine of its own and return: net/http frees
+	// its buffers for the connection (about 8 KiB) once the handler returns.
+	handedOff = true
+	go func() {
+		defer h.leave()
+		defer h.slots.Add(-1)
+		h.run(c)
+	}()
 }
 
 func reject(w http.ResponseWriter, status int, msg string) {
@@ -213,7 +231,6 @@ func (h *Hub) leave() {
 
 // run serves one client from registration to OnDisconnect.
 func (h *Hub) run(c *Client) {
-	go c.writeLoop()
 	h.register(c)
 	h.stats.connected.Add(1)
 	h.log.Debug("hub: client connected", "id", c.id, "remote", c.req.RemoteAddr)
@@ -246,7 +263,7 @@ func (h *Hub) run(c *Client) {
 	// Completes the closing handshake if the read loop ended otherwise;
 	// bounded by the connection's close timeout.
 	c.conn.Close()
-	<-c.writerDone
+	c.writers.Wait()
 
 	code := websocket.CloseStatus(readErr)
 	if code < 0 {

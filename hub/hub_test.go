@@ -236,6 +236,10 @@ func TestAuthorize(t *testing.T) {
 		t.Fatalf("good token: %v", err)
 	}
 	defer c.Close()
+	// The hub registers the client just after the handshake response.
+	for deadline := time.Now().Add(2 * time.Second); h.Stats().Connected == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	st := h.Stats()
 	if st.Rejected["unauthorized"] != 2 || st.Connected != 1 {
 		t.Errorf("Rejected = %v, Connected = %d", st.Rejected, st.Connected)
