@@ -61,10 +61,10 @@ type Client struct {
 
 func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn) *Client {
 	return &Client{
-		hub:        h,
-		id:         id,
-		req:        r,
-		conn:       conn,
+		hub:      h,
+		id:       id,
+		req:      r,
+		conn:     conn,
 		ring:     make([]queued, min(initialQueue, h.cfg.SendQueue)),
 		done:     make(chan struct{}),
 		channels: make(map[string]struct{}),
