@@ -200,8 +200,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handedOff = true
 	go func() {
 		defer h.leave()
-		defer h.slots.Add(-1)
-		h.run(c)
+		h.run(c) // frees the client's MaxConnections slot
 	}()
 }
 
@@ -273,6 +272,9 @@ func (h *Hub) run(c *Client) {
 	if c.slow.Load() {
 		err = errors.Join(ErrSlowConsumer, readErr)
 	}
+	// The slot is free before OnDisconnect runs, so a client told of the
+	// disconnect can connect again at once.
+	h.slots.Add(-1)
 	h.stats.disconnected.Add(1)
 	h.stats.addCloseCode(code)
 	h.log.Debug("hub: client disconnected", "id", c.id, "code", code, "err", err)

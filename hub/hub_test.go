@@ -209,6 +209,10 @@ func TestMaxConnections(t *testing.T) {
 		t.Errorf("OnDisconnect code %d, want 1000", d.code)
 	}
 	dial(t, url) // a slot is free again
+	// The hub registers a client just after its handshake response.
+	for deadline := time.Now().Add(2 * time.Second); h.Stats().Connected < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if st := h.Stats(); st.Connected != 3 || st.Disconnected != 1 || st.CloseCodes[1000] != 1 {
 		t.Errorf("Stats = %+v", st)
 	}
