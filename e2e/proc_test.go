@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchws/latch/internal/testutil"
 )
 
 var (
@@ -59,28 +60,11 @@ func buildLatch(t *testing.T) string {
 	return latchBin
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // latchProc is a running latch server.
 type latchProc struct {
 	cmd      *exec.Cmd
 	addr     string // host:port it listens on
-	stderr   *syncBuffer
+	stderr   *testutil.SyncBuffer
 	exited   chan struct{} // closed after cmd.Wait returned
 	err      error         // cmd.Wait's result, once exited is closed
 	exitedAt time.Time     // when cmd.Wait returned, once exited is closed
@@ -92,7 +76,7 @@ func startLatch(t *testing.T, flags ...string) *latchProc {
 	t.Helper()
 	bin := buildLatch(t)
 	args := append([]string{"serve", "-addr", "127.0.0.1:0"}, flags...)
-	p := &latchProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &latchProc{cmd: exec.Command(bin, args...), stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

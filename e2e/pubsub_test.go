@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchws/latch/internal/testutil"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -179,7 +180,7 @@ type nodeProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 }
 
 // startNode returns nil, after t.Skip, when Node.js or ws is missing
@@ -203,7 +204,7 @@ func startNode(t *testing.T, url string) *nodeProc {
 	p := &nodeProc{
 		cmd:    exec.Command(node, "testdata/pubsub.js", url, strconv.Itoa(nodeClients), strconv.Itoa(publishes), strconv.Itoa(nChannels)),
 		lines:  make(chan string, 4),
-		stderr: &syncBuffer{},
+		stderr: &testutil.SyncBuffer{},
 	}
 	p.cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	p.cmd.Stderr = p.stderr

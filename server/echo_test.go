@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	cws "github.com/coder/websocket"
+	"github.com/latchws/latch/internal/testutil"
 	"github.com/latchws/latch/server"
 )
 
@@ -38,23 +38,6 @@ func (tr *tracked) waitReturned(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler did not return within 5s")
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // start serves h on loopback and returns its tracker and ws:// URL.
@@ -191,7 +174,7 @@ func TestEchoReadLimit(t *testing.T) {
 func TestEchoLogsCloseCode(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tr, url := start(t, server.NewEchoHandler(nil, 0, logger))
 	c := dial(t, ctx, url)
@@ -209,7 +192,7 @@ func TestEchoLogsCloseCode(t *testing.T) {
 func TestEchoLogLevel(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tr, url := start(t, server.NewEchoHandler(nil, 0, logger))
 	c := dial(t, ctx, url)

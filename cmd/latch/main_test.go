@@ -14,30 +14,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	cws "github.com/coder/websocket"
+	"github.com/latchws/latch/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // buildLatch compiles this command into a temporary directory.
 func buildLatch(t *testing.T) string {
@@ -53,7 +36,7 @@ func buildLatch(t *testing.T) string {
 // proc is a running latch process.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	exited chan struct{} // closed after cmd.Wait returns
 	err    error         // cmd.Wait's result; read after exited is closed
 }
@@ -68,7 +51,7 @@ func startLatch(t *testing.T, bin string, args ...string) (*proc, string) {
 // startLatchEnv is startLatch with extra environment variables.
 func startLatchEnv(t *testing.T, bin string, env []string, args ...string) (*proc, string) {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bin, args...), stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	cws "github.com/coder/websocket"
+	"github.com/latchws/latch/internal/testutil"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -45,30 +45,11 @@ func (tr *tracked) waitReturned(t *testing.T, d time.Duration) {
 	}
 }
 
-// syncBuffer collects the standard logger's output; the handler writes it
-// from the server's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // captureLog redirects the standard logger for the test. Tests that use it
 // must not run in parallel.
-func captureLog(t *testing.T) *syncBuffer {
+func captureLog(t *testing.T) *testutil.SyncBuffer {
 	t.Helper()
-	b := &syncBuffer{}
+	b := &testutil.SyncBuffer{}
 	prevOut, prevFlags := log.Writer(), log.Flags()
 	log.SetOutput(b)
 	log.SetFlags(0)
