@@ -17,6 +17,10 @@ import (
 	"time"
 )
 
+// Count pooled buffers for TestIdleConnectionsHoldNoBuffers, from before
+// the first connection of this test binary.
+func init() { countBuffers = true }
+
 // serve runs handler on every upgraded server connection.
 func serve(t *testing.T, u *Upgrader, handler func(*Conn)) string {
 	t.Helper()

@@ -42,7 +42,7 @@ func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 		}
 	}
 	if len(buffered) > 0 {
-		readBufsOut.Add(1)
+		countBuffer(&readBufsOut, 1)
 		nr.bufp = getReadBuf(max(size, len(buffered)))
 		nr.buf = *nr.bufp
 		nr.w = copy(nr.buf, buffered)
@@ -133,24 +133,6 @@ func (nr *netReader) read(p []byte) (int, error) {
 	return n, nil
 }
 
-// discard drops n bytes of input.
-func (nr *netReader) discard(n int64) error {
-	for n > 0 {
-		if nr.r == nr.w {
-			if err := nr.fill(); err != nil {
-				return err
-			}
-		}
-		k := int64(nr.w - nr.r)
-		if k > n {
-			k = n
-		}
-		nr.consume(int(k))
-		n -= k
-	}
-	return nil
-}
-
 // rawReadOnce reads at least one byte through the raw connection, waiting
 // for readability in the runtime poller with no buffer held.
 func (nr *netReader) rawReadOnce() (int, error) {
@@ -207,14 +189,14 @@ func (nr *netReader) rawRead(fd uintptr) bool {
 }
 
 func (nr *netReader) take() {
-	readBufsOut.Add(1)
+	countBuffer(&readBufsOut, 1)
 	nr.bufp = getReadBuf(nr.size)
 	nr.buf = *nr.bufp
 	nr.r, nr.w = 0, 0
 }
 
 func (nr *netReader) give() {
-	readBufsOut.Add(-1)
+	countBuffer(&readBufsOut, -1)
 	putReadBuf(nr.bufp)
 	nr.buf, nr.bufp = nil, nil
 	nr.r, nr.w = 0, 0
@@ -236,8 +218,19 @@ func (nr *netReader) drop() {
 }
 
 // readBufsOut and writeBufsOut count the buffers connections hold, so that
-// tests can check that idle connections hold none.
-var readBufsOut, writeBufsOut atomic.Int64
+// tests can check that idle connections hold none. Counting is off unless a
+// test turns it on: shared counters would make every message of every
+// connection contend for one cache line.
+var (
+	countBuffers              bool // set once, before any connection exists
+	readBufsOut, writeBufsOut atomic.Int64
+)
+
+func countBuffer(n *atomic.Int64, delta int64) {
+	if countBuffers {
+		n.Add(delta)
+	}
+}
 
 // Read buffers are pooled by size: most programs use one or two sizes.
 var readPools sync.Map // int -> *sync.Pool of *[]byte

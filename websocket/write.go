@@ -468,7 +468,7 @@ func newMaskKey() [4]byte {
 var writePools sync.Map // int -> *sync.Pool of *[]byte
 
 func (c *Conn) getWriteBuf() *[]byte {
-	writeBufsOut.Add(1)
+	countBuffer(&writeBufsOut, 1)
 	size := c.writeBufSize + frame.MaxHeaderSize
 	if c.writePool != nil {
 		if b, ok := c.writePool.Get().(*[]byte); ok && len(*b) == size {
@@ -487,7 +487,7 @@ func (c *Conn) getWriteBuf() *[]byte {
 }
 
 func (c *Conn) putWriteBuf(b *[]byte) {
-	writeBufsOut.Add(-1)
+	countBuffer(&writeBufsOut, -1)
 	if c.writePool != nil {
 		c.writePool.Put(b)
 		return
