@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/latchws/latch/internal/frame"
-	"github.com/latchws/latch/internal/utf8stream"
 )
 
 // Close performs the closing handshake (RFC 6455 §7.1.2): it sends a close
@@ -172,23 +171,18 @@ func FormatCloseMessage(closeCode int, text string) []byte {
 	return frame.AppendClose(make([]byte, 0, 2+len(text)), uint16(closeCode), text)
 }
 
-// checkClosePayload validates a close payload before it is sent.
+// checkClosePayload validates a close payload before it is sent, by the
+// rules a receiver applies (frame.ParseClose).
 func checkClosePayload(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
 	if len(p) > frame.MaxControlPayload {
 		return errControlTooLarge
 	}
-	if len(p) == 1 {
-		return errors.New("websocket: close payload of one byte")
-	}
-	code := uint16(p[0])<<8 | uint16(p[1])
-	if !frame.ValidReceivedCode(code) {
-		return fmt.Errorf("websocket: close code %d cannot be sent", code)
-	}
-	if !utf8stream.Valid(p[2:]) {
-		return errors.New("websocket: close reason is not valid UTF-8")
+	if _, _, err := frame.ParseClose(p); err != nil {
+		var fe *frame.Error
+		if errors.As(err, &fe) {
+			return errors.New("websocket: cannot send close frame: " + fe.Reason)
+		}
+		return err
 	}
 	return nil
 }

@@ -93,13 +93,6 @@ func rawClientHandshakeExt(addr string, offers []string) (*peer, string, error) 
 	return &peer{conn: c, br: br, isClient: true}, ext, nil
 }
 
-// rawServerHandshake answers a client's opening handshake by hand (RFC 6455
-// §4.2.2), accepting no extension.
-func rawServerHandshake(c net.Conn) (*peer, error) {
-	p, _, err := rawServerHandshakeExt(c, "")
-	return p, err
-}
-
 // rawServerHandshakeExt answers with Sec-WebSocket-Extensions: ext (none
 // when empty) and returns the client's offer (all lines joined by ", ").
 func rawServerHandshakeExt(c net.Conn, ext string) (*peer, string, error) {
