@@ -30,6 +30,8 @@ mkdir -p bin
 for s in gorilla coder gws gobwas nbio latch; do
 	go build -o "bin/$s" "./servers/$s"
 done
+# The same Latch server with gorilla's ReadMessage loop, to show the drop-in figures too.
+go build -ldflags "-X main.defaultAPI=readmessage" -o bin/latch-readmessage ./servers/latch
 go build -o bin/runner ./cmd/runner
 
 if [ "$quick" = 1 ]; then

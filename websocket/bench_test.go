@@ -210,3 +210,20 @@ func BenchmarkReadMessageCompressed(b *testing.B) {
 type countWriter struct{ n int }
 
 func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+func BenchmarkAppendMessage(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			c := benchServerConn(b, frame.OpBinary, s.size)
+			var buf []byte
+			b.SetBytes(int64(s.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if _, buf, err = c.AppendMessage(buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -40,7 +40,9 @@
 //
 // Text messages are UTF-8 (RFC 6455 §5.6); binary messages are anything.
 // [Conn.WriteMessage] and [Conn.ReadMessage] send and receive whole
-// messages; [Conn.NextWriter] and [Conn.NextReader] stream them. Received
+// messages; [Conn.NextWriter] and [Conn.NextReader] stream them.
+// [Conn.AppendMessage] is ReadMessage into a buffer the caller hands back
+// each time, so a busy read loop allocates nothing per message. Received
 // text is validated as it arrives: the first invalid byte fails the
 // connection with close 1007, even in the middle of a fragmented message.
 // Text the application sends is validated too and refused when invalid.

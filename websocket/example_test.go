@@ -49,6 +49,45 @@ func ExampleUpgrader() {
 	// Output: hello
 }
 
+// AppendMessage reads each message into the same buffer, so the loop
+// allocates nothing per message once the buffer is large enough.
+func ExampleConn_AppendMessage() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		var buf []byte
+		for {
+			messageType, p, err := conn.AppendMessage(buf[:0])
+			if err != nil {
+				return
+			}
+			if err := conn.WriteMessage(messageType, p); err != nil {
+				return
+			}
+			buf = p // hand the memory back next time
+		}
+	}))
+	defer srv.Close()
+
+	conn, _, err := websocket.DefaultDialer.Dial(wsURL(srv), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	for _, msg := range []string{"one", "two", "three"} {
+		conn.WriteMessage(websocket.TextMessage, []byte(msg))
+		_, p, _ := conn.ReadMessage()
+		fmt.Println(string(p))
+	}
+	// Output:
+	// one
+	// two
+	// three
+}
+
 // Close performs the closing handshake: the server's read loop sees a
 // clean close with the client's code.
 func ExampleConn_CloseWithCode() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -389,34 +390,53 @@ const maxPrealloc = 16 << 20
 // the whole message. A message sent as one frame is read into one
 // allocation of exactly its size.
 func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
+	return c.readMessage(nil, true)
+}
+
+// AppendMessage reads the next data message like ReadMessage and appends
+// its payload to dst, returning the extended slice. A loop that hands the
+// slice back (mt, buf, err = c.AppendMessage(buf[:0])) reads without
+// allocating once buf has grown to its largest message; the price is that
+// the connection's goroutine keeps that buffer while it waits. On error dst
+// is returned unchanged.
+func (c *Conn) AppendMessage(dst []byte) (messageType int, p []byte, err error) {
+	return c.readMessage(dst, false)
+}
+
+// readMessage appends the next message to dst. exact asks for a result
+// that holds no more memory than the message needs.
+func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, err error) {
 	if err := c.beginRead(); err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
 	defer c.endRead()
 	if err := c.nextMessage(); err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
 	messageType = c.msgType
 	if c.frameFin && !c.msgCompressed && c.frameLeft <= maxPrealloc {
-		p = make([]byte, c.frameLeft)
-		for off := 0; ; {
+		// The size is known: read straight into place.
+		p = slices.Grow(dst, int(c.frameLeft))[:len(dst)+int(c.frameLeft)]
+		for off := len(dst); ; {
 			n, err := c.readPayload(p[off:])
 			off += n
 			if err == io.EOF {
 				return messageType, p, nil
 			}
 			if err != nil {
-				return messageType, nil, err
+				return messageType, dst, err
 			}
 		}
 	}
-	if c.msgCompressed {
+	if c.msgCompressed && exact {
 		// The inflated size is unknown: inflate into a pooled buffer and
 		// return one allocation of the exact size.
 		bp := inflateBufs.Get().(*[]byte)
 		buf, err := c.readRest((*bp)[:0])
 		if err == nil {
-			p = append([]byte(nil), buf...)
+			p = append(dst, buf...)
+		} else {
+			p = dst
 		}
 		if cap(buf) <= 1<<20 {
 			*bp = buf[:0]
@@ -424,8 +444,14 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		}
 		return messageType, p, err
 	}
-	p, err = c.readRest(make([]byte, 0, min(max(512, c.frameLeft), maxPrealloc)))
-	return messageType, p, err
+	if cap(dst)-len(dst) < 512 {
+		dst = slices.Grow(dst, int(min(max(512, c.frameLeft), maxPrealloc)))
+	}
+	p, err = c.readRest(dst)
+	if err != nil {
+		return messageType, dst, err
+	}
+	return messageType, p, nil
 }
 
 var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -435,11 +461,12 @@ var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 // make it allocate more than the limit allows.
 func (c *Conn) readRest(p []byte) ([]byte, error) {
 	limit := c.readLimit.Load()
+	bound := int64(len(p)) + limit + 1 // what p may hold before the limit fails the read
 	for {
 		if len(p) == cap(p) {
 			newCap := 2*cap(p) + 512
-			if limit > 0 && int64(newCap) > limit+1 {
-				newCap = int(max(limit+1, int64(cap(p))+1))
+			if limit > 0 && int64(newCap) > bound {
+				newCap = int(max(bound, int64(cap(p))+1))
 			}
 			q := make([]byte, len(p), newCap)
 			copy(q, p)

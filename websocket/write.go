@@ -61,6 +61,13 @@ func (c *Conn) writeData(op frame.Opcode, rsv1 bool, data []byte) error {
 	bp := c.getWriteBuf()
 	buf := *bp
 	n := frame.Put(buf, &h)
+	if !h.Masked && len(data) > len(buf)-n {
+		// Too big to copy: the header and the caller's slice go out
+		// together, in one system call.
+		err := c.writeVec(buf[:n], data)
+		c.putWriteBuf(bp)
+		return err
+	}
 	k := copy(buf[n:], data)
 	pos := 0
 	if h.Masked {
@@ -68,11 +75,6 @@ func (c *Conn) writeData(op frame.Opcode, rsv1 bool, data []byte) error {
 	}
 	err := c.writeRaw(buf[:n+k])
 	for rest := data[k:]; err == nil && len(rest) > 0; rest = rest[k:] {
-		if !h.Masked {
-			// Unmasked payload goes out from the caller's slice, no copy.
-			err = c.writeRaw(rest)
-			break
-		}
 		k = copy(buf, rest)
 		pos = mask.Apply(h.Key, pos, buf[:k])
 		err = c.writeRaw(buf[:k])
@@ -101,6 +103,30 @@ func (c *Conn) writeRaw(b []byte) error {
 	}
 	return nil
 }
+
+// writeVec writes head and then body, in one system call where the
+// connection supports vectored writes (writev on TCP and Unix sockets).
+func (c *Conn) writeVec(head, body []byte) error {
+	v := writeVectors.Get().(*writeVector)
+	v.parts = [2][]byte{head, body}
+	v.bufs = v.parts[:]
+	_, err := v.bufs.WriteTo(c.conn)
+	v.parts, v.bufs = [2][]byte{}, nil // keep no caller memory in the pool
+	writeVectors.Put(v)
+	if err != nil {
+		c.writeErr = err
+	}
+	return err
+}
+
+// writeVector is pooled so that net.Buffers, which escapes into the
+// connection's WriteTo, costs no allocation per message.
+type writeVector struct {
+	parts [2][]byte
+	bufs  net.Buffers
+}
+
+var writeVectors = sync.Pool{New: func() any { return new(writeVector) }}
 
 func (c *Conn) lockFrame()   { c.frameSem <- struct{}{} }
 func (c *Conn) unlockFrame() { <-c.frameSem }
@@ -360,13 +386,14 @@ func (w *messageWriter) flushWith(fin bool, extra []byte) error {
 	c.lockFrame()
 	err := c.writeState()
 	if err == nil {
-		err = c.writeRaw(buf[start:w.n])
+		if !h.Masked && len(extra) > 0 {
+			err = c.writeVec(buf[start:w.n], extra)
+			extra = nil
+		} else {
+			err = c.writeRaw(buf[start:w.n])
+		}
 	}
 	for rest := extra; err == nil && len(rest) > 0; {
-		if !h.Masked {
-			err = c.writeRaw(rest)
-			break
-		}
 		// Mask through the buffer: the caller's bytes stay untouched.
 		k := copy(buf[frame.MaxHeaderSize:], rest)
 		chunk := buf[frame.MaxHeaderSize : frame.MaxHeaderSize+k]
