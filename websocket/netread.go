@@ -233,11 +233,43 @@ func countBuffer(n *atomic.Int64, delta int64) {
 }
 
 // Read buffers are pooled by size: most programs use one or two sizes.
-var readPools sync.Map // int -> *sync.Pool of *[]byte
+var readPools = sizedPools{defaultSize: defaultReadBufferSize}
 
-func getReadBuf(size int) *[]byte {
-	if p, ok := readPools.Load(size); ok {
-		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
+func getReadBuf(size int) *[]byte { return readPools.get(size) }
+
+func putReadBuf(b *[]byte) {
+	if b == nil {
+		return
+	}
+	*b = (*b)[:cap(*b)]
+	readPools.put(b)
+}
+
+// sizedPools pools *[]byte by length. The default size has a pool of its
+// own, found without the map lookup that every other size costs.
+type sizedPools struct {
+	defaultSize int
+	def         sync.Pool
+	other       sync.Map // int -> *sync.Pool
+}
+
+func (sp *sizedPools) pool(size int, create bool) *sync.Pool {
+	if size == sp.defaultSize {
+		return &sp.def
+	}
+	if p, ok := sp.other.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	if !create {
+		return nil
+	}
+	p, _ := sp.other.LoadOrStore(size, new(sync.Pool))
+	return p.(*sync.Pool)
+}
+
+func (sp *sizedPools) get(size int) *[]byte {
+	if p := sp.pool(size, false); p != nil {
+		if b, ok := p.Get().(*[]byte); ok {
 			return b
 		}
 	}
@@ -245,18 +277,7 @@ func getReadBuf(size int) *[]byte {
 	return &b
 }
 
-func putReadBuf(b *[]byte) {
-	if b == nil {
-		return
-	}
-	size := cap(*b)
-	*b = (*b)[:size]
-	p, ok := readPools.Load(size)
-	if !ok {
-		p, _ = readPools.LoadOrStore(size, new(sync.Pool))
-	}
-	p.(*sync.Pool).Put(b)
-}
+func (sp *sizedPools) put(b *[]byte) { sp.pool(len(*b), true).Put(b) }
 
 // discardToEOF reads and drops input until end of stream, an error, the
 // deadline, or maxLingerBytes — whichever comes first. The caller has set

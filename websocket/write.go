@@ -492,7 +492,7 @@ func newMaskKey() [4]byte {
 
 // Write buffers hold a frame header in front of WriteBufferSize bytes of
 // payload, and are pooled between messages so an idle connection holds none.
-var writePools sync.Map // int -> *sync.Pool of *[]byte
+var writePools = sizedPools{defaultSize: defaultWriteBufferSize + frame.MaxHeaderSize}
 
 func (c *Conn) getWriteBuf() *[]byte {
 	countBuffer(&writeBufsOut, 1)
@@ -504,13 +504,7 @@ func (c *Conn) getWriteBuf() *[]byte {
 		b := make([]byte, size)
 		return &b
 	}
-	if p, ok := writePools.Load(size); ok {
-		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
-			return b
-		}
-	}
-	b := make([]byte, size)
-	return &b
+	return writePools.get(size)
 }
 
 func (c *Conn) putWriteBuf(b *[]byte) {
@@ -519,10 +513,5 @@ func (c *Conn) putWriteBuf(b *[]byte) {
 		c.writePool.Put(b)
 		return
 	}
-	size := len(*b)
-	p, ok := writePools.Load(size)
-	if !ok {
-		p, _ = writePools.LoadOrStore(size, new(sync.Pool))
-	}
-	p.(*sync.Pool).Put(b)
+	writePools.put(b)
 }
