@@ -146,6 +146,7 @@ func (c *Conn) closeNetConn(cause error) error {
 		c.stopHeartbeat()
 		err = c.conn.Close()
 		close(c.done)
+		c.dropHeld()
 	})
 	if errors.Is(err, net.ErrClosed) {
 		return nil

@@ -76,6 +76,13 @@ type Conn struct {
 	writePool     BufferPool    // immutable; nil = package pool
 	writer        messageWriter // guarded by msgMu
 
+	// Write coalescing (coalesce.go).
+	inputPending atomic.Bool // the last message read has a complete frame behind it in the buffer
+	outPending   atomic.Bool // held has frames
+	held         *[]byte     // guarded by frameSem; frames not yet written
+	heldN        int         // guarded by frameSem
+	holdTimer    *time.Timer // guarded by frameSem
+
 	compressWrite atomic.Bool
 	compressLevel atomic.Int32
 	deflate       *deflateState // nil unless permessage-deflate was negotiated

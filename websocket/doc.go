@@ -89,6 +89,13 @@
 // control frames can go out between the frames of a message being
 // written. No method panics on misuse.
 //
+// While the peer's next message is already waiting in the read buffer,
+// WriteMessage holds its frame back (for at most 200 µs) and sends it with
+// the answers that follow, so a peer that pipelines messages is answered
+// with one system call rather than one per message. Held frames always go
+// out in order and before any later frame, and before the reader next
+// waits for the network.
+//
 // # Origin considerations
 //
 // Browsers let any page open a WebSocket to any server, sending the page's

@@ -76,6 +76,7 @@ func (nr *netReader) ensure(n int) error {
 
 // fill reads once from the network into the free part of the buffer.
 func (nr *netReader) fill() error {
+	nr.c.beforeNetworkRead()
 	if nr.raw != nil {
 		nr.dst = nil
 		n, err := nr.rawReadOnce()
@@ -110,6 +111,7 @@ func (nr *netReader) read(p []byte) (int, error) {
 		return n, nil
 	}
 	if len(p) >= nr.size {
+		nr.c.beforeNetworkRead()
 		if nr.raw != nil {
 			nr.dst = p
 			return nr.rawReadOnce()

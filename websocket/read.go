@@ -421,6 +421,7 @@ func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, e
 			n, err := c.readPayload(p[off:])
 			off += n
 			if err == io.EOF {
+				c.noteInputPending()
 				return messageType, p, nil
 			}
 			if err != nil {
@@ -435,6 +436,7 @@ func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, e
 		buf, err := c.readRest((*bp)[:0])
 		if err == nil {
 			p = append(dst, buf...)
+			c.noteInputPending()
 		} else {
 			p = dst
 		}
@@ -451,6 +453,7 @@ func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, e
 	if err != nil {
 		return messageType, dst, err
 	}
+	c.noteInputPending()
 	return messageType, p, nil
 }
 

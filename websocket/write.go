@@ -48,15 +48,20 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 // writeData sends data as one whole frame; rsv1 marks it compressed. The
 // caller holds msgMu.
 func (c *Conn) writeData(op frame.Opcode, rsv1 bool, data []byte) error {
-	c.lockFrame()
-	defer c.unlockFrame()
-	if err := c.writeState(); err != nil {
-		return err
-	}
 	h := frame.Header{Fin: true, Rsv1: rsv1, Opcode: op, Length: int64(len(data))}
 	if !c.isServer {
 		h.Masked = true
 		h.Key = newMaskKey()
+	}
+	c.lockFrame()
+	if c.writeState() == nil && c.inputPending.Load() && c.holdFrame(&h, data) {
+		c.unlockFrame()
+		c.afterHold()
+		return nil
+	}
+	defer c.unlockFrame()
+	if err := c.writeState(); err != nil {
+		return err
 	}
 	bp := c.getWriteBuf()
 	buf := *bp
@@ -94,9 +99,13 @@ func (c *Conn) writeState() error {
 	return nil
 }
 
-// writeRaw writes b to the network; a failure is sticky because a partial
-// frame may have gone out. Caller holds frameSem.
+// writeRaw writes b to the network, after any frames held back (see
+// holdFrame). A failure is sticky because a partial frame may have gone out.
+// Caller holds frameSem.
 func (c *Conn) writeRaw(b []byte) error {
+	if c.heldN > 0 {
+		return c.writeVec(b, nil)
+	}
 	if _, err := c.conn.Write(b); err != nil {
 		c.writeErr = err
 		return err
@@ -104,15 +113,25 @@ func (c *Conn) writeRaw(b []byte) error {
 	return nil
 }
 
-// writeVec writes head and then body, in one system call where the
-// connection supports vectored writes (writev on TCP and Unix sockets).
+// writeVec writes the frames held back, head and then body, in one system
+// call where the connection supports vectored writes (writev on TCP and
+// Unix sockets). Caller holds frameSem.
 func (c *Conn) writeVec(head, body []byte) error {
 	v := writeVectors.Get().(*writeVector)
-	v.parts = [2][]byte{head, body}
-	v.bufs = v.parts[:]
+	var held []byte
+	if c.heldN > 0 {
+		held = (*c.held)[:c.heldN]
+	}
+	v.bufs = v.parts[:0]
+	for _, part := range [...][]byte{held, head, body} {
+		if len(part) > 0 { // a plain net.Conn gets one Write per part
+			v.bufs = append(v.bufs, part)
+		}
+	}
 	_, err := v.bufs.WriteTo(c.conn)
-	v.parts, v.bufs = [2][]byte{}, nil // keep no caller memory in the pool
+	v.parts, v.bufs = [3][]byte{}, nil // keep no caller memory in the pool
 	writeVectors.Put(v)
+	c.releaseHeld()
 	if err != nil {
 		c.writeErr = err
 	}
@@ -122,7 +141,7 @@ func (c *Conn) writeVec(head, body []byte) error {
 // writeVector is pooled so that net.Buffers, which escapes into the
 // connection's WriteTo, costs no allocation per message.
 type writeVector struct {
-	parts [2][]byte
+	parts [3][]byte
 	bufs  net.Buffers
 }
 
