@@ -115,7 +115,13 @@ func (c *Conn) drainForClose(deadline time.Time) {
 			}
 			continue
 		}
-		if err := c.advance(); err != nil {
+		switch err := c.advance(); err {
+		case nil:
+		case errNeedInput:
+			if c.rd.fill() != nil {
+				return
+			}
+		default:
 			return
 		}
 	}

@@ -1,6 +1,9 @@
 package websocket
 
 import (
+	"net"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/latchws/latch/internal/frame"
@@ -22,8 +25,8 @@ import (
 const maxHoldDelay = 200 * time.Microsecond
 
 // holdFrame appends the frame to the held frames when it fits in one write
-// buffer. Caller holds frameSem.
-func (c *Conn) holdFrame(h *frame.Header, data []byte) bool {
+// buffer; arm starts the timer that bounds the wait. Caller holds frameSem.
+func (c *Conn) holdFrame(h *frame.Header, data []byte, arm bool) bool {
 	size := h.Size() + len(data)
 	if c.held == nil {
 		if size > c.writeBufSize+frame.MaxHeaderSize {
@@ -31,7 +34,9 @@ func (c *Conn) holdFrame(h *frame.Header, data []byte) bool {
 		}
 		c.held = c.getWriteBuf()
 		c.heldN = 0
-		c.armHoldTimer()
+		if arm {
+			c.armHoldTimer()
+		}
 	}
 	buf := *c.held
 	if c.heldN+size > len(buf) {
@@ -96,8 +101,11 @@ func (c *Conn) releaseHeld() {
 }
 
 // beforeNetworkRead is called by the reader before it reads from the
-// network: no more buffered input, so held frames must go now. If a writer
-// holds frameSem, that writer sends them (writeRaw, or afterHold).
+// network: no more buffered input, so held frames must go now. The reader
+// sends what the socket takes without waiting; the rest is left to the
+// timer's goroutine, because a reader blocked on a peer that does not read
+// could no longer read what that peer is sending. If a writer holds
+// frameSem, that writer sends them (writeRaw, or afterHold).
 func (c *Conn) beforeNetworkRead() {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
@@ -105,7 +113,10 @@ func (c *Conn) beforeNetworkRead() {
 	if c.outPending.Load() {
 		select {
 		case c.frameSem <- struct{}{}:
-			c.flushHeldLocked()
+			c.writeHeldNow()
+			if c.heldN > 0 {
+				c.armHoldTimer()
+			}
 			c.unlockFrame()
 		default:
 		}
@@ -113,7 +124,8 @@ func (c *Conn) beforeNetworkRead() {
 }
 
 // noteInputPending is called when a read returns a message: frames may be
-// held while the next one is already buffered.
+// held while the next one is already buffered. Frames the reader held (a
+// pong) get the timer now, as the application may not read again soon.
 func (c *Conn) noteInputPending() {
 	b := c.rd.buffered()
 	h, n, done, err := frame.Parse(b)
@@ -121,6 +133,89 @@ func (c *Conn) noteInputPending() {
 	if pending != c.inputPending.Load() {
 		c.inputPending.Store(pending)
 	}
+	if c.outPending.Load() {
+		select {
+		case c.frameSem <- struct{}{}:
+			if c.heldN > 0 {
+				c.armHoldTimer()
+			}
+			c.unlockFrame()
+		default: // a writer holds it and sends them
+		}
+	}
+}
+
+// writeHeldNow writes as much of the held frames as the socket accepts
+// without waiting; what is left stays held. Caller holds frameSem.
+func (c *Conn) writeHeldNow() {
+	if c.heldN == 0 || c.writeErr != nil {
+		return
+	}
+	if c.rd.raw == nil {
+		return // no descriptor: only a blocking write is possible
+	}
+	if c.writeHeldFn == nil {
+		c.writeHeldFn = c.writeHeldFD
+	}
+	if err := c.rd.raw.Write(c.writeHeldFn); err != nil && c.writeErr == nil {
+		c.writeErr = err
+	}
+	if c.heldN == 0 {
+		c.releaseHeld()
+	}
+}
+
+// writeHeldFD is the syscall.RawConn write callback: it never asks the
+// poller to wait.
+func (c *Conn) writeHeldFD(fd uintptr) bool {
+	buf := *c.held
+	off := 0
+	for off < c.heldN {
+		n, err := sysWrite(fd, buf[off:c.heldN])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				c.writeErr = &net.OpError{Op: "write", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			}
+			break
+		}
+		off += n
+	}
+	// Keep the unwritten tail at the front: it continues the bytes on the wire.
+	c.heldN = copy(buf, buf[off:c.heldN])
+	return true
+}
+
+// answerPing answers a ping with a pong carrying the same payload (RFC 6455
+// §5.5.3). The pong joins the held frames and goes out before the reader
+// next waits for the network: writing it from here, deep in the read path,
+// would grow the goroutine's stack, which never shrinks again while it
+// waits at that depth.
+func (c *Conn) answerPing(payload []byte) {
+	select {
+	case c.frameSem <- struct{}{}:
+	default:
+		c.answerPingSlowly(payload) // a writer holds the connection
+		return
+	}
+	h := frame.Header{Fin: true, Opcode: frame.OpPong, Length: int64(len(payload))}
+	if !c.isServer {
+		h.Masked = true
+		h.Key = newMaskKey()
+	}
+	held := c.writeState() != nil || c.holdFrame(&h, payload, false)
+	c.unlockFrame()
+	if !held {
+		c.answerPingSlowly(payload)
+	}
+}
+
+// answerPingSlowly sends the pong itself, waiting a bounded time for a
+// writer that holds the connection, as gorilla's default ping handler does.
+func (c *Conn) answerPingSlowly(payload []byte) {
+	_ = c.defaultPingHandler(string(payload))
 }
 
 // dropHeld discards held frames once the connection is closed.

@@ -25,16 +25,15 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// coalescePair returns a server Conn over loopback TCP, counting its
-// writes, and the raw client socket.
-func coalescePair(t *testing.T) (*Conn, *writeCounter, net.Conn, *bufio.Reader) {
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	cc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +41,18 @@ func coalescePair(t *testing.T) (*Conn, *writeCounter, net.Conn, *bufio.Reader) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sc.Close(); cc.Close() })
+	return sc.(*net.TCPConn), cc.(*net.TCPConn)
+}
+
+// coalescePair returns a server Conn over loopback TCP, counting its
+// writes, and the raw client socket.
+func coalescePair(t *testing.T) (*Conn, *writeCounter, net.Conn, *bufio.Reader) {
+	t.Helper()
+	sc, client := tcpPair(t)
 	wc := &writeCounter{Conn: sc}
 	c := newConn(wc, connConfig{isServer: true})
-	t.Cleanup(func() { c.CloseNow(); client.Close() })
+	t.Cleanup(func() { c.CloseNow() })
 	return c, wc, client, bufio.NewReader(client)
 }
 
@@ -206,5 +214,30 @@ func TestHeldFramesOrderAcrossGoroutines(t *testing.T) {
 	}
 	if op, p := readServerFrame(t, br); op != frame.OpBinary || len(p) != 10000 {
 		t.Fatalf("second frame %v len %d", op, len(p))
+	}
+}
+
+// TestPongSentWhileApplicationIsBusy: a ping followed by a data message in
+// the same segment is answered even though the application, after reading
+// the data message, does not read again.
+func TestPongSentWhileApplicationIsBusy(t *testing.T) {
+	c, client := rawPair(t)
+	burst := append(maskedFrame(frame.OpPing, false, []byte("are you there")), pipelined(1)...)
+	if _, err := client.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		if _, _, err := c.ReadMessage(); err != nil {
+			got <- err
+			return
+		}
+		time.Sleep(2 * time.Second) // busy; not reading
+		got <- nil
+	}()
+	client.SetReadDeadline(time.Now().Add(time.Second))
+	op, p := readServerFrame(t, bufio.NewReader(client))
+	if op != frame.OpPong || string(p) != "are you there" {
+		t.Fatalf("got %v %q, want the pong", op, p)
 	}
 }

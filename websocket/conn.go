@@ -61,6 +61,7 @@ type Conn struct {
 	utf8          utf8stream.Validator
 	reader        messageReader
 
+	// nil: the default handlers, which cost an idle connection nothing.
 	handlePing  func(string) error
 	handlePong  func(string) error
 	handleClose func(int, string) error
@@ -82,6 +83,12 @@ type Conn struct {
 	held         *[]byte     // guarded by frameSem; frames not yet written
 	heldN        int         // guarded by frameSem
 	holdTimer    *time.Timer // guarded by frameSem
+	writeHeldFn  func(fd uintptr) bool
+
+	// Raw writes (writeOut), guarded by frameSem.
+	writeFn func(fd uintptr) bool // bound once: a closure per write would allocate
+	wout    []byte
+	wErr    error
 
 	compressWrite atomic.Bool
 	compressLevel atomic.Int32
@@ -158,11 +165,11 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 		}
 	}
 	c.rd.init(c, nc, readBufSize, cfg.buffered)
+	if c.rd.raw != nil {
+		c.writeFn = c.writeFD
+	}
 	c.reader.c = c
 	c.writer.c = c
-	c.SetPingHandler(nil)
-	c.SetPongHandler(nil)
-	c.SetCloseHandler(nil)
 	if cfg.heartbeatInterval > 0 {
 		c.SetHeartbeat(cfg.heartbeatInterval, cfg.heartbeatTimeout)
 	}
@@ -224,7 +231,12 @@ func (c *Conn) SetCloseTimeout(d time.Duration) {
 }
 
 // CloseHandler returns the current close handler.
-func (c *Conn) CloseHandler() func(code int, text string) error { return c.handleClose }
+func (c *Conn) CloseHandler() func(code int, text string) error {
+	if c.handleClose == nil {
+		return c.defaultCloseHandler
+	}
+	return c.handleClose
+}
 
 // SetCloseHandler sets the handler for close messages received from the
 // peer. The code argument is the received close code or
@@ -234,51 +246,47 @@ func (c *Conn) CloseHandler() func(code int, text string) error { return c.handl
 // the same code if the handler did not send a close frame itself (RFC 6455
 // §5.5.1), and the read methods then return a *CloseError. The default
 // handler does nothing else.
-func (c *Conn) SetCloseHandler(h func(code int, text string) error) {
-	if h == nil {
-		h = func(code int, text string) error {
-			c.answerClose(code)
-			return nil
-		}
-	}
-	c.handleClose = h
+func (c *Conn) SetCloseHandler(h func(code int, text string) error) { c.handleClose = h }
+
+func (c *Conn) defaultCloseHandler(code int, _ string) error {
+	c.answerClose(code)
+	return nil
 }
 
 // PingHandler returns the current ping handler.
-func (c *Conn) PingHandler() func(appData string) error { return c.handlePing }
+func (c *Conn) PingHandler() func(appData string) error {
+	if c.handlePing == nil {
+		return c.defaultPingHandler
+	}
+	return c.handlePing
+}
 
 // SetPingHandler sets the handler for ping messages received from the peer.
 // The default handler sends a pong with the same application data. The
 // handler is called from the read methods.
-func (c *Conn) SetPingHandler(h func(appData string) error) {
-	if h == nil {
-		h = func(message string) error {
-			err := c.WriteControl(PongMessage, []byte(message), time.Now().Add(pongWait))
-			if err == ErrCloseSent {
-				return nil
-			}
-			if isTimeout(err) {
-				// A slow writer holds the connection; the pong is not owed.
-				return nil
-			}
-			return err
-		}
+func (c *Conn) SetPingHandler(h func(appData string) error) { c.handlePing = h }
+
+func (c *Conn) defaultPingHandler(message string) error {
+	err := c.WriteControl(PongMessage, []byte(message), time.Now().Add(pongWait))
+	if err == ErrCloseSent || isTimeout(err) {
+		// Closing, or a slow writer holds the connection: the pong is not owed.
+		return nil
 	}
-	c.handlePing = h
+	return err
 }
 
 // PongHandler returns the current pong handler.
-func (c *Conn) PongHandler() func(appData string) error { return c.handlePong }
+func (c *Conn) PongHandler() func(appData string) error {
+	if c.handlePong == nil {
+		return func(string) error { return nil }
+	}
+	return c.handlePong
+}
 
 // SetPongHandler sets the handler for pong messages received from the peer.
 // The default handler does nothing. The handler is called from the read
 // methods.
-func (c *Conn) SetPongHandler(h func(appData string) error) {
-	if h == nil {
-		h = func(string) error { return nil }
-	}
-	c.handlePong = h
-}
+func (c *Conn) SetPongHandler(h func(appData string) error) { c.handlePong = h }
 
 func isTimeout(err error) bool {
 	ne, ok := err.(interface{ Timeout() bool })

@@ -127,10 +127,14 @@
 //		go serve(conn) // net/http frees its buffers when the handler returns
 //	}
 //
-// Such an idle connection then costs a small goroutine stack and the
-// connection's own state: it waits in the runtime poller with no read
-// buffer, no write buffer and no heartbeat goroutine (docs/benchmarks.md
-// has the measurement).
+// Such an idle connection then costs the minimum goroutine stack (2 KiB)
+// and the connection's own state: it waits in the runtime poller with no
+// read buffer, no write buffer and no heartbeat goroutine, about 5.3 KiB in
+// all (docs/benchmarks.md has the measurement). The read and write paths
+// are kept shallow so that the stack stays at the minimum; a loop that
+// does deep work between reads (logging each message, say) grows it to
+// 4 KiB for good, which the runtime does not undo while the goroutine
+// waits.
 //
 // # Compression
 //

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -23,22 +24,29 @@ type netReader struct {
 	bufp *[]byte         // pool handle of buf
 	r, w int
 
-	// State for the raw read callback, set before raw.Read.
+	// State for the raw read callbacks, set before raw.Read.
 	rawFn     func(fd uintptr) bool // bound once: a closure per read would allocate
-	dst       []byte                // where the callback reads: nil = the buffer
+	waitFn    func(fd uintptr) bool
+	dst       []byte // where the callback reads: nil = the buffer
 	rawN      int
 	rawErr    error
-	waitingAt int64 // when this read started to wait; 0 = has not waited
+	waitingAt int64  // when this read started to wait; 0 = has not waited
+	slot      uint32 // where this connection starts looking in readSlots
+	needBuf   bool   // the callback found no cached buffer
+	idle      bool   // the callback could not cache its buffer before waiting
+	peeked    bool   // waitFn has looked for data once
 }
 
 func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 	nr.c = c
 	nr.conn = conn
 	nr.size = size
-	if sc, ok := conn.(syscall.Conn); ok {
+	nr.slot = nextSlot.Add(1) * slotStride
+	if sc, ok := conn.(syscall.Conn); ok && rawIO {
 		if raw, err := sc.SyscallConn(); err == nil {
 			nr.raw = raw
 			nr.rawFn = nr.rawRead
+			nr.waitFn = nr.rawWait
 		}
 	}
 	if len(buffered) > 0 {
@@ -79,12 +87,23 @@ func (nr *netReader) fill() error {
 	nr.c.beforeNetworkRead()
 	if nr.raw != nil {
 		nr.dst = nil
-		n, err := nr.rawReadOnce()
-		if err != nil {
-			return err
+		for {
+			n, err := nr.rawReadOnce()
+			switch err {
+			case nil:
+				nr.w += n
+				return nil
+			case errNeedBuffer:
+				nr.take()
+			case errIdle:
+				nr.give()
+				if err := nr.waitIdle(); err != nil {
+					return err
+				}
+			default:
+				return err
+			}
 		}
-		nr.w += n
-		return nil
 	}
 	if nr.buf == nil {
 		nr.take()
@@ -114,7 +133,14 @@ func (nr *netReader) read(p []byte) (int, error) {
 		nr.c.beforeNetworkRead()
 		if nr.raw != nil {
 			nr.dst = p
-			return nr.rawReadOnce()
+			n, err := nr.rawReadOnce()
+			for err == errIdle {
+				nr.give()
+				if err = nr.waitIdle(); err == nil {
+					n, err = nr.rawReadOnce()
+				}
+			}
+			return n, err
 		}
 		nr.c.hb.waitStart.Store(monoNow())
 		n, err := nr.conn.Read(p)
@@ -137,14 +163,31 @@ func (nr *netReader) read(p []byte) (int, error) {
 
 // rawReadOnce reads at least one byte through the raw connection, waiting
 // for readability in the runtime poller with no buffer held.
+//
+// The callbacks run at the bottom of the goroutine's stack, and an idle
+// connection's goroutine waits there: anything deep they call (a pool's
+// slow path, an allocation) grows the stack past its 2 KiB minimum for
+// good. So they only read and trade buffers through readSlots, one atomic
+// operation each; the pool, allocation and the rare fallbacks happen here,
+// one frame up from the wait.
 func (nr *netReader) rawReadOnce() (int, error) {
 	nr.rawN, nr.rawErr, nr.waitingAt = 0, nil, 0
+	nr.needBuf, nr.idle = false, false
 	err := nr.raw.Read(nr.rawFn)
+	if err == nil && nr.idle {
+		// The cache was full: the caller pools the buffer, then this waits
+		// holding none. waitFn looks for data before it waits, because
+		// starting a raw read forgets readiness the poller saw before it.
+		return 0, errIdle
+	}
 	if nr.waitingAt != 0 {
 		nr.c.hb.waitStart.Store(0)
 	}
 	if err != nil {
 		return 0, err
+	}
+	if nr.needBuf {
+		return 0, errNeedBuffer
 	}
 	if nr.rawErr != nil {
 		return 0, &net.OpError{Op: "read", Net: nr.conn.LocalAddr().Network(), Source: nr.conn.LocalAddr(), Addr: nr.conn.RemoteAddr(), Err: nr.rawErr}
@@ -156,28 +199,30 @@ func (nr *netReader) rawReadOnce() (int, error) {
 }
 
 // rawRead is the syscall.RawConn read callback: false asks the poller to
-// wait for readability and call again.
+// wait for readability and call again; true with needBuf or idle set asks
+// rawReadOnce for help.
 func (nr *netReader) rawRead(fd uintptr) bool {
 	dst := nr.dst
 	if dst == nil {
-		if nr.buf == nil {
-			nr.take()
+		if nr.buf == nil && !nr.takeCached() {
+			nr.needBuf = true
+			return true
 		}
 		dst = nr.buf[nr.w:]
 	}
 	for {
-		n, err := syscall.Read(int(fd), dst)
+		n, err := sysRead(fd, dst)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err == syscall.EAGAIN {
-			if nr.buf != nil && nr.r == nr.w {
-				// Idle: give the buffer back while the poller waits.
-				nr.give()
-			}
 			if nr.waitingAt == 0 {
 				nr.waitingAt = monoNow()
 				nr.c.hb.waitStart.Store(nr.waitingAt)
+			}
+			if nr.buf != nil && nr.r == nr.w && !nr.giveCached() {
+				nr.idle = true
+				return true
 			}
 			return false
 		}
@@ -190,7 +235,38 @@ func (nr *netReader) rawRead(fd uintptr) bool {
 	}
 }
 
+// rawReadOnce's answers that ask its caller for help: the take and give of
+// the pool (and any allocation) happen one or two frames further from the
+// bottom of the stack than the callbacks.
+var (
+	errNeedBuffer = errors.New("websocket: read needs a buffer")
+	errIdle       = errors.New("websocket: read waits without a buffer")
+)
+
+// waitIdle waits, holding no buffer, until the peer sends something.
+func (nr *netReader) waitIdle() error {
+	nr.peeked = false
+	err := nr.raw.Read(nr.waitFn)
+	if nr.waitingAt != 0 {
+		nr.c.hb.waitStart.Store(0)
+	}
+	return err
+}
+
+// rawWait is the callback that waits for data without a buffer: it peeks
+// once, then reports readiness when the poller wakes it.
+func (nr *netReader) rawWait(fd uintptr) bool {
+	if nr.peeked {
+		return true // woken; the read that follows finds out what came
+	}
+	nr.peeked = true
+	return sysPeek(fd)
+}
+
 func (nr *netReader) take() {
+	if nr.takeCached() {
+		return
+	}
 	countBuffer(&readBufsOut, 1)
 	nr.bufp = getReadBuf(nr.size)
 	nr.buf = *nr.bufp
@@ -198,10 +274,83 @@ func (nr *netReader) take() {
 }
 
 func (nr *netReader) give() {
+	if nr.giveCached() {
+		return
+	}
 	countBuffer(&readBufsOut, -1)
 	putReadBuf(nr.bufp)
 	nr.buf, nr.bufp = nil, nil
 	nr.r, nr.w = 0, 0
+}
+
+// takeCached takes a default-size buffer from readSlots.
+func (nr *netReader) takeCached() bool {
+	if nr.size != defaultReadBufferSize {
+		return false
+	}
+	b := readSlots.take(nr.slot)
+	if b == nil {
+		return false
+	}
+	countBuffer(&readBufsOut, 1)
+	nr.bufp, nr.buf = b, *b
+	nr.r, nr.w = 0, 0
+	return true
+}
+
+// giveCached puts the buffer into readSlots if it has room.
+func (nr *netReader) giveCached() bool {
+	if nr.size != defaultReadBufferSize || cap(nr.buf) != defaultReadBufferSize || !readSlots.give(nr.slot, nr.bufp) {
+		return false
+	}
+	countBuffer(&readBufsOut, -1)
+	nr.buf, nr.bufp = nil, nil
+	nr.r, nr.w = 0, 0
+	return true
+}
+
+// bufSlots caches buffers in fixed slots, one atomic operation per take or
+// give, with no lock and no allocation, so the read callbacks can use it at
+// the bottom of the stack. A connection starts at its own slot and probes a
+// few neighbours; when they are all empty (or all full) the caller falls
+// back to the pool one frame up. At most len(slots) buffers stay cached.
+type bufSlots struct {
+	slots [256]struct {
+		p atomic.Pointer[[]byte]
+		_ [56]byte // one slot per cache line: connections on other CPUs do not collide
+	}
+}
+
+const (
+	slotProbes = 4
+	slotStride = 7 // consecutive connections start apart
+)
+
+var (
+	readSlots bufSlots
+	nextSlot  atomic.Uint32
+)
+
+func (bs *bufSlots) take(start uint32) *[]byte {
+	for i := range uint32(slotProbes) {
+		s := &bs.slots[(start+i)%uint32(len(bs.slots))].p
+		if s.Load() != nil {
+			if b := s.Swap(nil); b != nil {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+func (bs *bufSlots) give(start uint32, b *[]byte) bool {
+	for i := range uint32(slotProbes) {
+		s := &bs.slots[(start+i)%uint32(len(bs.slots))].p
+		if s.Load() == nil && s.CompareAndSwap(nil, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // releaseIfIdle returns an empty buffer to the pool between messages. A
@@ -256,9 +405,6 @@ type sizedPools struct {
 }
 
 func (sp *sizedPools) pool(size int, create bool) *sync.Pool {
-	if size == sp.defaultSize {
-		return &sp.def
-	}
 	if p, ok := sp.other.Load(size); ok {
 		return p.(*sync.Pool)
 	}
@@ -270,16 +416,27 @@ func (sp *sizedPools) pool(size int, create bool) *sync.Pool {
 }
 
 func (sp *sizedPools) get(size int) *[]byte {
-	if p := sp.pool(size, false); p != nil {
-		if b, ok := p.Get().(*[]byte); ok {
-			return b
+	p := &sp.def
+	if size != sp.defaultSize {
+		if p = sp.pool(size, false); p == nil {
+			b := make([]byte, size)
+			return &b
 		}
+	}
+	if b, ok := p.Get().(*[]byte); ok {
+		return b
 	}
 	b := make([]byte, size)
 	return &b
 }
 
-func (sp *sizedPools) put(b *[]byte) { sp.pool(len(*b), true).Put(b) }
+func (sp *sizedPools) put(b *[]byte) {
+	if len(*b) == sp.defaultSize {
+		sp.def.Put(b)
+		return
+	}
+	sp.pool(len(*b), true).Put(b)
+}
 
 // discardToEOF reads and drops input until end of stream, an error, the
 // deadline, or maxLingerBytes — whichever comes first. The caller has set

@@ -23,6 +23,26 @@ func (c *Conn) beginRead() error {
 	return nil
 }
 
+// errNeedInput is advance's answer between messages when nothing is
+// buffered: the read methods then wait in awaitInput and try again.
+var errNeedInput = errors.New("websocket: no input buffered")
+
+// awaitInput waits for the peer between messages, called by the read
+// methods themselves so that the wait happens as high in the call stack as
+// possible. An idle connection's goroutine parks here, and the runtime
+// never shrinks a grown stack while the goroutine waits deep: keeping the
+// wait and the deep work (control frames, pongs) apart keeps idle
+// goroutines at the minimum 2 KiB stack instead of 4 KiB. A network error
+// is kept in readErr for the read that follows. The caller holds the read
+// role.
+func (c *Conn) awaitInput() {
+	if c.readErr == nil && c.msgType == 0 && c.rd.r == c.rd.w {
+		if err := c.rd.fill(); err != nil {
+			c.netReadError(err)
+		}
+	}
+}
+
 func (c *Conn) endRead() {
 	<-c.readSem
 	c.appReading.Store(false)
@@ -43,10 +63,24 @@ func (c *Conn) NextReader() (messageType int, r io.Reader, err error) {
 		return 0, nil, err
 	}
 	defer c.endRead()
-	if err := c.nextMessage(); err != nil {
+	if err := c.startMessage(); err != nil {
 		return 0, nil, err
 	}
 	return c.msgType, &c.reader, nil
+}
+
+// startMessage moves to the first frame of the next data message, handling
+// control frames on the way. It waits for input itself (awaitInput) rather
+// than deep in the frame reader, and is called straight from the read
+// methods, so that both the wait and the control frame handling happen
+// with a shallow stack. The caller holds the read role.
+func (c *Conn) startMessage() error {
+	for {
+		c.awaitInput()
+		if err := c.nextMessage(); err != errNeedInput {
+			return err
+		}
+	}
 }
 
 // nextMessage skips what is left of the current message and reads up to the
@@ -54,14 +88,6 @@ func (c *Conn) NextReader() (messageType int, r io.Reader, err error) {
 func (c *Conn) nextMessage() error {
 	if c.readErr != nil {
 		return c.readErr
-	}
-	if c.msgType == 0 && c.rd.r == c.rd.w {
-		// Wait for the peer here, high in the call stack: an idle
-		// connection's goroutine then parks with a stack shallow enough
-		// for the runtime to shrink it to the minimum.
-		if err := c.rd.fill(); err != nil {
-			return c.netReadError(err)
-		}
 	}
 	if c.msgType != 0 {
 		if err := c.skipMessage(); err != nil {
@@ -174,6 +200,9 @@ func (c *Conn) endMessage() error {
 // Control frames met on the way are handled. The caller holds readSem.
 func (c *Conn) advance() error {
 	for {
+		if c.msgType == 0 && c.rd.r == c.rd.w {
+			return errNeedInput // the caller waits higher up (awaitInput)
+		}
 		h, err := c.readHeader()
 		if err != nil {
 			return err
@@ -270,15 +299,14 @@ func frameHeaderSize(b []byte) int {
 
 // handleControl reads a control frame's payload and acts on it.
 func (c *Conn) handleControl(h *frame.Header) error {
-	var buf [frame.MaxControlPayload]byte
-	p := buf[:h.Length]
-	for off := 0; off < len(p); {
-		n, err := c.rd.read(p[off:])
-		if err != nil {
-			return c.netReadError(err)
-		}
-		off += n
+	// The payload (at most 125 bytes, RFC 6455 §5.5) is used in place in
+	// the read buffer: no copy, and no stack space on this deep path. It
+	// stays valid until the next read from the network.
+	if err := c.rd.ensure(int(h.Length)); err != nil {
+		return c.netReadError(err)
 	}
+	p := c.rd.buffered()[:h.Length]
+	c.rd.consume(len(p))
 	if h.Masked {
 		mask.Apply(h.Key, 0, p)
 	}
@@ -287,8 +315,15 @@ func (c *Conn) handleControl(h *frame.Header) error {
 		if c.closeSent.Load() {
 			return nil
 		}
+		if c.handlePing == nil {
+			c.answerPing(p)
+			return nil
+		}
 		return c.handlerError(c.handlePing(string(p)))
 	case frame.OpPong:
+		if c.handlePong == nil {
+			return nil
+		}
 		return c.handlerError(c.handlePong(string(p)))
 	default: // frame.OpClose
 		return c.handleCloseFrame(p)
@@ -316,7 +351,7 @@ func (c *Conn) handleCloseFrame(payload []byte) error {
 		return c.failProtocol(frame.CloseProtocolError, err.Error())
 	}
 	c.closeReceived.Store(true)
-	herr := c.handleClose(int(code), reason)
+	herr := c.CloseHandler()(int(code), reason)
 	if !c.closeSent.Load() {
 		c.answerClose(int(code))
 	}
@@ -390,6 +425,13 @@ const maxPrealloc = 16 << 20
 // the whole message. A message sent as one frame is read into one
 // allocation of exactly its size.
 func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
+	if err := c.beginRead(); err != nil {
+		return 0, nil, err
+	}
+	defer c.endRead()
+	if err := c.startMessage(); err != nil {
+		return 0, nil, err
+	}
 	return c.readMessage(nil, true)
 }
 
@@ -400,19 +442,20 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 // the connection's goroutine keeps that buffer while it waits. On error dst
 // is returned unchanged.
 func (c *Conn) AppendMessage(dst []byte) (messageType int, p []byte, err error) {
-	return c.readMessage(dst, false)
-}
-
-// readMessage appends the next message to dst. exact asks for a result
-// that holds no more memory than the message needs.
-func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, err error) {
 	if err := c.beginRead(); err != nil {
 		return 0, dst, err
 	}
 	defer c.endRead()
-	if err := c.nextMessage(); err != nil {
+	if err := c.startMessage(); err != nil {
 		return 0, dst, err
 	}
+	return c.readMessage(dst, false)
+}
+
+// readMessage appends the message startMessage found to dst. exact asks
+// for a result that holds no more memory than the message needs. Caller
+// holds the read role.
+func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, err error) {
 	messageType = c.msgType
 	if c.frameFin && !c.msgCompressed && c.frameLeft <= maxPrealloc {
 		// The size is known: read straight into place.

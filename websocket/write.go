@@ -1,12 +1,15 @@
 package websocket
 
 import (
-	"github.com/klauspost/compress/flate"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/flate"
 
 	"github.com/latchws/latch/internal/frame"
 	"github.com/latchws/latch/internal/mask"
@@ -20,29 +23,54 @@ import (
 //
 // WriteMessage is safe to call from several goroutines at once.
 func (c *Conn) WriteMessage(messageType int, data []byte) error {
+	if messageType != BinaryMessage {
+		return c.writeOther(messageType, data)
+	}
+	return c.writeMessage(frame.OpBinary, data)
+}
+
+// The write path is split so that the common case, a message that fits in
+// one write buffer, runs through small stack frames: a goroutine that
+// writes and then waits to read keeps the minimum 2 KiB stack only if no
+// write ever grew it (see awaitInput).
+
+// writeOther is WriteMessage for text, control and invalid message types.
+func (c *Conn) writeOther(messageType int, data []byte) error {
 	switch messageType {
 	case TextMessage:
 		if !utf8stream.Valid(data) {
 			return errInvalidUTF8Write
 		}
-	case BinaryMessage:
+		return c.writeMessage(frame.OpText, data)
 	case CloseMessage, PingMessage, PongMessage:
 		return c.writeControl(messageType, data, time.Time{})
-	default:
-		return errBadMessageType
 	}
+	return errBadMessageType
+}
+
+// writeMessage writes one data message as one frame, compressed when
+// compression applies.
+func (c *Conn) writeMessage(op frame.Opcode, data []byte) error {
 	c.msgMu.Lock()
-	defer c.msgMu.Unlock()
+	var err error
 	if c.compressing(len(data)) {
-		cb, err := c.deflateMessage(data)
-		if err != nil {
-			return err
-		}
-		err = c.writeData(frame.Opcode(messageType), true, cb.b)
-		putCompressedBuf(cb)
+		err = c.writeCompressed(op, data)
+	} else {
+		err = c.writeData(op, false, data)
+	}
+	c.msgMu.Unlock()
+	return err
+}
+
+// writeCompressed is writeMessage's compressed path. The caller holds msgMu.
+func (c *Conn) writeCompressed(op frame.Opcode, data []byte) error {
+	cb, err := c.deflateMessage(data)
+	if err != nil {
 		return err
 	}
-	return c.writeData(frame.Opcode(messageType), false, data)
+	err = c.writeData(op, true, cb.b)
+	putCompressedBuf(cb)
+	return err
 }
 
 // writeData sends data as one whole frame; rsv1 marks it compressed. The
@@ -54,35 +82,50 @@ func (c *Conn) writeData(op frame.Opcode, rsv1 bool, data []byte) error {
 		h.Key = newMaskKey()
 	}
 	c.lockFrame()
-	if c.writeState() == nil && c.inputPending.Load() && c.holdFrame(&h, data) {
+	err := c.writeState()
+	switch {
+	case err != nil:
+	case c.inputPending.Load() && c.holdFrame(&h, data, true):
 		c.unlockFrame()
 		c.afterHold()
 		return nil
+	case len(data) > c.writeBufSize:
+		err = c.writeLargeFrame(&h, data)
+	default:
+		bp := c.getWriteBuf()
+		buf := *bp
+		n := frame.Put(buf, &h)
+		copy(buf[n:], data)
+		if h.Masked {
+			mask.Apply(h.Key, 0, buf[n:n+len(data)])
+		}
+		err = c.writeRaw(buf[:n+len(data)])
+		c.putWriteBuf(bp)
 	}
-	defer c.unlockFrame()
-	if err := c.writeState(); err != nil {
-		return err
-	}
+	c.unlockFrame()
+	return err
+}
+
+// writeLargeFrame sends a frame larger than the write buffer: unmasked, the
+// header and the caller's slice go out together in one system call;
+// masked, through the buffer a piece at a time, leaving the caller's bytes
+// untouched. The caller holds frameSem.
+func (c *Conn) writeLargeFrame(h *frame.Header, data []byte) error {
 	bp := c.getWriteBuf()
 	buf := *bp
-	n := frame.Put(buf, &h)
-	if !h.Masked && len(data) > len(buf)-n {
-		// Too big to copy: the header and the caller's slice go out
-		// together, in one system call.
-		err := c.writeVec(buf[:n], data)
-		c.putWriteBuf(bp)
-		return err
-	}
-	k := copy(buf[n:], data)
-	pos := 0
-	if h.Masked {
-		pos = mask.Apply(h.Key, 0, buf[n:n+k])
-	}
-	err := c.writeRaw(buf[:n+k])
-	for rest := data[k:]; err == nil && len(rest) > 0; rest = rest[k:] {
-		k = copy(buf, rest)
-		pos = mask.Apply(h.Key, pos, buf[:k])
-		err = c.writeRaw(buf[:k])
+	n := frame.Put(buf, h)
+	var err error
+	if !h.Masked {
+		err = c.writeVec(buf[:n], data)
+	} else {
+		k := copy(buf[n:], data)
+		pos := mask.Apply(h.Key, 0, buf[n:n+k])
+		err = c.writeRaw(buf[:n+k])
+		for rest := data[k:]; err == nil && len(rest) > 0; rest = rest[k:] {
+			k = copy(buf, rest)
+			pos = mask.Apply(h.Key, pos, buf[:k])
+			err = c.writeRaw(buf[:k])
+		}
 	}
 	c.putWriteBuf(bp)
 	return err
@@ -104,13 +147,70 @@ func (c *Conn) writeState() error {
 // Caller holds frameSem.
 func (c *Conn) writeRaw(b []byte) error {
 	if c.heldN > 0 {
-		return c.writeVec(b, nil)
+		held := *c.held
+		if c.heldN+len(b) > len(held) {
+			return c.writeVec(b, nil)
+		}
+		c.heldN += copy(held[c.heldN:], b)
+		b = held[:c.heldN]
+		defer c.releaseHeld()
 	}
-	if _, err := c.conn.Write(b); err != nil {
-		c.writeErr = err
+	return c.writeOut(b)
+}
+
+// writeOut writes b. On TCP and Unix sockets it writes to the descriptor
+// through syscall.RawConn: the same system call as net.Conn.Write with a
+// third of the stack, which matters to the goroutines that write and then
+// wait to read (see awaitInput). Caller holds frameSem.
+func (c *Conn) writeOut(b []byte) error {
+	raw := c.rd.raw
+	if raw == nil {
+		_, err := c.conn.Write(b)
+		if err != nil {
+			c.writeErr = err
+		}
 		return err
 	}
+	c.wout, c.wErr = b, nil
+	err := raw.Write(c.writeFn)
+	c.wout = nil
+	if err != nil || c.wErr != nil {
+		return c.writeFailed(err)
+	}
 	return nil
+}
+
+// writeFailed makes the error of a raw write look like net.Conn.Write's
+// and keeps it. Caller holds frameSem.
+func (c *Conn) writeFailed(err error) error {
+	if err == nil {
+		err = &net.OpError{Op: "write", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: c.wErr}
+	}
+	if oe, ok := err.(*net.OpError); ok && oe.Op == "raw-write" {
+		oe.Op = "write"
+	}
+	c.writeErr = err
+	return err
+}
+
+// writeFD is the syscall.RawConn write callback: false asks the poller to
+// wait until the socket takes more (or the write deadline passes).
+func (c *Conn) writeFD(fd uintptr) bool {
+	for len(c.wout) > 0 {
+		n, err := sysWrite(fd, c.wout)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			return false
+		}
+		if err != nil {
+			c.wErr = os.NewSyscallError("write", err)
+			return true
+		}
+		c.wout = c.wout[n:]
+	}
+	return true
 }
 
 // writeVec writes the frames held back, head and then body, in one system
@@ -513,6 +613,11 @@ func newMaskKey() [4]byte {
 // payload, and are pooled between messages so an idle connection holds none.
 var writePools = sizedPools{defaultSize: defaultWriteBufferSize + frame.MaxHeaderSize}
 
+// writeSlots is the cheap first stop for default-size write buffers, as
+// readSlots is for read buffers: taking one for a pong deep in the read
+// path must not reach the pool's slow paths.
+var writeSlots bufSlots
+
 func (c *Conn) getWriteBuf() *[]byte {
 	countBuffer(&writeBufsOut, 1)
 	size := c.writeBufSize + frame.MaxHeaderSize
@@ -523,6 +628,11 @@ func (c *Conn) getWriteBuf() *[]byte {
 		b := make([]byte, size)
 		return &b
 	}
+	if size == writePools.defaultSize {
+		if b := writeSlots.take(c.rd.slot); b != nil {
+			return b
+		}
+	}
 	return writePools.get(size)
 }
 
@@ -530,6 +640,9 @@ func (c *Conn) putWriteBuf(b *[]byte) {
 	countBuffer(&writeBufsOut, -1)
 	if c.writePool != nil {
 		c.writePool.Put(b)
+		return
+	}
+	if len(*b) == writePools.defaultSize && writeSlots.give(c.rd.slot, b) {
 		return
 	}
 	writePools.put(b)

@@ -28,6 +28,7 @@ type workload struct {
 	inFlight int
 	size     int
 	idle     bool
+	ping     bool // idle: also ping every connection once
 }
 
 var matrix = []workload{
@@ -37,6 +38,7 @@ var matrix = []workload{
 	{name: "100 conns × 64 KiB", conns: 100, inFlight: 1, size: 64 << 10},
 	{name: "10 conns × 16 in flight × 64 B", conns: 10, inFlight: 16, size: 64},
 	{name: "10,000 idle conns", conns: 10000, inFlight: 1, size: 64, idle: true},
+	{name: "10,000 idle conns, pinged once", conns: 10000, inFlight: 1, size: 64, idle: true, ping: true},
 }
 
 // metrics of one cell (one server, one workload, one repeat).
@@ -260,6 +262,11 @@ func runCell(bin string, cpu int, w workload, idleConns int, compress bool, warm
 		}
 		if err := load.EchoOnce(conns, 30*time.Second); err != nil {
 			return metrics{err: err}
+		}
+		if w.ping {
+			if err := load.PingOnce(conns, 30*time.Second); err != nil {
+				return metrics{err: err}
+			}
 		}
 		if err := s.gc(); err != nil {
 			return metrics{err: err}

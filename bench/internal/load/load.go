@@ -320,6 +320,40 @@ func maskedControl(op byte, p []byte) []byte {
 
 // EchoOnce sends one message on every connection and waits for its echo.
 func EchoOnce(conns []*Conn, timeout time.Duration) error {
+	return onEach(conns, timeout, func(c *Conn) error {
+		if _, err := c.nc.Write(c.frame); err != nil {
+			return err
+		}
+		return c.readMessage()
+	})
+}
+
+// PingOnce pings every connection and waits for each pong (RFC 6455
+// §5.5.2): the server answers from its read path, which is where a
+// careless library grows an idle goroutine's stack for good.
+func PingOnce(conns []*Conn, timeout time.Duration) error {
+	ping := []byte("idle?")
+	return onEach(conns, timeout, func(c *Conn) error {
+		if _, err := c.nc.Write(maskedControl(0x9, ping)); err != nil {
+			return err
+		}
+		var h [2]byte
+		if _, err := io.ReadFull(c.br, h[:]); err != nil {
+			return err
+		}
+		p := make([]byte, h[1]&0x7f)
+		if _, err := io.ReadFull(c.br, p); err != nil {
+			return err
+		}
+		if h[0] != 0x8A || string(p) != string(ping) {
+			return fmt.Errorf("got frame %x %q, want the pong", h, p)
+		}
+		return nil
+	})
+}
+
+// onEach runs f on every connection, 256 at a time, within timeout.
+func onEach(conns []*Conn, timeout time.Duration, f func(*Conn) error) error {
 	deadline := time.Now().Add(timeout)
 	var wg sync.WaitGroup
 	errs := make([]error, len(conns))
@@ -331,11 +365,10 @@ func EchoOnce(conns []*Conn, timeout time.Duration) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			_ = c.nc.SetDeadline(deadline)
-			if _, err := c.nc.Write(c.frame); err != nil {
-				errs[i] = err
+			if err := f(c); err != nil {
+				errs[i] = fmt.Errorf("conn %d: %w", i, err)
 				return
 			}
-			errs[i] = c.readMessage()
 			_ = c.nc.SetDeadline(time.Time{})
 		}()
 	}
