@@ -1,9 +1,6 @@
 package websocket
 
 import (
-	"net"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/latchws/latch/internal/frame"
@@ -148,44 +145,22 @@ func (c *Conn) noteInputPending() {
 // writeHeldNow writes as much of the held frames as the socket accepts
 // without waiting; what is left stays held. Caller holds frameSem.
 func (c *Conn) writeHeldNow() {
-	if c.heldN == 0 || c.writeErr != nil {
-		return
+	if c.heldN == 0 || c.writeErr != nil || c.rd.raw == nil {
+		return // without a descriptor only a blocking write is possible
 	}
-	if c.rd.raw == nil {
-		return // no descriptor: only a blocking write is possible
+	buf := *c.held
+	c.wout, c.wErr, c.woutNoWait = buf[:c.heldN], nil, true
+	err := c.rd.raw.Write(c.writeFn)
+	left := len(c.wout)
+	c.wout, c.woutNoWait = nil, false
+	if err != nil || c.wErr != nil {
+		c.writeFailed(err)
 	}
-	if c.writeHeldFn == nil {
-		c.writeHeldFn = c.writeHeldFD
-	}
-	if err := c.rd.raw.Write(c.writeHeldFn); err != nil && c.writeErr == nil {
-		c.writeErr = err
-	}
+	// Keep the unwritten tail at the front: it continues the bytes on the wire.
+	c.heldN = copy(buf, buf[c.heldN-left:c.heldN])
 	if c.heldN == 0 {
 		c.releaseHeld()
 	}
-}
-
-// writeHeldFD is the syscall.RawConn write callback: it never asks the
-// poller to wait.
-func (c *Conn) writeHeldFD(fd uintptr) bool {
-	buf := *c.held
-	off := 0
-	for off < c.heldN {
-		n, err := sysWrite(fd, buf[off:c.heldN])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			if err != syscall.EAGAIN {
-				c.writeErr = &net.OpError{Op: "write", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("write", err)}
-			}
-			break
-		}
-		off += n
-	}
-	// Keep the unwritten tail at the front: it continues the bytes on the wire.
-	c.heldN = copy(buf, buf[off:c.heldN])
-	return true
 }
 
 // answerPing answers a ping with a pong carrying the same payload (RFC 6455

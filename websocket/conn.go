@@ -40,25 +40,30 @@ const (
 // frames of a message being written.
 type Conn struct {
 	conn        net.Conn // immutable
-	isServer    bool     // immutable
 	subprotocol string   // immutable
 
 	// Read side. Fields below readSem are owned by whoever holds readSem:
 	// the application's reading goroutine, or Close draining the connection.
+	// (Small fields are grouped to keep the struct, which every idle
+	// connection holds, in a smaller allocation class.)
 	readSem       chan struct{} // capacity 1
 	appReading    atomic.Bool   // an application read call is in progress
+	isServer      bool          // immutable
+	msgCompressed bool          // the message being read is compressed (RFC 7692)
+	frameFin      bool
+	frameMasked   bool
+	frameKey      [4]byte
+	inputPending  atomic.Bool // the last message read has a complete frame behind it (coalesce.go)
+	outPending    atomic.Bool // frames are held (coalesce.go)
+	utf8          utf8stream.Validator
+	woutNoWait    bool // guarded by frameSem: writeFD gives up instead of waiting
 	rd            netReader
 	readErr       error // sticky: every read after a failure returns it
 	readLimit     atomic.Int64
 	msgType       int   // type of the message being read; 0 between messages
-	msgCompressed bool  // the message being read is compressed (RFC 7692)
 	msgRead       int64 // payload bytes of the current message so far
 	frameLeft     int64 // payload bytes of the current frame not yet read
-	frameFin      bool
-	frameMasked   bool
-	frameKey      [4]byte
 	maskPos       int
-	utf8          utf8stream.Validator
 	reader        messageReader
 
 	// nil: the default handlers, which cost an idle connection nothing.
@@ -77,13 +82,10 @@ type Conn struct {
 	writePool     BufferPool    // immutable; nil = package pool
 	writer        messageWriter // guarded by msgMu
 
-	// Write coalescing (coalesce.go).
-	inputPending atomic.Bool // the last message read has a complete frame behind it in the buffer
-	outPending   atomic.Bool // held has frames
-	held         *[]byte     // guarded by frameSem; frames not yet written
-	heldN        int         // guarded by frameSem
-	holdTimer    *time.Timer // guarded by frameSem
-	writeHeldFn  func(fd uintptr) bool
+	// Write coalescing (coalesce.go), guarded by frameSem.
+	heldN     int
+	held      *[]byte // frames not yet written
+	holdTimer *time.Timer
 
 	// Raw writes (writeOut), guarded by frameSem.
 	writeFn func(fd uintptr) bool // bound once: a closure per write would allocate
@@ -97,9 +99,9 @@ type Conn struct {
 	// Closing handshake state.
 	closeSent     atomic.Bool // a close frame went out (or failed to)
 	closeReceived atomic.Bool // the peer's close frame was read
+	closeOnce     sync.Once
 	closeStarted  atomic.Bool // Close/CloseWithCode was called
 	closeTimeout  atomic.Int64
-	closeOnce     sync.Once
 	done          chan struct{} // closed once the TCP connection is closed
 	closeCause    atomic.Pointer[error]
 

@@ -17,7 +17,6 @@ import (
 // when the connection would block again with nothing left in it.
 type netReader struct {
 	c    *Conn
-	conn net.Conn
 	raw  syscall.RawConn // nil: plain conn.Read, buffer held while waiting
 	size int             // immutable buffer size
 	buf  []byte          // nil while idle on a raw connection
@@ -39,7 +38,6 @@ type netReader struct {
 
 func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 	nr.c = c
-	nr.conn = conn
 	nr.size = size
 	nr.slot = nextSlot.Add(1) * slotStride
 	if sc, ok := conn.(syscall.Conn); ok && rawIO {
@@ -109,7 +107,7 @@ func (nr *netReader) fill() error {
 		nr.take()
 	}
 	nr.c.hb.waitStart.Store(monoNow())
-	n, err := nr.conn.Read(nr.buf[nr.w:])
+	n, err := nr.c.conn.Read(nr.buf[nr.w:])
 	nr.c.hb.waitStart.Store(0)
 	nr.w += n
 	if n > 0 {
@@ -143,7 +141,7 @@ func (nr *netReader) read(p []byte) (int, error) {
 			return n, err
 		}
 		nr.c.hb.waitStart.Store(monoNow())
-		n, err := nr.conn.Read(p)
+		n, err := nr.c.conn.Read(p)
 		nr.c.hb.waitStart.Store(0)
 		if n > 0 {
 			return n, nil
@@ -190,7 +188,7 @@ func (nr *netReader) rawReadOnce() (int, error) {
 		return 0, errNeedBuffer
 	}
 	if nr.rawErr != nil {
-		return 0, &net.OpError{Op: "read", Net: nr.conn.LocalAddr().Network(), Source: nr.conn.LocalAddr(), Addr: nr.conn.RemoteAddr(), Err: nr.rawErr}
+		return 0, &net.OpError{Op: "read", Net: nr.c.conn.LocalAddr().Network(), Source: nr.c.conn.LocalAddr(), Addr: nr.c.conn.RemoteAddr(), Err: nr.rawErr}
 	}
 	if nr.rawN == 0 {
 		return 0, io.EOF
@@ -452,7 +450,7 @@ func (nr *netReader) discardToEOF(deadline time.Time) {
 			nr.dst = scratch[:]
 			n, err = nr.rawReadOnce()
 		} else {
-			n, err = nr.conn.Read(scratch[:])
+			n, err = nr.c.conn.Read(scratch[:])
 		}
 		if err != nil {
 			return

@@ -202,7 +202,7 @@ func (c *Conn) writeFD(fd uintptr) bool {
 			continue
 		}
 		if err == syscall.EAGAIN {
-			return false
+			return c.woutNoWait
 		}
 		if err != nil {
 			c.wErr = os.NewSyscallError("write", err)
@@ -378,12 +378,12 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 type messageWriter struct {
 	c       *Conn
 	msgType int
+	bufp    *[]byte // nil until the first Write
+	n       int     // end of the buffered payload; it starts after header room
+	err     error
 	op      frame.Opcode // opcode of the next frame
-	bufp    *[]byte      // nil until the first Write
-	n       int          // end of the buffered payload; it starts after header room
 	flushed bool         // a frame of this message went out
 	closed  bool
-	err     error
 	utf8    utf8stream.Validator
 
 	// Compression (RFC 7692): fw writes into the frames through
