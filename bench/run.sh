@@ -64,21 +64,25 @@ Reproduce with one command (builds everything; under 15 minutes on 2 cores):
 
 How it measures:
 - Each library has its own echo server binary (`bench/servers/<lib>`), written the way that library's
-  docs recommend: gorilla and Latch loop on `ReadMessage`/`WriteMessage` as their package docs show
-  (gorilla with a write buffer pool; `-server-flags -stream` streams `NextReader` → `NextWriter`
-  instead), coder streams `Reader` → `Writer` as its echo example does, gws and nbio echo in their
-  `OnMessage` callbacks, gobwas uses its low-level frame API. Compression is off unless `-compress`.
+  docs recommend for speed: gorilla loops on `ReadMessage`/`WriteMessage` with a write buffer pool,
+  coder streams `Reader` → `Writer` as its echo example does, gws and nbio echo in their `OnMessage`
+  callbacks, gobwas uses its low-level frame API with a reused buffer, and `latch` loops on
+  `AppendMessage` (reads into one reused buffer) and `WriteMessage`. `latch-readmessage` is the same
+  Latch server with gorilla's `ReadMessage` loop unchanged, i.e. what a program gets by only changing
+  its import path. `-server-flags -stream` makes gorilla and Latch stream `NextReader` → `NextWriter`.
+  Compression is off unless `-compress`.
 - One load client for all servers (`bench/internal/load`): raw RFC 6455 frames, binary messages, a
   closed loop with a fixed number of messages in flight per connection; every echo is compared byte
   for byte with what was sent. The server runs on CPU 0 and the client on CPU 1 (`taskset`).
 - Server CPU per message is utime+stime from `/proc/PID/stat` across the measured window, divided by
   the messages echoed in it (the clock tick is 10 ms, so short windows are coarse). Latency is the
   round trip of each message as the client sees it. RSS is `VmRSS` at the end of the window.
-- Idle memory: the client opens 10,000 connections, echoes one 64-byte message on each, the server
-  is told (SIGUSR1) to run a full GC and return free memory to the OS, and then
-  (RSS − RSS before connecting) ÷ 10,000 is reported.
+- Idle memory: the client opens 10,000 connections, echoes one 64-byte message on each (and, in the
+  "pinged once" cell, then pings each and waits for the pong), the server is told (SIGUSR1) to run a
+  full GC and return free memory to the OS, and then (RSS − RSS before connecting) ÷ 10,000 is
+  reported.
 - Every cell starts a fresh server process. Servers alternate within each repeat (gorilla, coder,
-  gws, gobwas, nbio, latch, then again); figures are medians over repeats, and ratios are the median
+  gws, gobwas, nbio, latch, latch-readmessage, then again); figures are medians over repeats, and ratios are the median
   of the per-repeat ratio to gorilla, so drift across the run cancels out.
 - All servers listen on 127.0.0.1; every load is bounded in time (and in message count).
 

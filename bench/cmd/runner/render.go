@@ -24,22 +24,23 @@ func median(xs []float64) float64 {
 }
 
 type metricDef struct {
-	title string
-	get   func(metrics) float64
-	f     string
+	title          string
+	get            func(metrics) float64
+	f              string
+	higherIsBetter bool
 }
 
 var loadMetrics = []metricDef{
-	{"msg/s", func(m metrics) float64 { return m.msgsPerSec }, "%.0f"},
-	{"server CPU µs/msg", func(m metrics) float64 { return m.cpuPerMsg }, "%.2f"},
-	{"p50 µs", func(m metrics) float64 { return m.p50 }, "%.0f"},
-	{"p99 µs", func(m metrics) float64 { return m.p99 }, "%.0f"},
-	{"server RSS MiB", func(m metrics) float64 { return m.rssMiB }, "%.1f"},
+	{"msg/s", func(m metrics) float64 { return m.msgsPerSec }, "%.0f", true},
+	{"server CPU µs/msg", func(m metrics) float64 { return m.cpuPerMsg }, "%.2f", false},
+	{"p50 µs", func(m metrics) float64 { return m.p50 }, "%.0f", false},
+	{"p99 µs", func(m metrics) float64 { return m.p99 }, "%.0f", false},
+	{"server RSS MiB", func(m metrics) float64 { return m.rssMiB }, "%.1f", false},
 }
 
 var idleMetrics = []metricDef{
-	{"server RSS MiB", func(m metrics) float64 { return m.rssMiB }, "%.1f"},
-	{"KiB per idle conn", func(m metrics) float64 { return m.idleKiB }, "%.2f"},
+	{"server RSS MiB", func(m metrics) float64 { return m.rssMiB }, "%.1f", false},
+	{"KiB per idle conn", func(m metrics) float64 { return m.idleKiB }, "%.2f", false},
 }
 
 func metricsFor(w workload) []metricDef {
@@ -63,6 +64,24 @@ func ratio(rows [][]metrics, lib, base int, md metricDef) float64 {
 	var xs []float64
 	for _, row := range rows {
 		xs = append(xs, get(row[lib], md)/get(row[base], md))
+	}
+	return median(xs)
+}
+
+// ratioToBest is the median over repeats of lib's figure divided by the
+// best figure among peers in the same repeat: the highest msg/s, the
+// lowest of everything else.
+func ratioToBest(rows [][]metrics, lib int, peers []int, md metricDef) float64 {
+	var xs []float64
+	for _, row := range rows {
+		best := math.NaN()
+		for _, i := range peers {
+			v := get(row[i], md)
+			if math.IsNaN(best) || md.higherIsBetter && v > best || !md.higherIsBetter && v < best {
+				best = v
+			}
+		}
+		xs = append(xs, get(row[lib], md)/best)
 	}
 	return median(xs)
 }
@@ -123,20 +142,27 @@ func render(work []workload, libs []string, res map[string][][]metrics, repeats 
 	if latch < 0 {
 		return b.String()
 	}
-	p("### Latch ÷ each peer\n\nMedian of the per-repeat ratio latch/peer. For msg/s higher is better for Latch; for every other metric lower is better.\n\n")
+	// Peers are the other libraries, not Latch's own variants.
+	var peers []int
+	for i, lib := range libs {
+		if !strings.HasPrefix(lib, "latch") {
+			peers = append(peers, i)
+		}
+	}
+	p("### Latch ÷ each peer\n\nMedian of the per-repeat ratio latch/peer; *best peer* divides by the best of the peers in each repeat. For msg/s higher is better for Latch; for every other metric lower is better.\n\n")
 	p("| workload | metric |")
 	for i, lib := range libs {
 		if i != latch {
 			p(" %s |", lib)
 		}
 	}
-	p("\n|---|---|")
+	p(" best peer |\n|---|---|")
 	for i := range libs {
 		if i != latch {
 			p("---:|")
 		}
 	}
-	p("\n")
+	p("---:|\n")
 	for _, w := range work {
 		for _, md := range metricsFor(w) {
 			p("| %s | %s |", w.name, md.title)
@@ -145,7 +171,7 @@ func render(work []workload, libs []string, res map[string][][]metrics, repeats 
 					p(" %s |", num("%.2f", ratio(res[w.name], latch, i, md)))
 				}
 			}
-			p("\n")
+			p(" %s |\n", num("%.2f", ratioToBest(res[w.name], latch, peers, md)))
 		}
 	}
 	return b.String()
