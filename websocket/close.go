@@ -65,16 +65,11 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 		c.closeNetConn(nil)
 		return err
 	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case c.readSem <- struct{}{}:
-		// Nobody is reading: wait for the peer's close frame here.
+	// Take the read side unless a reader sees the peer's close frame and
+	// ends the connection first: nobody is reading, so wait for it here.
+	if locked, _ := lockBy(&c.readMu, deadline, c.done); locked {
 		c.drainForClose(deadline)
-		<-c.readSem
-	case <-c.done:
-		// A reader saw the peer's close frame and ended the connection.
-	case <-t.C:
+		c.readMu.Unlock()
 	}
 	c.closeNetConn(nil)
 	return nil
@@ -101,7 +96,7 @@ func (c *Conn) answerClose(code int) {
 }
 
 // drainForClose reads, discarding data, until the peer's close frame, an
-// error or the deadline. The caller holds readSem.
+// error or the deadline. The caller holds readMu.
 func (c *Conn) drainForClose(deadline time.Time) {
 	c.conn.SetReadDeadline(deadline)
 	if c.readErr != nil {

@@ -22,7 +22,7 @@ import (
 const maxHoldDelay = 200 * time.Microsecond
 
 // holdFrame appends the frame to the held frames when it fits in one write
-// buffer; arm starts the timer that bounds the wait. Caller holds frameSem.
+// buffer; arm starts the timer that bounds the wait. Caller holds frameMu.
 func (c *Conn) holdFrame(h *frame.Header, data []byte, arm bool) bool {
 	size := h.Size() + len(data)
 	if c.held == nil {
@@ -49,7 +49,7 @@ func (c *Conn) holdFrame(h *frame.Header, data []byte, arm bool) bool {
 	return true
 }
 
-// afterHold runs after a frame was held and frameSem released: if the
+// afterHold runs after a frame was held and frameMu released: if the
 // reader went to the network in between, it saw nothing to flush yet.
 func (c *Conn) afterHold() {
 	if !c.inputPending.Load() {
@@ -65,7 +65,7 @@ func (c *Conn) armHoldTimer() {
 	}
 }
 
-// flushHeld writes the held frames, waiting for frameSem.
+// flushHeld writes the held frames, waiting for frameMu.
 func (c *Conn) flushHeld() {
 	if !c.outPending.Load() || c.lockFrameBy(time.Time{}) != nil {
 		return
@@ -75,7 +75,7 @@ func (c *Conn) flushHeld() {
 }
 
 // flushHeldLocked writes the held frames; a failure is sticky and reported
-// by the next write. Caller holds frameSem.
+// by the next write. Caller holds frameMu.
 func (c *Conn) flushHeldLocked() {
 	if c.heldN == 0 {
 		return
@@ -87,7 +87,7 @@ func (c *Conn) flushHeldLocked() {
 	_ = c.writeVec(nil, nil)
 }
 
-// releaseHeld returns the held buffer to the pool. Caller holds frameSem.
+// releaseHeld returns the held buffer to the pool. Caller holds frameMu.
 func (c *Conn) releaseHeld() {
 	if c.held == nil {
 		return
@@ -102,20 +102,18 @@ func (c *Conn) releaseHeld() {
 // sends what the socket takes without waiting; the rest is left to the
 // timer's goroutine, because a reader blocked on a peer that does not read
 // could no longer read what that peer is sending. If a writer holds
-// frameSem, that writer sends them (writeRaw, or afterHold).
+// frameMu, that writer sends them (writeRaw, or afterHold).
 func (c *Conn) beforeNetworkRead() {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
 	}
 	if c.outPending.Load() {
-		select {
-		case c.frameSem <- struct{}{}:
+		if c.frameMu.TryLock() {
 			c.writeHeldNow()
 			if c.heldN > 0 {
 				c.armHoldTimer()
 			}
 			c.unlockFrame()
-		default:
 		}
 	}
 }
@@ -131,19 +129,17 @@ func (c *Conn) noteInputPending() {
 		c.inputPending.Store(pending)
 	}
 	if c.outPending.Load() {
-		select {
-		case c.frameSem <- struct{}{}:
+		if c.frameMu.TryLock() { // else a writer holds it and sends them
 			if c.heldN > 0 {
 				c.armHoldTimer()
 			}
 			c.unlockFrame()
-		default: // a writer holds it and sends them
 		}
 	}
 }
 
 // writeHeldNow writes as much of the held frames as the socket accepts
-// without waiting; what is left stays held. Caller holds frameSem.
+// without waiting; what is left stays held. Caller holds frameMu.
 func (c *Conn) writeHeldNow() {
 	if c.heldN == 0 || c.writeErr != nil || c.rd.raw == nil {
 		return // without a descriptor only a blocking write is possible
@@ -169,9 +165,7 @@ func (c *Conn) writeHeldNow() {
 // would grow the goroutine's stack, which never shrinks again while it
 // waits at that depth.
 func (c *Conn) answerPing(payload []byte) {
-	select {
-	case c.frameSem <- struct{}{}:
-	default:
+	if !c.frameMu.TryLock() {
 		c.answerPingSlowly(payload) // a writer holds the connection
 		return
 	}
@@ -195,13 +189,11 @@ func (c *Conn) answerPingSlowly(payload []byte) {
 
 // dropHeld discards held frames once the connection is closed.
 func (c *Conn) dropHeld() {
-	select {
-	case c.frameSem <- struct{}{}:
+	if c.frameMu.TryLock() { // else a writer holds it: its write fails and releases them
 		if c.holdTimer != nil {
 			c.holdTimer.Stop()
 		}
 		c.releaseHeld()
 		c.unlockFrame()
-	default: // a writer holds it: its write fails and releases them
 	}
 }

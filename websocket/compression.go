@@ -37,7 +37,7 @@ type deflateState struct {
 	writeTakeover bool // immutable: we compress with context takeover
 	threshold     int  // immutable
 
-	// Read side, owned by the readSem holder.
+	// Read side, owned by the readMu holder.
 	inflater io.ReadCloser // pooled; set while a compressed message is read
 	src      inflateSource
 	dict     []byte // last 32 KiB of inflated output, with readTakeover

@@ -42,21 +42,21 @@ type Conn struct {
 	conn        net.Conn // immutable
 	subprotocol string   // immutable
 
-	// Read side. Fields below readSem are owned by whoever holds readSem:
+	// Read side. Fields below readMu are owned by whoever holds readMu:
 	// the application's reading goroutine, or Close draining the connection.
 	// (Small fields are grouped to keep the struct, which every idle
 	// connection holds, in a smaller allocation class.)
-	readSem       chan struct{} // capacity 1
-	appReading    atomic.Bool   // an application read call is in progress
-	isServer      bool          // immutable
-	msgCompressed bool          // the message being read is compressed (RFC 7692)
+	readMu        sync.Mutex
+	appReading    atomic.Bool // an application read call is in progress
+	isServer      bool        // immutable
+	msgCompressed bool        // the message being read is compressed (RFC 7692)
 	frameFin      bool
 	frameMasked   bool
 	frameKey      [4]byte
 	inputPending  atomic.Bool // the last message read has a complete frame behind it (coalesce.go)
 	outPending    atomic.Bool // frames are held (coalesce.go)
 	utf8          utf8stream.Validator
-	woutNoWait    bool // guarded by frameSem: writeFD gives up instead of waiting
+	woutNoWait    bool // guarded by frameMu: writeFD gives up instead of waiting
 	rd            netReader
 	readErr       error // sticky: every read after a failure returns it
 	readLimit     atomic.Int64
@@ -72,22 +72,22 @@ type Conn struct {
 	handleClose func(int, string) error
 
 	// Write side. msgMu serialises data messages (held from NextWriter until
-	// the writer's Close); frameSem serialises frames on the wire, so control
+	// the writer's Close); frameMu serialises frames on the wire, so control
 	// frames can be sent between the frames of a message.
 	msgMu         sync.Mutex
-	frameSem      chan struct{} // capacity 1
-	writeErr      error         // guarded by frameSem; sticky
+	frameMu       sync.Mutex
+	writeErr      error         // guarded by frameMu; sticky
 	writeDeadline atomic.Int64  // the application's write deadline, UnixNano; 0 = none
 	writeBufSize  int           // immutable
 	writePool     BufferPool    // immutable; nil = package pool
 	writer        messageWriter // guarded by msgMu
 
-	// Write coalescing (coalesce.go), guarded by frameSem.
+	// Write coalescing (coalesce.go), guarded by frameMu.
 	heldN     int
 	held      *[]byte // frames not yet written
 	holdTimer *time.Timer
 
-	// Raw writes (writeOut), guarded by frameSem.
+	// Raw writes (writeOut), guarded by frameMu.
 	writeFn func(fd uintptr) bool // bound once: a closure per write would allocate
 	wout    []byte
 	wErr    error
@@ -128,8 +128,6 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 		conn:         nc,
 		isServer:     cfg.isServer,
 		subprotocol:  cfg.subprotocol,
-		readSem:      make(chan struct{}, 1),
-		frameSem:     make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		writeBufSize: cfg.writeBufSize,
 		writePool:    cfg.writePool,

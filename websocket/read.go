@@ -19,7 +19,7 @@ func (c *Conn) beginRead() error {
 		return ErrConcurrentRead
 	}
 	// Close may be draining the connection; it gives the role back when done.
-	c.readSem <- struct{}{}
+	c.readMu.Lock()
 	return nil
 }
 
@@ -44,7 +44,7 @@ func (c *Conn) awaitInput() {
 }
 
 func (c *Conn) endRead() {
-	<-c.readSem
+	c.readMu.Unlock()
 	c.appReading.Store(false)
 }
 
@@ -84,7 +84,7 @@ func (c *Conn) startMessage() error {
 }
 
 // nextMessage skips what is left of the current message and reads up to the
-// first frame of the next one. The caller holds readSem.
+// first frame of the next one. The caller holds readMu.
 func (c *Conn) nextMessage() error {
 	if c.readErr != nil {
 		return c.readErr
@@ -129,7 +129,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 
 // readPayload reads message payload into p: inflated when the message is
 // compressed, validated when it is text. It returns io.EOF, possibly with
-// n > 0, when the message is complete. The caller holds readSem.
+// n > 0, when the message is complete. The caller holds readMu.
 func (c *Conn) readPayload(p []byte) (int, error) {
 	var n int
 	var err error
@@ -154,7 +154,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 // readFrames reads the unmasked payload of the current message as it is on
 // the wire, crossing frame boundaries and handling control frames between
 // them. It returns io.EOF, possibly with n > 0, at the end of the final
-// frame. The caller holds readSem.
+// frame. The caller holds readMu.
 func (c *Conn) readFrames(p []byte) (int, error) {
 	for c.frameLeft == 0 {
 		if c.frameFin {
@@ -197,7 +197,7 @@ func (c *Conn) endMessage() error {
 
 // advance reads frames until one that carries data of a message: the first
 // frame of a new message when none is in progress, else a continuation.
-// Control frames met on the way are handled. The caller holds readSem.
+// Control frames met on the way are handled. The caller holds readMu.
 func (c *Conn) advance() error {
 	for {
 		if c.msgType == 0 && c.rd.r == c.rd.w {

@@ -109,7 +109,7 @@ func (c *Conn) writeData(op frame.Opcode, rsv1 bool, data []byte) error {
 // writeLargeFrame sends a frame larger than the write buffer: unmasked, the
 // header and the caller's slice go out together in one system call;
 // masked, through the buffer a piece at a time, leaving the caller's bytes
-// untouched. The caller holds frameSem.
+// untouched. The caller holds frameMu.
 func (c *Conn) writeLargeFrame(h *frame.Header, data []byte) error {
 	bp := c.getWriteBuf()
 	buf := *bp
@@ -131,7 +131,7 @@ func (c *Conn) writeLargeFrame(h *frame.Header, data []byte) error {
 	return err
 }
 
-// writeState reports why no frame may be written now. Caller holds frameSem.
+// writeState reports why no frame may be written now. Caller holds frameMu.
 func (c *Conn) writeState() error {
 	if c.writeErr != nil {
 		return c.writeErr
@@ -144,7 +144,7 @@ func (c *Conn) writeState() error {
 
 // writeRaw writes b to the network, after any frames held back (see
 // holdFrame). A failure is sticky because a partial frame may have gone out.
-// Caller holds frameSem.
+// Caller holds frameMu.
 func (c *Conn) writeRaw(b []byte) error {
 	if c.heldN > 0 {
 		held := *c.held
@@ -161,7 +161,7 @@ func (c *Conn) writeRaw(b []byte) error {
 // writeOut writes b. On TCP and Unix sockets it writes to the descriptor
 // through syscall.RawConn: the same system call as net.Conn.Write with a
 // third of the stack, which matters to the goroutines that write and then
-// wait to read (see awaitInput). Caller holds frameSem.
+// wait to read (see awaitInput). Caller holds frameMu.
 func (c *Conn) writeOut(b []byte) error {
 	raw := c.rd.raw
 	if raw == nil {
@@ -181,7 +181,7 @@ func (c *Conn) writeOut(b []byte) error {
 }
 
 // writeFailed makes the error of a raw write look like net.Conn.Write's
-// and keeps it. Caller holds frameSem.
+// and keeps it. Caller holds frameMu.
 func (c *Conn) writeFailed(err error) error {
 	if err == nil {
 		err = &net.OpError{Op: "write", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: c.wErr}
@@ -215,7 +215,7 @@ func (c *Conn) writeFD(fd uintptr) bool {
 
 // writeVec writes the frames held back, head and then body, in one system
 // call where the connection supports vectored writes (writev on TCP and
-// Unix sockets). Caller holds frameSem.
+// Unix sockets). Caller holds frameMu.
 func (c *Conn) writeVec(head, body []byte) error {
 	v := writeVectors.Get().(*writeVector)
 	var held []byte
@@ -247,35 +247,20 @@ type writeVector struct {
 
 var writeVectors = sync.Pool{New: func() any { return new(writeVector) }}
 
-func (c *Conn) lockFrame()   { c.frameSem <- struct{}{} }
-func (c *Conn) unlockFrame() { <-c.frameSem }
+func (c *Conn) lockFrame()   { c.frameMu.Lock() }
+func (c *Conn) unlockFrame() { c.frameMu.Unlock() }
 
-// lockFrameBy takes frameSem, giving up at deadline (zero: no limit) or when
+// lockFrameBy takes frameMu, giving up at deadline (zero: no limit) or when
 // the connection is closed.
 func (c *Conn) lockFrameBy(deadline time.Time) error {
-	select {
-	case c.frameSem <- struct{}{}:
+	locked, timedOut := lockBy(&c.frameMu, deadline, c.done)
+	switch {
+	case locked:
 		return nil
-	default:
-	}
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return errWriteTimeout
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case c.frameSem <- struct{}{}:
-		return nil
-	case <-timeout:
+	case timedOut:
 		return errWriteTimeout
-	case <-c.done:
-		return net.ErrClosed
 	}
+	return net.ErrClosed
 }
 
 // WriteControl writes a control message (CloseMessage, PingMessage or
