@@ -54,10 +54,12 @@ type Config struct {
 	// Authorize runs before the upgrade; a non-nil error rejects with HTTP
 	// 403 (or the status of an *HTTPError).
 	Authorize func(r *http.Request) error
-	// OnConnect runs on the client's read goroutine once it is registered,
+	// OnConnect runs on the client's goroutine once it is registered,
 	// before the first read.
 	OnConnect func(c *Client)
-	// OnMessage runs on the client's read goroutine for every data message.
+	// OnMessage runs for every data message, one call at a time in the
+	// order the messages came, on the client's read goroutine (a fresh one
+	// for each message, so that idle clients keep small stacks).
 	OnMessage func(c *Client, messageType int, data []byte)
 	// OnDisconnect runs once per client, after it left the registry and its
 	// channels and its goroutines ended, with the close code seen
@@ -198,10 +200,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Serve the client on a goroutine of its own and return: net/http frees
 	// its buffers for the connection (about 8 KiB) once the handler returns.
 	handedOff = true
-	go func() {
-		defer h.leave()
-		h.run(c) // frees the client's MaxConnections slot
-	}()
+	go h.run(c) // ends in h.end, which frees the slot and leaves
 }
 
 func reject(w http.ResponseWriter, status int, msg string) {
@@ -228,7 +227,7 @@ func (h *Hub) leave() {
 	}
 }
 
-// run serves one client from registration to OnDisconnect.
+// run registers the client, runs OnConnect and starts its read loop.
 func (h *Hub) run(c *Client) {
 	h.register(c)
 	h.stats.connected.Add(1)
@@ -243,19 +242,32 @@ func (h *Hub) run(c *Client) {
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(c)
 	}
-	var readErr error
-	for {
-		mt, data, err := c.conn.ReadMessage()
-		if err != nil {
-			readErr = err
-			break
-		}
-		h.stats.messagesIn.Add(1)
-		h.stats.bytesIn.Add(uint64(len(data)))
-		if h.cfg.OnMessage != nil {
-			h.cfg.OnMessage(c, mt, data)
-		}
+	go h.read(c)
+}
+
+// read reads the client's next message and hands it to OnMessage, then
+// goes on reading on a fresh goroutine. An idle client's goroutine waits in
+// ReadMessage; had it run the hooks (JSON, logging, publishing) its stack
+// would have grown for good, since the runtime does not shrink the stack of
+// a goroutine parked that deep. A fresh goroutine starts at 2 KiB, and
+// calls stay in order: each starts after the previous one returned.
+func (h *Hub) read(c *Client) {
+	mt, data, err := c.conn.ReadMessage()
+	if err != nil {
+		h.end(c, err)
+		return
 	}
+	h.stats.messagesIn.Add(1)
+	h.stats.bytesIn.Add(uint64(len(data)))
+	if h.cfg.OnMessage != nil {
+		h.cfg.OnMessage(c, mt, data)
+	}
+	go h.read(c)
+}
+
+// end serves the client from the end of its read loop to OnDisconnect.
+func (h *Hub) end(c *Client, readErr error) {
+	defer h.leave()
 	c.finish()
 	h.unregister(c)
 	c.unsubscribeAll()
