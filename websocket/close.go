@@ -52,13 +52,11 @@ func (c *Conn) CloseNow() error {
 
 func (c *Conn) closeHandshake(code int, reason string) error {
 	if c.closeStarted.Swap(true) {
-		<-c.done // the first call ends within the close timeout
+		<-c.doneChan() // the first call ends within the close timeout
 		return nil
 	}
-	select {
-	case <-c.done:
+	if c.closed.Load() {
 		return nil
-	default:
 	}
 	deadline := nowPlus(c.closeTimeoutDuration())
 	if err := c.closeSentBy(code, reason); err != nil {
@@ -67,7 +65,7 @@ func (c *Conn) closeHandshake(code int, reason string) error {
 	}
 	// Take the read side unless a reader sees the peer's close frame and
 	// ends the connection first: nobody is reading, so wait for it here.
-	if locked, _ := lockBy(&c.readMu, deadline, c.done); locked {
+	if locked, _ := lockBy(&c.readMu, deadline, c.doneChan); locked {
 		c.drainForClose(deadline)
 		c.readMu.Unlock()
 	}
@@ -139,20 +137,41 @@ func closeWrite(c *Conn) {
 // closeNetConn closes the network connection once; cause, when set, is
 // reported by reads that fail because of it.
 func (c *Conn) closeNetConn(cause error) error {
-	err := net.ErrClosed
-	c.closeOnce.Do(func() {
-		if cause != nil {
-			c.closeCause.Store(&cause)
-		}
-		c.stopHeartbeat()
-		err = c.conn.Close()
+	c.closeMu.Lock()
+	if c.closed.Load() {
+		c.closeMu.Unlock()
+		return nil
+	}
+	if cause != nil {
+		c.closeCause.Store(&cause)
+	}
+	c.stopHeartbeat()
+	err := c.conn.Close()
+	c.closed.Store(true)
+	if c.done != nil {
 		close(c.done)
-		c.dropHeld()
-	})
+	}
+	c.closeMu.Unlock()
+	c.dropHeld()
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// doneChan returns a channel that is closed once the network connection
+// is closed. It is made on first use: most connections never wait on it,
+// and an idle connection should not pay for it.
+func (c *Conn) doneChan() <-chan struct{} {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.closed.Load() {
+			close(c.done)
+		}
+	}
+	return c.done
 }
 
 // fail drops the connection because of cause (a dead peer, a failed ping).

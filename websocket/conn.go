@@ -99,10 +99,11 @@ type Conn struct {
 	// Closing handshake state.
 	closeSent     atomic.Bool // a close frame went out (or failed to)
 	closeReceived atomic.Bool // the peer's close frame was read
-	closeOnce     sync.Once
+	closeMu       sync.Mutex  // guards closing the network connection and done
+	closed        atomic.Bool // the network connection is closed
 	closeStarted  atomic.Bool // Close/CloseWithCode was called
 	closeTimeout  atomic.Int64
-	done          chan struct{} // closed once the TCP connection is closed
+	done          chan struct{} // see doneChan; nil until first asked for
 	closeCause    atomic.Pointer[error]
 
 	hb heartbeat
@@ -128,7 +129,6 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 		conn:         nc,
 		isServer:     cfg.isServer,
 		subprotocol:  cfg.subprotocol,
-		done:         make(chan struct{}),
 		writeBufSize: cfg.writeBufSize,
 		writePool:    cfg.writePool,
 	}

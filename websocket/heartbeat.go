@@ -45,10 +45,8 @@ func (c *Conn) SetHeartbeat(interval, timeout time.Duration) {
 		}
 		return
 	}
-	select {
-	case <-c.done:
+	if c.closed.Load() {
 		return
-	default:
 	}
 	if hb.timer == nil {
 		hb.timer = time.AfterFunc(interval, c.heartbeatTick)
@@ -73,11 +71,9 @@ func (c *Conn) heartbeatTick() {
 		hb.mu.Unlock()
 		return
 	}
-	select {
-	case <-c.done:
+	if c.closed.Load() {
 		hb.mu.Unlock()
 		return
-	default:
 	}
 	now := monoNow()
 	waiting := hb.waitStart.Load()

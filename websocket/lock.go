@@ -6,14 +6,15 @@ import (
 	"time"
 )
 
-// lockBy locks mu, giving up at deadline (zero: no limit) or when done is
-// closed; it reports whether it got the lock and, if not, whether the
+// lockBy locks mu, giving up at deadline (zero: no limit) or when the
+// channel done returns is closed (done is called only if mu is busy); it
+// reports whether it got the lock and, if not, whether the
 // deadline passed. Connections guard their read and write sides with plain
 // mutexes, which cost less than channels on every message and 100 bytes
 // less per connection; the rare wait that must be able to give up (a
 // control frame behind a stuck writer, Close behind a reader) hands the
 // Lock to a goroutine of its own.
-func lockBy(mu *sync.Mutex, deadline time.Time, done <-chan struct{}) (locked, timedOut bool) {
+func lockBy(mu *sync.Mutex, deadline time.Time, done func() <-chan struct{}) (locked, timedOut bool) {
 	if mu.TryLock() {
 		return true, false
 	}
@@ -34,7 +35,7 @@ func lockBy(mu *sync.Mutex, deadline time.Time, done <-chan struct{}) (locked, t
 		return true, false
 	case <-timeout:
 		timedOut = true
-	case <-done:
+	case <-done():
 	}
 	if w.state.CompareAndSwap(lockWaiting, lockAbandoned) {
 		return false, timedOut

@@ -8,7 +8,8 @@ import (
 
 func TestLockBy(t *testing.T) {
 	var mu sync.Mutex
-	never := make(chan struct{})
+	neverCh := make(chan struct{})
+	never := func() <-chan struct{} { return neverCh }
 
 	if locked, _ := lockBy(&mu, time.Time{}, never); !locked {
 		t.Fatal("free mutex not locked")
@@ -27,7 +28,7 @@ func TestLockBy(t *testing.T) {
 	mu.Lock()
 	done := make(chan struct{})
 	time.AfterFunc(20*time.Millisecond, func() { close(done) })
-	if locked, timedOut := lockBy(&mu, time.Time{}, done); locked || timedOut {
+	if locked, timedOut := lockBy(&mu, time.Time{}, func() <-chan struct{} { return done }); locked || timedOut {
 		t.Fatalf("closed: locked=%v timedOut=%v, want neither", locked, timedOut)
 	}
 	mu.Unlock()

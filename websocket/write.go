@@ -253,7 +253,7 @@ func (c *Conn) unlockFrame() { c.frameMu.Unlock() }
 // lockFrameBy takes frameMu, giving up at deadline (zero: no limit) or when
 // the connection is closed.
 func (c *Conn) lockFrameBy(deadline time.Time) error {
-	locked, timedOut := lockBy(&c.frameMu, deadline, c.done)
+	locked, timedOut := lockBy(&c.frameMu, deadline, c.doneChan)
 	switch {
 	case locked:
 		return nil
