@@ -288,3 +288,52 @@ func FuzzInflate(f *testing.F) {
 		}
 	})
 }
+
+// TestNextWriterCompressionThreshold: a message streamed with NextWriter is
+// compressed only once it reaches the threshold, however it is split.
+func TestNextWriterCompressionThreshold(t *testing.T) {
+	stream := func(c *Conn, total, piece int) {
+		w, err := c.NextWriter(TextMessage)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for sent := 0; sent < total; sent += piece {
+			w.Write(bytes.Repeat([]byte("a"), min(piece, total-sent)))
+		}
+		w.Close()
+	}
+	url := serve(t, &Upgrader{EnableCompression: true, CompressionThreshold: 100}, func(c *Conn) {
+		defer c.Close()
+		stream(c, 99, 33)
+		stream(c, 100, 30)
+		c.ReadMessage()
+	})
+	_, br := rawCompressedClient(t, url)
+	for i, wantRSV1 := range []bool{false, true} {
+		b0, _ := br.Peek(1)
+		if got := b0[0]&0x40 != 0; got != wantRSV1 {
+			t.Fatalf("message %d: RSV1=%v, want %v", i, got, wantRSV1)
+		}
+		readRawFrame(t, br)
+	}
+
+	// A threshold past the write buffer: compression starts before the
+	// first frame would go out, and the message arrives whole.
+	url = serve(t, &Upgrader{EnableCompression: true, CompressionThreshold: 1 << 20}, func(c *Conn) {
+		defer c.Close()
+		stream(c, 20000, 1000)
+		stream(c, 500, 100)
+		c.ReadMessage()
+	})
+	c, _, err := (&Dialer{EnableCompression: true}).Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, want := range []int{20000, 500} {
+		if _, p, err := c.ReadMessage(); err != nil || !bytes.Equal(p, bytes.Repeat([]byte("a"), want)) {
+			t.Fatalf("got %d bytes, err %v; want %d", len(p), err, want)
+		}
+	}
+}

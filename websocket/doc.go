@@ -139,11 +139,10 @@
 // # Compression
 //
 // Set [Upgrader.EnableCompression] or [Dialer.EnableCompression] to
-// negotiate permessage-deflate (RFC 7692). Messages written with
-// WriteMessage are then compressed when they have at least
-// [DefaultCompressionThreshold] bytes, and messages streamed with
-// NextWriter always (their size is not known when they start), at
-// level 1 unless [Conn.SetCompressionLevel] says otherwise;
+// negotiate permessage-deflate (RFC 7692). Messages are then compressed
+// when they have at least [DefaultCompressionThreshold] bytes (a message
+// streamed with NextWriter once it reaches that size or fills the write
+// buffer, as its size is not known when it starts), at level 1 unless [Conn.SetCompressionLevel] says otherwise;
 // [Conn.EnableWriteCompression] turns it off and on per message. By default
 // both directions compress every message on its own (no context takeover),
 // so an idle connection holds no compression state; with

@@ -52,10 +52,10 @@ type Upgrader struct {
 	// Conn.SetCompressionLevel); 0 means 1 (flate.BestSpeed).
 	CompressionLevel int
 
-	// CompressionThreshold is the size below which messages written with
-	// WriteMessage are sent uncompressed (NextWriter streams are always
-	// compressed): 0 means DefaultCompressionThreshold, < 0 compresses
-	// every message.
+	// CompressionThreshold is the size below which messages are sent
+	// uncompressed (a NextWriter stream is compressed once it reaches the
+	// threshold or fills the write buffer): 0 means
+	// DefaultCompressionThreshold, < 0 compresses every message.
 	CompressionThreshold int
 
 	// CompressionContextTakeover keeps the compression context between

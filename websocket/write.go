@@ -351,11 +351,36 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	w.held = 0
 	w.rsv1 = false
 	w.fw = nil
+	w.mayCompress = false
 	if !isControl(messageType) && c.compressing(-1) {
-		w.rsv1 = true
-		w.fw = c.getDeflater(compressSink{w})
+		if c.deflate.threshold > 0 {
+			// Decide once the message reaches the threshold; a shorter one
+			// goes out uncompressed, as with WriteMessage.
+			w.mayCompress = true
+		} else {
+			w.startCompression()
+		}
 	}
 	return w, nil
+}
+
+// startCompression makes the rest of the message compressed, starting
+// with what was buffered so far.
+func (w *messageWriter) startCompression() {
+	w.mayCompress = false
+	w.rsv1 = true
+	w.fw = w.c.getDeflater(compressSink{w})
+	if w.bufp == nil || w.n == frame.MaxHeaderSize {
+		return
+	}
+	// The compressed output fills a fresh buffer; the plain bytes are
+	// compressed from the old one.
+	plain, n := w.bufp, w.n
+	w.bufp, w.n = w.c.getWriteBuf(), frame.MaxHeaderSize
+	if _, err := w.fw.Write((*plain)[frame.MaxHeaderSize:n]); err != nil {
+		w.err = err
+	}
+	w.c.putWriteBuf(plain)
 }
 
 // messageWriter is the writer NextWriter returns; it lives inside the Conn
@@ -374,10 +399,11 @@ type messageWriter struct {
 	// Compression (RFC 7692): fw writes into the frames through
 	// compressSink, which holds back the last 4 bytes of output because
 	// the final flush's 00 00 ff ff must not be sent (§7.2.1).
-	fw   *flate.Writer
-	rsv1 bool // the next frame is the first of a compressed message
-	tail [4]byte
-	held int
+	fw          *flate.Writer
+	rsv1        bool // the next frame is the first of a compressed message
+	mayCompress bool // compression waits for the message to reach the threshold
+	tail        [4]byte
+	held        int
 }
 
 type compressSink struct{ w *messageWriter }
@@ -418,6 +444,13 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	}
 	if isControl(w.msgType) && w.n-frame.MaxHeaderSize+len(p) > frame.MaxControlPayload {
 		return 0, errControlTooLarge
+	}
+	// Decide before a first frame would go out: RSV1 marks only a
+	// message's first frame (RFC 7692 §6).
+	if total := w.n - frame.MaxHeaderSize + len(p); w.mayCompress && (total >= w.c.deflate.threshold || total > w.c.writeBufSize) {
+		if w.startCompression(); w.err != nil {
+			return 0, w.err
+		}
 	}
 	if w.fw != nil {
 		if _, err := w.fw.Write(p); err != nil {
