@@ -15,6 +15,7 @@ import (
 // loopConn is an in-memory net.Conn: reads replay one encoded frame
 // forever, writes are discarded. It isolates the library's own cost.
 type loopConn struct {
+	memConnAddrs
 	frame []byte
 	off   int
 	sink  io.Writer // where writes go; nil: discarded
@@ -35,12 +36,17 @@ func (c *loopConn) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-func (c *loopConn) Close() error                     { return nil }
-func (c *loopConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (c *loopConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (c *loopConn) SetDeadline(time.Time) error      { return nil }
-func (c *loopConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *loopConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *loopConn) Close() error { return nil }
+
+// memConnAddrs gives the in-memory test conns the rest of net.Conn:
+// empty addresses and deadlines that do nothing.
+type memConnAddrs struct{}
+
+func (memConnAddrs) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (memConnAddrs) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (memConnAddrs) SetDeadline(time.Time) error      { return nil }
+func (memConnAddrs) SetReadDeadline(time.Time) error  { return nil }
+func (memConnAddrs) SetWriteDeadline(time.Time) error { return nil }
 
 // clientFrame encodes a masked client frame carrying size bytes.
 func clientFrame(op frame.Opcode, size int) []byte {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/latchws/latch/internal/frame"
@@ -16,6 +15,7 @@ import (
 // the sizes given, then io.EOF. Writes (from any goroutine: held frames are
 // flushed by a timer) are counted and dropped.
 type chunkConn struct {
+	memConnAddrs
 	in     []byte
 	sizes  []byte
 	mu     sync.Mutex
@@ -53,11 +53,6 @@ func (c *chunkConn) Close() error {
 	c.mu.Unlock()
 	return nil
 }
-func (c *chunkConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (c *chunkConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (c *chunkConn) SetDeadline(time.Time) error      { return nil }
-func (c *chunkConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
 
 // FuzzReadStream feeds arbitrary bytes, split at arbitrary points, to a
 // server or client connection read with every read method in turn, and

@@ -30,7 +30,7 @@ type netReader struct {
 	rawN      int
 	rawErr    error
 	waitingAt int64  // when this read started to wait; 0 = has not waited
-	slot      uint32 // where this connection starts looking in readSlots
+	slot      uint32 // where this connection starts looking in the bufSlots caches
 	needBuf   bool   // the callback found no cached buffer
 	idle      bool   // the callback could not cache its buffer before waiting
 	peeked    bool   // waitFn has looked for data once
@@ -49,7 +49,7 @@ func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 	}
 	if len(buffered) > 0 {
 		countBuffer(&readBufsOut, 1)
-		nr.bufp = getReadBuf(max(size, len(buffered)))
+		nr.bufp = readPools.get(max(size, len(buffered)), nr.slot)
 		nr.buf = *nr.bufp
 		nr.w = copy(nr.buf, buffered)
 	}
@@ -165,7 +165,7 @@ func (nr *netReader) read(p []byte) (int, error) {
 // The callbacks run at the bottom of the goroutine's stack, and an idle
 // connection's goroutine waits there: anything deep they call (a pool's
 // slow path, an allocation) grows the stack past its 2 KiB minimum for
-// good. So they only read and trade buffers through readSlots, one atomic
+// good. So they only read and trade buffers through the bufSlots cache, one atomic
 // operation each; the pool, allocation and the rare fallbacks happen here,
 // one frame up from the wait.
 func (nr *netReader) rawReadOnce() (int, error) {
@@ -261,50 +261,49 @@ func (nr *netReader) rawWait(fd uintptr) bool {
 	return sysPeek(fd)
 }
 
+// take and give trade the buffer with the cache or, failing that, the
+// pool. The RawConn callbacks use takeCached and giveCached, which never
+// reach the pool (see rawReadOnce).
 func (nr *netReader) take() {
-	if nr.takeCached() {
-		return
+	if !nr.takeCached() {
+		nr.hold(readPools.get(nr.size, nr.slot))
 	}
-	countBuffer(&readBufsOut, 1)
-	nr.bufp = getReadBuf(nr.size)
-	nr.buf = *nr.bufp
-	nr.r, nr.w = 0, 0
 }
 
 func (nr *netReader) give() {
-	if nr.giveCached() {
-		return
+	if !nr.giveCached() {
+		readPools.put(nr.release(), nr.slot)
 	}
-	countBuffer(&readBufsOut, -1)
-	putReadBuf(nr.bufp)
-	nr.buf, nr.bufp = nil, nil
-	nr.r, nr.w = 0, 0
 }
 
-// takeCached takes a default-size buffer from readSlots.
 func (nr *netReader) takeCached() bool {
-	if nr.size != defaultReadBufferSize {
+	b := readPools.cached(nr.size, nr.slot)
+	if b != nil {
+		nr.hold(b)
+	}
+	return b != nil
+}
+
+func (nr *netReader) giveCached() bool {
+	if !readPools.cache(nr.bufp, nr.slot) {
 		return false
 	}
-	b := readSlots.take(nr.slot)
-	if b == nil {
-		return false
-	}
-	countBuffer(&readBufsOut, 1)
-	nr.bufp, nr.buf = b, *b
-	nr.r, nr.w = 0, 0
+	nr.release()
 	return true
 }
 
-// giveCached puts the buffer into readSlots if it has room.
-func (nr *netReader) giveCached() bool {
-	if nr.size != defaultReadBufferSize || cap(nr.buf) != defaultReadBufferSize || !readSlots.give(nr.slot, nr.bufp) {
-		return false
-	}
+func (nr *netReader) hold(b *[]byte) {
+	countBuffer(&readBufsOut, 1)
+	nr.bufp, nr.buf = b, (*b)[:cap(*b)]
+	nr.r, nr.w = 0, 0
+}
+
+func (nr *netReader) release() *[]byte {
 	countBuffer(&readBufsOut, -1)
+	b := nr.bufp
 	nr.buf, nr.bufp = nil, nil
 	nr.r, nr.w = 0, 0
-	return true
+	return b
 }
 
 // bufSlots caches buffers in fixed slots, one atomic operation per take or
@@ -324,10 +323,7 @@ const (
 	slotStride = 7 // consecutive connections start apart
 )
 
-var (
-	readSlots bufSlots
-	nextSlot  atomic.Uint32
-)
+var nextSlot atomic.Uint32
 
 func (bs *bufSlots) take(start uint32) *[]byte {
 	for i := range uint32(slotProbes) {
@@ -384,22 +380,27 @@ func countBuffer(n *atomic.Int64, delta int64) {
 // Read buffers are pooled by size: most programs use one or two sizes.
 var readPools = sizedPools{defaultSize: defaultReadBufferSize}
 
-func getReadBuf(size int) *[]byte { return readPools.get(size) }
-
-func putReadBuf(b *[]byte) {
-	if b == nil {
-		return
-	}
-	*b = (*b)[:cap(*b)]
-	readPools.put(b)
-}
-
-// sizedPools pools *[]byte by length. The default size has a pool of its
-// own, found without the map lookup that every other size costs.
+// sizedPools pools *[]byte by length. The default size has a bufSlots
+// cache and a pool of its own, found without the map lookup that every
+// other size costs. hint is the caller's start in the cache.
 type sizedPools struct {
 	defaultSize int
+	slots       bufSlots
 	def         sync.Pool
 	other       sync.Map // int -> *sync.Pool
+}
+
+// cached takes a default-size buffer from the cache only: nil when empty.
+func (sp *sizedPools) cached(size int, hint uint32) *[]byte {
+	if size != sp.defaultSize {
+		return nil
+	}
+	return sp.slots.take(hint)
+}
+
+// cache puts a default-size buffer into the cache if it has room.
+func (sp *sizedPools) cache(b *[]byte, hint uint32) bool {
+	return cap(*b) == sp.defaultSize && sp.slots.give(hint, b)
 }
 
 func (sp *sizedPools) pool(size int, create bool) *sync.Pool {
@@ -413,7 +414,10 @@ func (sp *sizedPools) pool(size int, create bool) *sync.Pool {
 	return p.(*sync.Pool)
 }
 
-func (sp *sizedPools) get(size int) *[]byte {
+func (sp *sizedPools) get(size int, hint uint32) *[]byte {
+	if b := sp.cached(size, hint); b != nil {
+		return b
+	}
 	p := &sp.def
 	if size != sp.defaultSize {
 		if p = sp.pool(size, false); p == nil {
@@ -428,12 +432,15 @@ func (sp *sizedPools) get(size int) *[]byte {
 	return &b
 }
 
-func (sp *sizedPools) put(b *[]byte) {
-	if len(*b) == sp.defaultSize {
+func (sp *sizedPools) put(b *[]byte, hint uint32) {
+	if sp.cache(b, hint) {
+		return
+	}
+	if cap(*b) == sp.defaultSize {
 		sp.def.Put(b)
 		return
 	}
-	sp.pool(len(*b), true).Put(b)
+	sp.pool(cap(*b), true).Put(b)
 }
 
 // discardToEOF reads and drops input until end of stream, an error, the

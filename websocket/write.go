@@ -631,11 +631,6 @@ func newMaskKey() [4]byte {
 // payload, and are pooled between messages so an idle connection holds none.
 var writePools = sizedPools{defaultSize: defaultWriteBufferSize + frame.MaxHeaderSize}
 
-// writeSlots is the cheap first stop for default-size write buffers, as
-// readSlots is for read buffers: taking one for a pong deep in the read
-// path must not reach the pool's slow paths.
-var writeSlots bufSlots
-
 func (c *Conn) getWriteBuf() *[]byte {
 	countBuffer(&writeBufsOut, 1)
 	size := c.writeBufSize + frame.MaxHeaderSize
@@ -646,12 +641,9 @@ func (c *Conn) getWriteBuf() *[]byte {
 		b := make([]byte, size)
 		return &b
 	}
-	if size == writePools.defaultSize {
-		if b := writeSlots.take(c.rd.slot); b != nil {
-			return b
-		}
-	}
-	return writePools.get(size)
+	// The cache comes first: taking a buffer for a pong deep in the read
+	// path must not reach the pool's slow paths (see awaitInput).
+	return writePools.get(size, c.rd.slot)
 }
 
 func (c *Conn) putWriteBuf(b *[]byte) {
@@ -660,8 +652,5 @@ func (c *Conn) putWriteBuf(b *[]byte) {
 		c.writePool.Put(b)
 		return
 	}
-	if len(*b) == writePools.defaultSize && writeSlots.give(c.rd.slot, b) {
-		return
-	}
-	writePools.put(b)
+	writePools.put(b, c.rd.slot)
 }
