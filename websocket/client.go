@@ -86,6 +86,16 @@ type Dialer struct {
 	// connections (see Conn.SetHeartbeat). Unlike on the server, the
 	// heartbeat is off unless HeartbeatInterval > 0.
 	HeartbeatInterval, HeartbeatTimeout time.Duration
+
+	// MessageTimeout and MinMessageRate bound how slowly the server may
+	// send a message it has begun (see Conn.SetMessageTimeout), and
+	// WriteStallTimeout how long a write may wait for the server to take a
+	// byte (see Conn.SetWriteStallTimeout). Unlike on the server, both are
+	// off unless set > 0; a MinMessageRate of 0 means
+	// DefaultMinMessageRate, < 0 no extension.
+	MessageTimeout    time.Duration
+	MinMessageRate    int
+	WriteStallTimeout time.Duration
 }
 
 // DefaultDialer is a dialer with all fields set to the default values.
@@ -277,6 +287,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		closeTimeout:      d.CloseTimeout,
 		heartbeatInterval: d.HeartbeatInterval,
 		heartbeatTimeout:  d.HeartbeatTimeout,
+		messageTimeout:    d.MessageTimeout,
+		minMessageRate:    messageRate(d.MinMessageRate),
+		writeStall:        d.WriteStallTimeout,
 		buffered:          buffered,
 		compression:       compression,
 	}), resp, nil

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -146,7 +147,14 @@ func (c *Conn) closeNetConn(cause error) error {
 		c.closeCause.Store(&cause)
 	}
 	c.stopHeartbeat()
-	err := c.conn.Close()
+	var err error
+	if tc, ok := c.conn.(*tls.Conn); ok && isWriteFailure(cause) {
+		// tls.Conn.Close would send close_notify first, waiting up to 5 s
+		// on a socket that takes nothing: the failed write says it cannot.
+		err = tc.NetConn().Close()
+	} else {
+		err = c.conn.Close()
+	}
 	c.closed.Store(true)
 	if c.done != nil {
 		close(c.done)
@@ -157,6 +165,11 @@ func (c *Conn) closeNetConn(cause error) error {
 		return nil
 	}
 	return err
+}
+
+func isWriteFailure(err error) bool {
+	_, ok := err.(*writeFailedError)
+	return ok
 }
 
 // doneChan returns a channel that is closed once the network connection

@@ -145,11 +145,12 @@ func (c *Conn) writeHeldNow() {
 		return // without a descriptor only a blocking write is possible
 	}
 	buf := *c.held
-	c.wout, c.wErr, c.woutNoWait = buf[:c.heldN], nil, true
+	entry := c.woutMode
+	c.wout, c.woutMode = buf[:c.heldN], woutReturn
 	err := c.rd.raw.Write(c.writeFn)
 	left := len(c.wout)
-	c.wout, c.woutNoWait = nil, false
-	if err != nil || c.wErr != nil {
+	c.wout, c.woutMode = nil, entry
+	if err != nil || c.writeErr != nil {
 		c.writeFailed(err)
 	}
 	// Keep the unwritten tail at the front: it continues the bytes on the wire.

@@ -56,15 +56,24 @@ type Conn struct {
 	inputPending  atomic.Bool // the last message read has a complete frame behind it (coalesce.go)
 	outPending    atomic.Bool // frames are held (coalesce.go)
 	utf8          utf8stream.Validator
-	woutNoWait    bool // guarded by frameMu: writeFD gives up instead of waiting
+	woutMode      uint8 // guarded by frameMu: what writeFD does when the socket is full
+	maskPos       uint8 // position in frameKey of the next payload byte
+	progressArmed bool  // the message bound is the read deadline on conn (progress.go)
 	rd            netReader
 	readErr       error // sticky: every read after a failure returns it
 	readLimit     atomic.Int64
 	msgType       int   // type of the message being read; 0 between messages
 	msgRead       int64 // payload bytes of the current message so far
 	frameLeft     int64 // payload bytes of the current frame not yet read
-	maskPos       int
 	reader        messageReader
+
+	// Progress bounds (progress.go). The settings are atomics; the
+	// deadline of the message in progress is the reader's.
+	progressDeadline int64        // monoNow by which the message in progress must have arrived; 0 = none
+	readDeadline     atomic.Int64 // the application's read deadline, UnixNano; 0 = none
+	msgTimeoutMs     atomic.Int32 // SetMessageTimeout's timeout; 0 = off
+	msgNsPerByte     atomic.Int32 // SetMessageTimeout's extension per byte received
+	writeStall       atomic.Int64 // SetWriteStallTimeout, in ns; 0 = off
 
 	// nil: the default handlers, which cost an idle connection nothing.
 	handlePing  func(string) error
@@ -87,10 +96,10 @@ type Conn struct {
 	held      *[]byte // frames not yet written
 	holdTimer *time.Timer
 
-	// Raw writes (writeOut), guarded by frameMu.
+	// Raw writes (writeOut), guarded by frameMu. A failure of the write
+	// callback goes straight to writeErr.
 	writeFn func(fd uintptr) bool // bound once: a closure per write would allocate
 	wout    []byte
-	wErr    error
 
 	compressWrite atomic.Bool
 	compressLevel atomic.Int32
@@ -120,6 +129,9 @@ type connConfig struct {
 	closeTimeout      time.Duration
 	heartbeatInterval time.Duration // <= 0: off
 	heartbeatTimeout  time.Duration
+	messageTimeout    time.Duration      // <= 0: off
+	minMessageRate    int                // <= 0: no extension
+	writeStall        time.Duration      // <= 0: off
 	buffered          []byte             // bytes read past the handshake
 	compression       *compressionConfig // nil: not negotiated
 }
@@ -173,6 +185,8 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 	if cfg.heartbeatInterval > 0 {
 		c.SetHeartbeat(cfg.heartbeatInterval, cfg.heartbeatTimeout)
 	}
+	c.SetMessageTimeout(cfg.messageTimeout, cfg.minMessageRate)
+	c.SetWriteStallTimeout(cfg.writeStall)
 	return c
 }
 
@@ -196,11 +210,20 @@ func (c *Conn) UnderlyingConn() net.Conn { return c.conn }
 
 // SetReadDeadline sets the read deadline on the underlying network
 // connection. After a read has timed out, the connection is failed and all
-// future reads return the same error.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+// future reads return the same error. While a message is arriving, the
+// message bound (see [Conn.SetMessageTimeout]) may end the read earlier.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	c.readDeadline.Store(ns)
+	return c.conn.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the write deadline on the underlying network
-// connection. After a write has timed out, all future writes return an error.
+// connection. After a write has timed out, all future writes return an
+// error and the connection is closed (part of a frame may have gone out).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	var ns int64
 	if !t.IsZero() {

@@ -186,6 +186,15 @@ func (e *protocolError) Error() string {
 	return fmt.Sprintf("websocket: protocol error (close %d): %s", e.code, e.reason)
 }
 
+// writeFailedError is the cause of a connection closed because a write
+// failed: reads that fail on the closed connection report it.
+type writeFailedError struct{ err error }
+
+func (e *writeFailedError) Error() string {
+	return "websocket: connection closed after a failed write: " + e.err.Error()
+}
+func (e *writeFailedError) Unwrap() error { return e.err }
+
 // netTimeoutError reports that a lock or a wait for the peer timed out. It
 // matches os.ErrDeadlineExceeded through Is, like the net package's timeouts.
 type netTimeoutError struct{}

@@ -18,7 +18,6 @@ import (
 type netReader struct {
 	c    *Conn
 	raw  syscall.RawConn // nil: plain conn.Read, buffer held while waiting
-	size int             // immutable buffer size
 	buf  []byte          // nil while idle on a raw connection
 	bufp *[]byte         // pool handle of buf
 	r, w int
@@ -27,9 +26,10 @@ type netReader struct {
 	rawFn     func(fd uintptr) bool // bound once: a closure per read would allocate
 	waitFn    func(fd uintptr) bool
 	dst       []byte // where the callback reads: nil = the buffer
-	rawN      int
 	rawErr    error
 	waitingAt int64  // when this read started to wait; 0 = has not waited
+	rawN      int32  // bytes the callback read
+	size      int32  // immutable buffer size
 	slot      uint32 // where this connection starts looking in the bufSlots caches
 	needBuf   bool   // the callback found no cached buffer
 	idle      bool   // the callback could not cache its buffer before waiting
@@ -38,7 +38,7 @@ type netReader struct {
 
 func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 	nr.c = c
-	nr.size = size
+	nr.size = int32(size)
 	nr.slot = nextSlot.Add(1) * slotStride
 	if sc, ok := conn.(syscall.Conn); ok && rawIO {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -66,13 +66,15 @@ func (nr *netReader) consume(n int) {
 	}
 }
 
-// ensure makes at least n (<= size) bytes available in the buffer.
+// ensure makes at least n (<= size) bytes available in the buffer. A
+// frame has begun, so its bound applies (progress.go).
 func (nr *netReader) ensure(n int) error {
 	for nr.w-nr.r < n {
 		if nr.buf != nil && nr.r > 0 && len(nr.buf)-nr.r < n {
 			nr.w = copy(nr.buf, nr.buf[nr.r:nr.w])
 			nr.r = 0
 		}
+		nr.c.armProgress()
 		if err := nr.fill(); err != nil {
 			return err
 		}
@@ -83,23 +85,34 @@ func (nr *netReader) ensure(n int) error {
 // fill reads once from the network into the free part of the buffer.
 func (nr *netReader) fill() error {
 	nr.c.beforeNetworkRead()
+	for {
+		n, err := nr.fillOnce()
+		if err == nil {
+			nr.w += n
+			nr.c.creditProgress(n)
+			return nil
+		}
+		if retry, err := nr.c.progressTimeout(err); !retry {
+			return err
+		}
+	}
+}
+
+func (nr *netReader) fillOnce() (int, error) {
 	if nr.raw != nil {
 		nr.dst = nil
 		for {
 			n, err := nr.rawReadOnce()
 			switch err {
-			case nil:
-				nr.w += n
-				return nil
 			case errNeedBuffer:
 				nr.take()
 			case errIdle:
 				nr.give()
 				if err := nr.waitIdle(); err != nil {
-					return err
+					return 0, err
 				}
 			default:
-				return err
+				return n, err
 			}
 		}
 	}
@@ -109,54 +122,68 @@ func (nr *netReader) fill() error {
 	nr.c.hb.waitStart.Store(monoNow())
 	n, err := nr.c.conn.Read(nr.buf[nr.w:])
 	nr.c.hb.waitStart.Store(0)
-	nr.w += n
 	if n > 0 {
-		return nil
+		return n, nil
 	}
 	if err == nil {
 		err = io.ErrNoProgress
 	}
-	return err
+	return 0, err
 }
 
-// read reads into p: from the buffer when it holds data, straight from the
-// network when p is at least a buffer long.
+// read reads message payload into p: from the buffer when it holds data,
+// straight from the network when p is at least a buffer long.
 func (nr *netReader) read(p []byte) (int, error) {
 	if nr.r < nr.w {
 		n := copy(p, nr.buf[nr.r:nr.w])
 		nr.consume(n)
 		return n, nil
 	}
-	if len(p) >= nr.size {
-		nr.c.beforeNetworkRead()
-		if nr.raw != nil {
-			nr.dst = p
-			n, err := nr.rawReadOnce()
-			for err == errIdle {
-				nr.give()
-				if err = nr.waitIdle(); err == nil {
-					n, err = nr.rawReadOnce()
-				}
-			}
-			return n, err
+	nr.c.armProgress()
+	if len(p) < int(nr.size) {
+		if err := nr.fill(); err != nil {
+			return 0, err
 		}
-		nr.c.hb.waitStart.Store(monoNow())
-		n, err := nr.c.conn.Read(p)
-		nr.c.hb.waitStart.Store(0)
-		if n > 0 {
+		n := copy(p, nr.buf[nr.r:nr.w])
+		nr.consume(n)
+		return n, nil
+	}
+	nr.c.beforeNetworkRead()
+	for {
+		n, err := nr.readOnce(p)
+		if err == nil {
+			nr.c.creditProgress(n)
 			return n, nil
 		}
-		if err == nil {
-			err = io.ErrNoProgress
+		if retry, err := nr.c.progressTimeout(err); !retry {
+			return 0, err
 		}
-		return 0, err
 	}
-	if err := nr.fill(); err != nil {
-		return 0, err
+}
+
+// readOnce reads into p straight from the network.
+func (nr *netReader) readOnce(p []byte) (int, error) {
+	if nr.raw != nil {
+		nr.dst = p
+		n, err := nr.rawReadOnce()
+		for err == errIdle {
+			nr.give()
+			if err = nr.waitIdle(); err == nil {
+				n, err = nr.rawReadOnce()
+			}
+		}
+		return n, err
 	}
-	n := copy(p, nr.buf[nr.r:nr.w])
-	nr.consume(n)
-	return n, nil
+	nr.c.hb.waitStart.Store(monoNow())
+	n, err := nr.c.conn.Read(p)
+	nr.c.hb.waitStart.Store(0)
+	if n > 0 {
+		return n, nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return 0, err
 }
 
 // rawReadOnce reads at least one byte through the raw connection, waiting
@@ -193,7 +220,7 @@ func (nr *netReader) rawReadOnce() (int, error) {
 	if nr.rawN == 0 {
 		return 0, io.EOF
 	}
-	return nr.rawN, nil
+	return int(nr.rawN), nil
 }
 
 // rawRead is the syscall.RawConn read callback: false asks the poller to
@@ -228,7 +255,7 @@ func (nr *netReader) rawRead(fd uintptr) bool {
 			nr.rawErr = err
 			return true
 		}
-		nr.rawN = n
+		nr.rawN = int32(n)
 		return true
 	}
 }
@@ -266,7 +293,7 @@ func (nr *netReader) rawWait(fd uintptr) bool {
 // reach the pool (see rawReadOnce).
 func (nr *netReader) take() {
 	if !nr.takeCached() {
-		nr.hold(readPools.get(nr.size, nr.slot))
+		nr.hold(readPools.get(int(nr.size), nr.slot))
 	}
 }
 
@@ -277,7 +304,7 @@ func (nr *netReader) give() {
 }
 
 func (nr *netReader) takeCached() bool {
-	b := readPools.cached(nr.size, nr.slot)
+	b := readPools.cached(int(nr.size), nr.slot)
 	if b != nil {
 		nr.hold(b)
 	}

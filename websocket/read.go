@@ -36,6 +36,9 @@ var errNeedInput = errors.New("websocket: no input buffered")
 // is kept in readErr for the read that follows. The caller holds the read
 // role.
 func (c *Conn) awaitInput() {
+	if c.progressDeadline != 0 {
+		c.endProgress() // between messages: no message bound
+	}
 	if c.readErr == nil && c.msgType == 0 && c.rd.r == c.rd.w {
 		if err := c.rd.fill(); err != nil {
 			c.netReadError(err)
@@ -176,7 +179,7 @@ func (c *Conn) readFrames(p []byte) (int, error) {
 	}
 	p = p[:n]
 	if c.frameMasked {
-		c.maskPos = mask.Apply(c.frameKey, c.maskPos, p)
+		c.maskPos = uint8(mask.Apply(c.frameKey, int(c.maskPos), p))
 	}
 	c.frameLeft -= int64(n)
 	if c.frameLeft == 0 && c.frameFin {
@@ -191,6 +194,9 @@ func (c *Conn) endMessage() error {
 		return c.failProtocol(frame.CloseInvalidPayload, "text message ends inside a UTF-8 sequence")
 	}
 	c.msgType = 0
+	if c.progressDeadline != 0 {
+		c.endProgress()
+	}
 	c.rd.releaseIfIdle()
 	return io.EOF
 }
@@ -406,6 +412,12 @@ func (c *Conn) lingerAndClose(deadline time.Time) {
 
 // netReadError records a failed network read as the sticky read error.
 func (c *Conn) netReadError(err error) error {
+	if err == ErrMessageTimeout {
+		// RFC 6455 §7.4.1: 1008 is the generic code for a policy the peer
+		// broke, here the message bound (progress.go).
+		c.failWith(err, frame.ClosePolicyViolation, "message arrived too slowly")
+		return err
+	}
 	if cause := c.closeCause.Load(); cause != nil {
 		err = fmt.Errorf("%w: %w", *cause, err)
 	} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -418,12 +430,17 @@ func (c *Conn) netReadError(err error) error {
 	return err
 }
 
-// maxPrealloc caps what ReadMessage allocates ahead of the bytes arriving.
-const maxPrealloc = 16 << 20
+// readAllocFloor is the largest message a read allocates for at once,
+// before its bytes arrive. A larger one takes memory as its bytes come
+// (readLarge), so that a header announcing 16 MiB and one byte behind it
+// holds 64 KiB, not 16 MiB.
+const readAllocFloor = 64 << 10
 
 // ReadMessage reads the next data message: NextReader followed by reading
 // the whole message. A message sent as one frame is read into one
-// allocation of exactly its size.
+// allocation of exactly its size. Memory follows the bytes received, not
+// the length a frame header announces: a frame of more than 64 KiB is
+// allocated for only once half of it has arrived.
 func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	if err := c.beginRead(); err != nil {
 		return 0, nil, err
@@ -457,20 +474,20 @@ func (c *Conn) AppendMessage(dst []byte) (messageType int, p []byte, err error) 
 // holds the read role.
 func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, err error) {
 	messageType = c.msgType
-	if c.frameFin && !c.msgCompressed && c.frameLeft <= maxPrealloc {
+	if c.frameFin && !c.msgCompressed {
 		// The size is known: read straight into place.
-		p = slices.Grow(dst, int(c.frameLeft))[:len(dst)+int(c.frameLeft)]
-		for off := len(dst); ; {
-			n, err := c.readPayload(p[off:])
-			off += n
-			if err == io.EOF {
-				c.noteInputPending()
-				return messageType, p, nil
-			}
-			if err != nil {
-				return messageType, dst, err
-			}
+		size := c.frameLeft
+		if size > readAllocFloor && int64(cap(dst)-len(dst)) < size {
+			p, err = c.readLarge(dst, size)
+		} else {
+			p = slices.Grow(dst, int(size))[:len(dst)+int(size)]
+			_, err = c.readFull(p[len(dst):])
 		}
+		if err != nil {
+			return messageType, dst, err
+		}
+		c.noteInputPending()
+		return messageType, p, nil
 	}
 	if c.msgCompressed && exact {
 		// The inflated size is unknown: inflate into a pooled buffer and
@@ -490,7 +507,7 @@ func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, e
 		return messageType, p, err
 	}
 	if cap(dst)-len(dst) < 512 {
-		dst = slices.Grow(dst, int(min(max(512, c.frameLeft), maxPrealloc)))
+		dst = slices.Grow(dst, int(min(max(512, c.frameLeft), readAllocFloor)))
 	}
 	p, err = c.readRest(dst)
 	if err != nil {
@@ -498,6 +515,70 @@ func (c *Conn) readMessage(dst []byte, exact bool) (messageType int, p []byte, e
 	}
 	c.noteInputPending()
 	return messageType, p, nil
+}
+
+// readFull reads message payload until p is full or the message ends. The
+// caller holds the read role.
+func (c *Conn) readFull(p []byte) (int, error) {
+	off := 0
+	for off < len(p) {
+		n, err := c.readPayload(p[off:])
+		off += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+	return off, nil
+}
+
+// readLarge appends a single-frame message of size bytes to dst with one
+// allocation of exactly the size it needs, made only once half the
+// message has arrived. The first half goes into pooled chunks, each twice
+// the one before, so the memory held follows the bytes received: at most
+// about three times them, for the moment of the copy. The caller holds the
+// read role.
+func (c *Conn) readLarge(dst []byte, size int64) ([]byte, error) {
+	var chunks [len(largeChunks)]*[]byte
+	var got int64
+	n := 0
+	defer func() {
+		for i, bp := range chunks[:n] {
+			largeChunks[i].Put(bp)
+		}
+	}()
+	for ; n < len(chunks) && 2*got < size; n++ {
+		bp := getLargeChunk(n)
+		chunks[n] = bp
+		k, err := c.readFull((*bp)[:min(int64(len(*bp)), size-got)])
+		got += int64(k)
+		if err != nil {
+			return nil, err
+		}
+	}
+	p := slices.Grow(dst, int(size))[:len(dst)+int(size)]
+	off := len(dst)
+	for _, bp := range chunks[:n] {
+		off += copy(p[off:int64(len(dst))+got], *bp)
+	}
+	if _, err := c.readFull(p[off:]); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// largeChunks pools readLarge's chunks by size: chunk i holds
+// readAllocFloor << i bytes, up to 8 MiB.
+var largeChunks [8]sync.Pool
+
+func getLargeChunk(i int) *[]byte {
+	if bp, ok := largeChunks[i].Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, readAllocFloor<<i)
+	return &b
 }
 
 var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

@@ -84,6 +84,24 @@ type Upgrader struct {
 	// DefaultHeartbeatInterval; < 0 turns the heartbeat off. A timeout of 0
 	// means the interval.
 	HeartbeatInterval, HeartbeatTimeout time.Duration
+
+	// MessageTimeout and MinMessageRate bound how slowly a client may send
+	// a message it has begun (see Conn.SetMessageTimeout): it must arrive
+	// within MessageTimeout, extended by one second for every
+	// MinMessageRate bytes received, or the connection fails with close
+	// 1008. A MessageTimeout of 0 means DefaultMessageTimeout, < 0 turns
+	// the bound off; a MinMessageRate of 0 means DefaultMinMessageRate,
+	// < 0 no extension. gorilla has no such bound: a message that trickles
+	// holds its connection for good.
+	MessageTimeout time.Duration
+	MinMessageRate int
+
+	// WriteStallTimeout fails a write, and closes the connection, when the
+	// client takes no byte of it for this long (see
+	// Conn.SetWriteStallTimeout): 0 means DefaultWriteStallTimeout, < 0
+	// turns the bound off. gorilla's writes wait for as long as the client
+	// does not read, unless a write deadline is set.
+	WriteStallTimeout time.Duration
 }
 
 func (u *Upgrader) returnError(w http.ResponseWriter, r *http.Request, status int, reason string) (*Conn, error) {
@@ -232,6 +250,13 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if hbInterval == 0 {
 		hbInterval = DefaultHeartbeatInterval
 	}
+	msgTimeout, writeStall := u.MessageTimeout, u.WriteStallTimeout
+	if msgTimeout == 0 {
+		msgTimeout = DefaultMessageTimeout
+	}
+	if writeStall == 0 {
+		writeStall = DefaultWriteStallTimeout
+	}
 	return newConn(netConn, connConfig{
 		isServer:          true,
 		subprotocol:       subprotocol,
@@ -242,6 +267,9 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		closeTimeout:      u.CloseTimeout,
 		heartbeatInterval: hbInterval,
 		heartbeatTimeout:  u.HeartbeatTimeout,
+		messageTimeout:    msgTimeout,
+		minMessageRate:    messageRate(u.MinMessageRate),
+		writeStall:        writeStall,
 		buffered:          buffered,
 		compression:       compression,
 	}), nil

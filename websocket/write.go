@@ -161,35 +161,104 @@ func (c *Conn) writeRaw(b []byte) error {
 // writeOut writes b. On TCP and Unix sockets it writes to the descriptor
 // through syscall.RawConn: the same system call as net.Conn.Write with a
 // third of the stack, which matters to the goroutines that write and then
-// wait to read (see awaitInput). Caller holds frameMu.
+// wait to read (see awaitInput). When the socket is full, the stall bound
+// becomes the write deadline before the write waits (progress.go), and
+// again after each wait in which the socket took bytes. Caller holds
+// frameMu.
 func (c *Conn) writeOut(b []byte) error {
 	raw := c.rd.raw
 	if raw == nil {
-		_, err := c.conn.Write(b)
-		if err != nil {
-			c.writeErr = err
-		}
-		return err
+		return c.writeConn(b)
 	}
-	c.wout, c.wErr = b, nil
-	err := raw.Write(c.writeFn)
-	c.wout = nil
-	if err != nil || c.wErr != nil {
-		return c.writeFailed(err)
+	entry := c.woutMode
+	stall := c.stallBound()
+	c.wout, c.woutMode = b, woutWait
+	if stall > 0 {
+		c.woutMode = woutArm
+	}
+	var err error
+	set, armed := false, false
+	for {
+		err = raw.Write(c.writeFn)
+		if err != nil || c.writeErr != nil || len(c.wout) == 0 {
+			break
+		}
+		armed, set = c.armWriteStall(stall), true
+		c.woutMode = woutArmed
+	}
+	c.wout, c.woutMode = nil, entry
+	if err != nil || c.writeErr != nil {
+		return c.writeFailed(c.stalled(err, armed))
+	}
+	if set {
+		c.restoreWriteDeadline()
 	}
 	return nil
 }
 
-// writeFailed makes the error of a raw write look like net.Conn.Write's
-// and keeps it. Caller holds frameMu.
+// What writeFD does when the socket is full.
+const (
+	woutWait   uint8 = iota // wait until it takes more (or the deadline passes)
+	woutReturn              // return: writeHeldNow writes only what fits now
+	woutArm                 // return, so that writeOut sets the stall deadline
+	woutArmed               // wait; bytes written turn it back into woutArm
+	woutFixed               // set by writeControl around its write: its own deadline bounds it
+)
+
+// stallBound is the stall timeout of the write about to start: 0 when the
+// bound is off or the write has a deadline of its own. Caller holds
+// frameMu.
+func (c *Conn) stallBound() int64 {
+	if c.woutMode == woutFixed {
+		return 0
+	}
+	return c.writeStall.Load()
+}
+
+// stallChunk is how much writeConn hands net.Conn.Write under one stall
+// deadline: a TLS record's worth, so the bound asks for no more than about
+// 16 KiB per stall timeout.
+const stallChunk = 16 << 10
+
+// writeConn writes b with net.Conn.Write. A conn without a descriptor
+// gives no sign of a full socket, and a timed-out write cannot be resumed
+// on every conn (tls.Conn cannot), so with the stall bound each piece of
+// stallChunk bytes gets its own deadline. Caller holds frameMu.
+func (c *Conn) writeConn(b []byte) error {
+	stall := c.stallBound()
+	if stall <= 0 {
+		if _, err := c.conn.Write(b); err != nil {
+			return c.writeFailed(err)
+		}
+		return nil
+	}
+	for len(b) > 0 {
+		n := min(len(b), stallChunk)
+		armed := c.armWriteStall(stall)
+		if _, err := c.conn.Write(b[:n]); err != nil {
+			return c.writeFailed(c.stalled(err, armed))
+		}
+		b = b[n:]
+	}
+	c.restoreWriteDeadline()
+	return nil
+}
+
+// writeFailed keeps the error of a failed write, in net.Conn.Write's form,
+// and closes the connection: part of a frame may have gone out, so nothing
+// more can be sent, not even a close frame, and a peer that keeps sending
+// must not keep the connection open (RFC 6455 §7.1.7 leaves closing TCP).
+// A nil err means the write callback's system call error, in writeErr.
+// Caller holds frameMu.
 func (c *Conn) writeFailed(err error) error {
 	if err == nil {
-		err = &net.OpError{Op: "write", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: c.wErr}
+		err = &net.OpError{Op: "write", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: c.writeErr}
 	}
 	if oe, ok := err.(*net.OpError); ok && oe.Op == "raw-write" {
 		oe.Op = "write"
 	}
 	c.writeErr = err
+	c.closeNetConn(&writeFailedError{err})
 	return err
 }
 
@@ -202,13 +271,16 @@ func (c *Conn) writeFD(fd uintptr) bool {
 			continue
 		}
 		if err == syscall.EAGAIN {
-			return c.woutNoWait
+			return c.woutMode == woutReturn || c.woutMode == woutArm
 		}
 		if err != nil {
-			c.wErr = os.NewSyscallError("write", err)
+			c.writeErr = os.NewSyscallError("write", err)
 			return true
 		}
 		c.wout = c.wout[n:]
+		if c.woutMode == woutArmed {
+			c.woutMode = woutArm // progress: the next wait gets a fresh deadline
+		}
 	}
 	return true
 }
@@ -217,25 +289,54 @@ func (c *Conn) writeFD(fd uintptr) bool {
 // call where the connection supports vectored writes (writev on TCP and
 // Unix sockets). Caller holds frameMu.
 func (c *Conn) writeVec(head, body []byte) error {
-	v := writeVectors.Get().(*writeVector)
 	var held []byte
 	if c.heldN > 0 {
 		held = (*c.held)[:c.heldN]
 	}
+	var err error
+	if c.rd.raw == nil {
+		// One Write per part anyway; writeConn bounds each.
+		for _, part := range [...][]byte{held, head, body} {
+			if err == nil && len(part) > 0 {
+				err = c.writeConn(part)
+			}
+		}
+		c.releaseHeld()
+		return err
+	}
+	v := writeVectors.Get().(*writeVector)
 	v.bufs = v.parts[:0]
 	for _, part := range [...][]byte{held, head, body} {
-		if len(part) > 0 { // a plain net.Conn gets one Write per part
+		if len(part) > 0 {
 			v.bufs = append(v.bufs, part)
 		}
 	}
-	_, err := v.bufs.WriteTo(c.conn)
+	if stall := c.stallBound(); stall > 0 {
+		err = c.writeVecBounded(v, stall)
+	} else if _, err = v.bufs.WriteTo(c.conn); err != nil {
+		err = c.writeFailed(err)
+	}
 	v.parts, v.bufs = [3][]byte{}, nil // keep no caller memory in the pool
 	writeVectors.Put(v)
 	c.releaseHeld()
-	if err != nil {
-		c.writeErr = err
-	}
 	return err
+}
+
+// writeVecBounded is writeVec under the stall bound: the deadline goes on
+// before the write, and a timeout after some progress sets it again and
+// goes on with what is left. Caller holds frameMu.
+func (c *Conn) writeVecBounded(v *writeVector, stall int64) error {
+	for {
+		armed := c.armWriteStall(stall)
+		n, err := v.bufs.WriteTo(c.conn)
+		if err == nil {
+			c.restoreWriteDeadline()
+			return nil
+		}
+		if n == 0 || !armed || !isTimeout(err) {
+			return c.writeFailed(c.stalled(err, armed))
+		}
+	}
 }
 
 // writeVector is pooled so that net.Buffers, which escapes into the
@@ -309,6 +410,8 @@ func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) er
 	if !deadline.IsZero() {
 		c.conn.SetWriteDeadline(deadline)
 		defer c.restoreWriteDeadline()
+		c.woutMode = woutFixed
+		defer func() { c.woutMode = woutWait }()
 	}
 	return c.writeRaw(buf[:n+len(data)])
 }
