@@ -224,7 +224,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	if err := req.Write(netConn); err != nil {
 		return nil, nil, ctxErr(ctx, err)
 	}
-	br := bufio.NewReaderSize(netConn, 1024)
+	br := bufio.NewReaderSize(&headLimit{r: netConn, left: maxResponseHead}, 1024)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		return nil, nil, ctxErr(ctx, err)
@@ -293,6 +293,28 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		buffered:          buffered,
 		compression:       compression,
 	}), resp, nil
+}
+
+// maxResponseHead bounds the server's handshake response head, as
+// net/http's Transport bounds a response's headers: a server could
+// otherwise make the client buffer without end.
+const maxResponseHead = 256 << 10
+
+var errResponseHeadTooLarge = errors.New("websocket: handshake response head larger than 256 KiB")
+
+// headLimit reads the handshake response, failing past left bytes.
+type headLimit struct {
+	r    io.Reader
+	left int
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errResponseHeadTooLarge
+	}
+	n, err := l.r.Read(p[:min(len(p), l.left)])
+	l.left -= n
+	return n, err
 }
 
 func contains(list []string, s string) bool {

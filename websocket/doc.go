@@ -110,7 +110,44 @@
 // Received messages are limited to [DefaultReadLimit] bytes unless
 // [Conn.SetReadLimit] says otherwise; a larger message fails the connection
 // with close 1009. Read and write buffers come from pools for the time a
-// message is in flight, so an idle connection holds none.
+// message is in flight, so an idle connection holds none. Memory follows
+// the bytes received, not the length a frame header announces: a message
+// of more than 64 KiB gets its allocation once half of it has arrived.
+//
+// # Slow peers
+//
+// A peer must not hold a connection by sending slowly or by not reading.
+// On server connections, a message (or a frame header, or a control frame)
+// that has begun must arrive within [DefaultMessageTimeout], extended by a
+// second for every [DefaultMinMessageRate] bytes received; otherwise the
+// connection fails with close 1008 and the read returns
+// [ErrMessageTimeout]. A write that the peer takes no byte of for
+// [DefaultWriteStallTimeout] fails with [ErrWriteStalled]. Both count only
+// while the connection waits for the network, leave idle connections to
+// the heartbeat, and give way to earlier deadlines set with
+// SetReadDeadline and SetWriteDeadline. See [Conn.SetMessageTimeout],
+// [Conn.SetWriteStallTimeout] and the Upgrader and Dialer fields of the
+// same names (clients start with both off).
+//
+// Any failed write closes the connection: part of a frame may have gone
+// out, so nothing can follow it, not even a close frame, and a peer that
+// keeps sending cannot keep the connection open.
+//
+// The HTTP side of an upgrade is net/http's: give the http.Server a
+// ReadHeaderTimeout, a MaxHeaderBytes sized for handshakes rather than
+// the 1 MiB default, and ReadTimeout, WriteTimeout and IdleTimeout for the
+// requests that are not WebSockets (Upgrade clears the deadlines they set
+// on a connection it takes over):
+//
+//	srv := &http.Server{
+//		Addr:              ":8080",
+//		Handler:           mux,
+//		ReadHeaderTimeout: 10 * time.Second,
+//		ReadTimeout:       30 * time.Second,
+//		WriteTimeout:      30 * time.Second,
+//		IdleTimeout:       60 * time.Second,
+//		MaxHeaderBytes:    32 << 10,
+//	}
 //
 // # Many connections
 //

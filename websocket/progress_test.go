@@ -557,3 +557,26 @@ func TestPingFloodAfterFailedWrite(t *testing.T) {
 		t.Fatal("a ping flood kept a connection open whose writes had failed")
 	}
 }
+
+// TestDialBoundsResponseHead: a server that answers the handshake with
+// endless headers makes the Dialer fail with a clear error once the head
+// passes 256 KiB, instead of buffering all of it.
+func TestDialBoundsResponseHead(t *testing.T) {
+	addr := hsRawServer(t, func(r *http.Request) string {
+		// 101 with the right accept key, then 1 MiB of header lines.
+		return hsGood101(r, strings.Repeat("X-Filler: "+strings.Repeat("f", 1000)+"\r\n", 1024))
+	})
+	_, _, err := (&Dialer{HandshakeTimeout: 10 * time.Second}).Dial("ws://"+addr+"/", nil)
+	if !errors.Is(err, errResponseHeadTooLarge) {
+		t.Fatalf("dial against a 1 MiB response head: %v, want errResponseHeadTooLarge", err)
+	}
+	// A head with a few KiB of cookies is fine.
+	addr = hsRawServer(t, func(r *http.Request) string {
+		return hsGood101(r, strings.Repeat("Set-Cookie: c="+strings.Repeat("v", 1000)+"\r\n", 8))
+	})
+	c, _, err := (&Dialer{HandshakeTimeout: 10 * time.Second}).Dial("ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatalf("dial with 8 KiB of cookies: %v", err)
+	}
+	c.CloseNow()
+}
