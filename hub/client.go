@@ -396,11 +396,11 @@ func isTimeout(err error) bool {
 // throttle takes a token from the client's message-rate bucket for the
 // message just read; with none left, it holds the read loop until the
 // bucket has refilled, so that the client's next message is read no sooner
-// than MessageRate allows (TCP flow control holds the client back). Each
+// than MaxMessageRate allows (TCP flow control holds the client back). Each
 // such wait is counted in Stats.Throttled. Read loop only.
 func (c *Client) throttle() {
 	h := c.hub
-	rate := h.cfg.MessageRate
+	rate := h.cfg.MaxMessageRate
 	now := monoNow()
 	c.tokens = min(float64(h.cfg.MessageBurst), c.tokens+float64(now-c.lastRefill)*rate/float64(time.Second))
 	c.lastRefill = now

@@ -62,7 +62,7 @@
 //
 // A [Limiter] bounds open connections in total and per client IP address,
 // answering 503 or 429 beyond them; [Config.Limiter] shares one between a
-// hub and other handlers. [Config.MessageRate] bounds the messages read
+// hub and other handlers. [Config.MaxMessageRate] bounds the messages read
 // from one client per second: a client that sends faster is throttled (its
 // next message is read later), counted in Stats.Throttled.
 //

@@ -57,14 +57,14 @@ type Config struct {
 	// hub has its own, of MaxConnections.
 	Limiter *Limiter
 
-	// MessageRate bounds the data messages read from one client, per
+	// MaxMessageRate bounds the data messages read from one client, per
 	// second, with a token bucket of MessageBurst messages: a client that
 	// sends faster is throttled — the hub reads its next message only when
 	// the bucket allows, and TCP flow control holds the client back — not
 	// disconnected. Each wait is counted in Stats.Throttled. 0: no bound.
-	MessageRate float64
+	MaxMessageRate float64
 	// MessageBurst is how many messages a client may send at once before
-	// MessageRate applies; 0 → one second's worth (at least 1).
+	// MaxMessageRate applies; 0 → one second's worth (at least 1).
 	MessageBurst int
 
 	// Authorize runs before the upgrade; a non-nil error rejects with HTTP
@@ -129,11 +129,11 @@ func New(cfg Config) *Hub {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
 	}
-	if cfg.MessageRate < 0 {
-		cfg.MessageRate = 0
+	if cfg.MaxMessageRate < 0 {
+		cfg.MaxMessageRate = 0
 	}
-	if cfg.MessageRate > 0 && cfg.MessageBurst <= 0 {
-		cfg.MessageBurst = max(1, int(math.Ceil(cfg.MessageRate)))
+	if cfg.MaxMessageRate > 0 && cfg.MessageBurst <= 0 {
+		cfg.MessageBurst = max(1, int(math.Ceil(cfg.MaxMessageRate)))
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = NewLimiter(cfg.MaxConnections, 0)
@@ -296,7 +296,7 @@ func (h *Hub) read(c *Client) {
 	if h.cfg.OnMessage != nil {
 		h.cfg.OnMessage(c, mt, data)
 	}
-	if h.cfg.MessageRate > 0 {
+	if h.cfg.MaxMessageRate > 0 {
 		c.throttle()
 	}
 	go h.read(c)

@@ -120,13 +120,13 @@ func TestSharedLimiter(t *testing.T) {
 	}
 }
 
-// A client that sends twice MessageRate is throttled, not disconnected:
+// A client that sends twice MaxMessageRate is throttled, not disconnected:
 // it gets every answer, in order, and the hub counts the waits.
 func TestMessageRateThrottles(t *testing.T) {
 	const rate, messages = 200, 600
 	gone := make(chan disconnect, 1)
 	h, url := startHub(t, hub.Config{
-		MessageRate: rate, // burst: one second's worth
+		MaxMessageRate: rate, // burst: one second's worth
 		OnMessage: func(c *hub.Client, mt int, data []byte) {
 			if err := c.Reply(mt, data); err != nil && !errors.Is(err, hub.ErrClosed) {
 				panic(err)
@@ -179,9 +179,9 @@ func TestMessageRateThrottles(t *testing.T) {
 func TestThrottleEndsOnShutdown(t *testing.T) {
 	gone := make(chan disconnect, 1)
 	h := hub.New(hub.Config{
-		MessageRate:  0.01, // one message per 100 s
-		MessageBurst: 1,
-		OnDisconnect: onDisconnect(gone),
+		MaxMessageRate: 0.01, // one message per 100 s
+		MessageBurst:   1,
+		OnDisconnect:   onDisconnect(gone),
 	})
 	srv := httptest.NewServer(h)
 	defer srv.Close()

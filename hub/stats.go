@@ -31,7 +31,7 @@ type Stats struct {
 	// (disconnected, failed, or closed as a slow consumer).
 	Discarded uint64
 	// Throttled counts the times the hub waited before reading a client's
-	// next message because it sent faster than Config.MessageRate.
+	// next message because it sent faster than Config.MaxMessageRate.
 	Throttled uint64
 
 	// CloseCodes counts disconnects by the close code seen (1006: none).

@@ -69,9 +69,10 @@ type Config struct {
 	// DefaultMaxChannels.
 	MaxChannels int
 
-	// SendQueue is the number of messages queued per client before the
-	// client counts as a slow consumer and is closed with 1008; 0 means
-	// DefaultSendQueue.
+	// SendQueue is the number of publications queued per client before the
+	// client counts as a slow consumer and is closed with 1008; answers to
+	// the client's own requests are not counted (with as many of them
+	// unread, its requests are no longer read). 0 means DefaultSendQueue.
 	SendQueue int
 
 	// HeartbeatInterval is how long a connection may stay silent before it
