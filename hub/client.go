@@ -47,7 +47,7 @@ type Client struct {
 	head, n  int           // n counts everything queued
 	replies  int           // how many of the n queued are replies; n-replies are publications
 	closed   bool          // no more messages are accepted; set only by closeLocked
-	wake     *sync.Cond    // L is &mu; made by the first wait; broadcast when a reply leaves the queue or closed is set
+	wake     *sync.Cond    // L is &mu; made by the first wait; broadcast when a reply leaves the queue, closed is set or a throttle pause ends
 	closeReq *closeRequest // set once: the writer closes the connection
 	ended    bool          // the read loop ended: the writer stops
 	writing  bool          // a writer goroutine is running

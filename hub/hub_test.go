@@ -726,12 +726,13 @@ func TestSlowConsumerGetsCloseFrame(t *testing.T) {
 	})
 	raw := dialRaw(t, url)
 	c := <-clients
-	// The first message may already be written when the next ones come;
-	// the queue holds one, so the third Send at the latest overflows.
+	// The queue holds one message: the Send that finds one queued while
+	// the writer is busy overflows. Usually the second or third does; at
+	// the latest one does once the socket buffers are full (10 MiB sent).
 	var err error
 	sent := 0
-	for sent < 3 && err == nil {
-		err = c.Send(websocket.TextMessage, []byte("m"))
+	for sent < 10000 && err == nil {
+		err = c.Send(websocket.BinaryMessage, make([]byte, 1024))
 		sent++
 	}
 	if !errors.Is(err, hub.ErrSlowConsumer) {
@@ -739,7 +740,7 @@ func TestSlowConsumerGetsCloseFrame(t *testing.T) {
 	}
 	raw.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	code := 0
-	for range 3 {
+	for range sent + 1 {
 		f, err := raw.readFrame()
 		if err != nil {
 			t.Fatalf("before the close frame: %v", err)
