@@ -242,6 +242,9 @@ func TestSlowConsumer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if n := p.metric(t, `latch_close_codes_total{code="1008"}`); n != 1 {
+		t.Errorf(`latch_close_codes_total{code="1008"} = %v, want 1`, n)
+	}
 	if got >= messages {
 		t.Errorf("slow client got all %d messages: it was never slow", got)
 	}

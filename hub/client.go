@@ -14,8 +14,9 @@ var errDataType = errors.New("hub: message type must be TextMessage or BinaryMes
 
 // queued is one message waiting in a client's send queue.
 type queued struct {
-	pm   *websocket.PreparedMessage
-	size int // payload bytes, for Stats.BytesOut
+	pm    *websocket.PreparedMessage
+	size  int  // payload bytes, for Stats.BytesOut
+	reply bool // queued by Reply: exempt from the slow-consumer policy
 }
 
 // closeRequest asks the writer to end the connection with a close frame.
@@ -31,17 +32,22 @@ type closeRequest struct {
 // OnConnect, OnMessage and OnDisconnect. A writer goroutine drains the
 // client's bounded send queue; it runs only while there is something to
 // write, so an idle client costs one goroutine. Publishers only append to
-// the queue, so no publisher waits for a slow client.
+// the queue, so no publisher waits for a slow client. Answers to the
+// client's own requests ([Client.Reply]) share the queue, keeping their
+// order with publications, but are bounded apart: a full share makes the
+// replier wait instead of ending the client.
 type Client struct {
 	hub  *Hub            // immutable
 	id   uint64          // immutable
 	req  *http.Request   // immutable
 	conn *websocket.Conn // immutable
 
-	mu       sync.Mutex // guards the fields below
-	ring     []queued   // grows on demand up to SendQueue: an idle client holds a small one
-	head, n  int
-	closed   bool          // no more messages are accepted
+	mu       sync.Mutex    // guards the fields below
+	ring     []queued      // FIFO of publications and replies; grows on demand up to 2×SendQueue
+	head, n  int           // n counts everything queued
+	replies  int           // how many of the n queued are replies; n-replies are publications
+	closed   bool          // no more messages are accepted; set only by closeLocked
+	wake     *sync.Cond    // L is &mu; made by the first wait; broadcast when a reply leaves the queue, closed is set or a throttle pause ends
 	closeReq *closeRequest // set once: the writer closes the connection
 	ended    bool          // the read loop ended: the writer stops
 	writing  bool          // a writer goroutine is running
@@ -54,20 +60,30 @@ type Client struct {
 	dropped atomic.Uint64
 	slow    atomic.Bool // closed by the slow-consumer policy or a write timeout
 
+	release func() // immutable; frees the client's Limiter slot, called once by Hub.end
+
+	// The message-rate token bucket, owned by the read loop (one read
+	// goroutine at a time, each started by the previous one).
+	tokens     float64
+	lastRefill int64 // monoNow of the last refill
+
 	subMu    sync.Mutex          // guards channels and gone
 	channels map[string]struct{} // channels c is subscribed to
 	gone     bool                // the client left its channels for good
 }
 
-func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn) *Client {
+func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn, release func()) *Client {
 	return &Client{
-		hub:      h,
-		id:       id,
-		req:      r,
-		conn:     conn,
-		ring:     make([]queued, min(initialQueue, h.cfg.SendQueue)),
-		done:     make(chan struct{}),
-		channels: make(map[string]struct{}),
+		hub:        h,
+		id:         id,
+		req:        r,
+		conn:       conn,
+		ring:       make([]queued, min(initialQueue, h.cfg.SendQueue)),
+		done:       make(chan struct{}),
+		channels:   make(map[string]struct{}),
+		release:    release,
+		tokens:     float64(h.cfg.MessageBurst),
+		lastRefill: monoNow(),
 	}
 }
 
@@ -91,17 +107,50 @@ func (c *Client) Dropped() uint64 { return c.dropped.Load() }
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Send queues a text or binary message for the client without waiting for
-// the network. data is copied. When the queue is full, the hub's
-// [SlowConsumerPolicy] applies: under [Disconnect] Send returns
-// [ErrSlowConsumer] and the client is closed with 1008; under [DropOldest]
-// the oldest queued message is dropped and counted. Send returns
-// [ErrClosed] once the client is closing or has ended.
+// the network. data is copied. When SendQueue messages sent this way (or
+// published) are queued already, the hub's [SlowConsumerPolicy] applies:
+// under [Disconnect] Send returns [ErrSlowConsumer] and the client is
+// closed with 1008; under [DropOldest] the oldest queued publication is
+// dropped and counted. Send returns [ErrClosed] once the client is closing
+// or has ended. To answer the client's own requests, use [Client.Reply].
 func (c *Client) Send(messageType int, data []byte) error {
 	pm, size, err := prepare(messageType, data)
 	if err != nil {
 		return err
 	}
 	return c.enqueue(pm, size)
+}
+
+// Reply queues an answer to one of the client's own requests, in order
+// with everything queued before it. data is copied. Replies do not count
+// against the slow-consumer policy: when SendQueue replies are queued
+// already, Reply waits until the writer has taken one, so that a client
+// that sends requests faster than it reads the answers is slowed down —
+// called from OnMessage, as it normally is, the hub stops reading that
+// client and TCP flow control holds the client back — instead of being
+// disconnected. The wait ends with [ErrClosed] when the client closes or
+// ends in any way (the writer's progress is bounded by WriteTimeout).
+func (c *Client) Reply(messageType int, data []byte) error {
+	pm, size, err := prepare(messageType, data)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for !c.closed && c.replies >= c.hub.cfg.SendQueue {
+		c.waitLocked()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.pushLocked(queued{pm: pm, size: size, reply: true})
+	c.replies++
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return nil
 }
 
 // SendPrepared queues a prepared message, as Send does.
@@ -130,7 +179,7 @@ func (c *Client) requestClose(r *closeRequest) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.closed = true
+	c.closeLocked()
 	c.closeReq = r
 	start := c.startWriterLocked()
 	c.mu.Unlock()
@@ -151,7 +200,28 @@ func (c *Client) startWriterLocked() bool {
 	return true
 }
 
-// enqueue appends a message to the queue or applies the slow-consumer
+// closeLocked marks the client closed and wakes whoever waits in Reply or
+// in the read loop's throttle. Caller holds c.mu.
+func (c *Client) closeLocked() {
+	c.closed = true
+	c.wakeLocked()
+}
+
+// waitLocked waits for wakeLocked. Caller holds c.mu.
+func (c *Client) waitLocked() {
+	if c.wake == nil {
+		c.wake = sync.NewCond(&c.mu)
+	}
+	c.wake.Wait()
+}
+
+func (c *Client) wakeLocked() {
+	if c.wake != nil {
+		c.wake.Broadcast()
+	}
+}
+
+// enqueue appends a publication to the queue or applies the slow-consumer
 // policy. It never blocks on the network.
 func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 	h := c.hub
@@ -160,18 +230,13 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.n == len(c.ring) && len(c.ring) < h.cfg.SendQueue {
-		c.growLocked(min(2*len(c.ring), h.cfg.SendQueue))
-	}
-	if c.n == len(c.ring) {
+	if c.n-c.replies >= h.cfg.SendQueue {
 		if h.cfg.SlowConsumer == DropOldest {
-			c.ring[c.head] = queued{}
-			c.head = (c.head + 1) % len(c.ring)
-			c.n--
+			c.dropOldestPublicationLocked()
 			c.dropped.Add(1)
 			h.stats.dropped.Add(1)
 		} else {
-			c.closed = true
+			c.closeLocked()
 			c.closeReq = &closeRequest{code: websocket.ClosePolicyViolation, reason: slowReason}
 			start := c.startWriterLocked()
 			c.mu.Unlock()
@@ -182,8 +247,7 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 			return ErrSlowConsumer
 		}
 	}
-	c.ring[(c.head+c.n)%len(c.ring)] = queued{pm: pm, size: size}
-	c.n++
+	c.pushLocked(queued{pm: pm, size: size})
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
@@ -194,6 +258,33 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 
 // initialQueue is the send queue's first capacity; it doubles as needed.
 const initialQueue = 4
+
+// pushLocked appends q, growing the ring if it is full; the callers' bounds
+// keep it within 2×SendQueue. Caller holds c.mu.
+func (c *Client) pushLocked(q queued) {
+	if c.n == len(c.ring) {
+		c.growLocked(min(2*len(c.ring), 2*c.hub.cfg.SendQueue))
+	}
+	c.ring[(c.head+c.n)%len(c.ring)] = q
+	c.n++
+}
+
+// dropOldestPublicationLocked removes the oldest queued publication; the
+// replies queued before it move up one slot, keeping their order. Caller
+// holds c.mu and knows a publication is queued.
+func (c *Client) dropOldestPublicationLocked() {
+	size := len(c.ring)
+	i := 0
+	for c.ring[(c.head+i)%size].reply {
+		i++
+	}
+	for j := i; j > 0; j-- {
+		c.ring[(c.head+j)%size] = c.ring[(c.head+j-1)%size]
+	}
+	c.ring[c.head] = queued{}
+	c.head = (c.head + 1) % size
+	c.n--
+}
 
 // growLocked moves the queued messages, in order, into a ring of size n.
 // Caller holds c.mu.
@@ -228,6 +319,10 @@ func (c *Client) next() (queued, *closeRequest, bool) {
 		c.ring[c.head] = queued{}
 		c.head = (c.head + 1) % len(c.ring)
 		c.n--
+		if q.reply {
+			c.replies--
+			c.wakeLocked() // room for one more reply
+		}
 		return q, nil, true
 	}
 	c.writing = false
@@ -240,7 +335,7 @@ func (c *Client) discardLocked() {
 	if c.n > 0 {
 		c.hub.stats.discarded.Add(uint64(c.n))
 		clear(c.ring)
-		c.head, c.n = 0, 0
+		c.head, c.n, c.replies = 0, 0, 0
 	}
 }
 
@@ -271,7 +366,7 @@ func (c *Client) writeLoop() {
 				c.markSlow()
 			}
 			c.mu.Lock()
-			c.closed = true
+			c.closeLocked()
 			c.discardLocked()
 			c.mu.Unlock()
 			// A partly written frame leaves no way to send a close frame.
@@ -287,7 +382,7 @@ func (c *Client) writeLoop() {
 // closing, so what is still queued cannot be delivered.
 func (c *Client) finish() {
 	c.mu.Lock()
-	c.closed = true
+	c.closeLocked()
 	c.ended = true
 	c.discardLocked()
 	c.mu.Unlock()
@@ -296,4 +391,45 @@ func (c *Client) finish() {
 func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
+}
+
+// throttle takes a token from the client's message-rate bucket for the
+// message just read; with none left, it holds the read loop until the
+// bucket has refilled, so that the client's next message is read no sooner
+// than MaxMessageRate allows (TCP flow control holds the client back). Each
+// such wait is counted in Stats.Throttled. Read loop only.
+func (c *Client) throttle() {
+	h := c.hub
+	rate := h.cfg.MaxMessageRate
+	now := monoNow()
+	c.tokens = min(float64(h.cfg.MessageBurst), c.tokens+float64(now-c.lastRefill)*rate/float64(time.Second))
+	c.lastRefill = now
+	c.tokens--
+	if c.tokens >= 0 {
+		return
+	}
+	h.stats.throttled.Add(1)
+	// The debt is less than one token, so the wait is at most 1/rate.
+	c.pause(time.Duration(-c.tokens / rate * float64(time.Second)))
+}
+
+// pause waits for d, or less if the client closes meanwhile: the read
+// loop must then go on reading to see the end of the connection.
+func (c *Client) pause(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	over := false // guarded by c.mu
+	t := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		over = true
+		c.wakeLocked()
+		c.mu.Unlock()
+	})
+	for !over && !c.closed {
+		c.waitLocked()
+	}
+	t.Stop()
 }

@@ -39,13 +39,32 @@
 //
 // When a client's queue is full, the [SlowConsumerPolicy] decides:
 // [Disconnect] closes the client with 1008 "slow consumer" and counts it in
-// Stats.SlowDisconnects; [DropOldest] drops the oldest queued message and
-// counts it in Stats.Dropped and [Client.Dropped]. A single write that
+// Stats.SlowDisconnects; [DropOldest] drops the oldest queued publication
+// and counts it in Stats.Dropped and [Client.Dropped]. A single write that
 // takes longer than [Config.WriteTimeout] also ends the client as a slow
-// consumer. Messages still queued when a client ends are counted in
+// consumer. The 1008 close frame goes out as soon as the write in progress
+// ends; a write that times out leaves a frame half sent, so the connection
+// is dropped instead (the peer sees no close frame). Either way
+// OnDisconnect gets 1008 and an error matching [ErrSlowConsumer].
+// Messages still queued when a client ends are counted in
 // Stats.Discarded. No message is lost without a counter saying so, and
 // OnDisconnect runs exactly once per client, with the close code seen
 // (1006 when the connection ended without one).
+//
+// Answers to a client's own requests go through [Client.Reply]: they share
+// the client's queue, so they keep their order with its publications, but
+// they never make it a slow consumer. With SendQueue replies queued, Reply
+// waits for the writer, so a client that pipelines requests faster than it
+// reads the answers stops being read (TCP flow control does the rest)
+// instead of being disconnected.
+//
+// # Limits
+//
+// A [Limiter] bounds open connections in total and per client IP address,
+// answering 503 or 429 beyond them; [Config.Limiter] shares one between a
+// hub and other handlers. [Config.MaxMessageRate] bounds the messages read
+// from one client per second: a client that sends faster is throttled (its
+// next message is read later), counted in Stats.Throttled.
 //
 // # Shutdown
 //

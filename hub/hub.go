@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -45,11 +46,26 @@ const (
 // Config configures a [Hub]. The zero value is usable.
 type Config struct {
 	Upgrader       *websocket.Upgrader // nil: defaults (heartbeat on, same-origin)
-	SendQueue      int                 // messages queued per client; 0 → 256
+	SendQueue      int                 // per client: publications queued before the policy applies, and replies before Reply waits; 0 → 256
 	SlowConsumer   SlowConsumerPolicy
 	WriteTimeout   time.Duration // bound on one message write; 0 → 10s
-	MaxConnections int           // 0 → unlimited; beyond it upgrades get HTTP 503
+	MaxConnections int           // 0 → unlimited; beyond it upgrades get HTTP 503; unused when Limiter is set
 	ReadLimit      int64         // 0 → websocket default
+
+	// Limiter admits upgrades (HTTP 503 or 429 beyond its limits); share one
+	// with other handlers to bound their connections together. nil: the
+	// hub has its own, of MaxConnections.
+	Limiter *Limiter
+
+	// MaxMessageRate bounds the data messages read from one client, per
+	// second, with a token bucket of MessageBurst messages: a client that
+	// sends faster is throttled — the hub reads its next message only when
+	// the bucket allows, and TCP flow control holds the client back — not
+	// disconnected. Each wait is counted in Stats.Throttled. 0: no bound.
+	MaxMessageRate float64
+	// MessageBurst is how many messages a client may send at once before
+	// MaxMessageRate applies; 0 → one second's worth (at least 1).
+	MessageBurst int
 
 	// Authorize runs before the upgrade; a non-nil error rejects with HTTP
 	// 403 (or the status of an *HTTPError).
@@ -94,9 +110,6 @@ type Hub struct {
 	clients [numShards]clientShard
 	chans   [numShards]channelShard
 
-	// slots counts upgrades in progress plus open clients, for MaxConnections.
-	slots atomic.Int64
-
 	mu       sync.Mutex // guards the fields below
 	draining bool
 	inflight int           // ServeHTTP calls past the draining check
@@ -115,6 +128,15 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.MaxMessageRate < 0 {
+		cfg.MaxMessageRate = 0
+	}
+	if cfg.MaxMessageRate > 0 && cfg.MessageBurst <= 0 {
+		cfg.MessageBurst = max(1, int(math.Ceil(cfg.MaxMessageRate)))
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter(cfg.MaxConnections, 0)
 	}
 	h := &Hub{cfg: cfg, upgrader: cfg.Upgrader, log: cfg.Logger, idle: make(chan struct{})}
 	if h.upgrader == nil {
@@ -137,7 +159,8 @@ func New(cfg Config) *Hub {
 // client's read loop runs on a goroutine of its own (so that net/http frees
 // its per-connection buffers) and unregisters it when the connection ends.
 // Rejections are answered with HTTP errors: 503 while draining or beyond
-// MaxConnections, 403 (or an *HTTPError's status) when Authorize refuses.
+// MaxConnections, the Limiter's status beyond its limits, 403 (or an
+// *HTTPError's status) when Authorize refuses.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.enter() {
 		h.stats.rejectDraining.Add(1)
@@ -152,19 +175,20 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	if max := h.cfg.MaxConnections; max > 0 {
-		if h.slots.Add(1) > int64(max) {
-			h.slots.Add(-1)
+	// A slot covers the handshake too: pending upgrades hold resources.
+	release, err := h.cfg.Limiter.Acquire(r)
+	if err != nil {
+		if errors.Is(err, ErrTooManyFromAddr) {
+			h.stats.rejectPerAddr.Add(1)
+		} else {
 			h.stats.rejectMax.Add(1)
-			reject(w, http.StatusServiceUnavailable, "too many connections")
-			return
 		}
-	} else {
-		h.slots.Add(1)
+		rejectErr(w, err)
+		return
 	}
 	defer func() {
 		if !handedOff {
-			h.slots.Add(-1)
+			release()
 		}
 	}()
 
@@ -196,7 +220,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.ReadLimit != 0 {
 		conn.SetReadLimit(h.cfg.ReadLimit)
 	}
-	c := newClient(h, h.nextID.Add(1), r, conn)
+	c := newClient(h, h.nextID.Add(1), r, conn, release)
 	// Serve the client on a goroutine of its own and return: net/http frees
 	// its buffers for the connection (about 8 KiB) once the handler returns.
 	handedOff = true
@@ -205,6 +229,16 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func reject(w http.ResponseWriter, status int, msg string) {
 	http.Error(w, msg, status)
+}
+
+// rejectErr answers with the status and message of an *HTTPError.
+func rejectErr(w http.ResponseWriter, err error) {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		reject(w, he.Status, he.Message)
+		return
+	}
+	reject(w, http.StatusServiceUnavailable, http.StatusText(http.StatusServiceUnavailable))
 }
 
 // enter admits a ServeHTTP call unless the hub is draining.
@@ -262,6 +296,9 @@ func (h *Hub) read(c *Client) {
 	if h.cfg.OnMessage != nil {
 		h.cfg.OnMessage(c, mt, data)
 	}
+	if h.cfg.MaxMessageRate > 0 {
+		c.throttle()
+	}
 	go h.read(c)
 }
 
@@ -282,11 +319,15 @@ func (h *Hub) end(c *Client, readErr error) {
 	}
 	err := readErr
 	if c.slow.Load() {
+		// Whether the 1008 close frame went out or the connection had to
+		// be dropped mid-frame (the peer then sees 1006), the hub ended it
+		// as a slow consumer: that is the code to report and count.
+		code = websocket.ClosePolicyViolation
 		err = errors.Join(ErrSlowConsumer, readErr)
 	}
 	// The slot is free before OnDisconnect runs, so a client told of the
 	// disconnect can connect again at once.
-	h.slots.Add(-1)
+	c.release()
 	h.stats.disconnected.Add(1)
 	h.stats.addCloseCode(code)
 	h.log.Debug("hub: client disconnected", "id", c.id, "code", code, "err", err)

@@ -364,6 +364,9 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 	if d.id != slowID || !errors.Is(d.err, hub.ErrSlowConsumer) || d.code != 1008 {
 		t.Errorf("OnDisconnect(id %d, code %d, err %v), want id %d, 1008, ErrSlowConsumer", d.id, d.code, d.err, slowID)
 	}
+	if st := h.Stats(); st.CloseCodes[1008] != 1 || st.SlowDisconnects != 1 {
+		t.Errorf("CloseCodes %v, SlowDisconnects %d; want 1008 counted once", st.CloseCodes, st.SlowDisconnects)
+	}
 	// The fast client is still served.
 	if n := h.Publish("feed", websocket.TextMessage, []byte("still here")); n != 1 {
 		t.Errorf("Publish after the slow disconnect queued for %d, want 1", n)
@@ -646,5 +649,160 @@ func TestChurnWhilePublishing(t *testing.T) {
 	st := h.Stats()
 	if st.Connected != rounds || st.Disconnected != rounds || st.Connections != 0 || h.Len() != 0 || st.SlowDisconnects != 0 {
 		t.Errorf("Stats = %+v, Len %d", st, h.Len())
+	}
+}
+
+// A slow consumer whose writer is stuck mid-frame until WriteTimeout cannot
+// be sent a close frame: it is dropped, and still reported and counted as
+// what it is, 1008 and ErrSlowConsumer, under either policy.
+func TestSlowConsumerDroppedMidFrame(t *testing.T) {
+	for _, policy := range []hub.SlowConsumerPolicy{hub.Disconnect, hub.DropOldest} {
+		t.Run(fmt.Sprint("policy ", policy), func(t *testing.T) {
+			var h *hub.Hub
+			ready := make(chan uint64, 1)
+			gone := make(chan disconnect, 1)
+			h, url := startHub(t, hub.Config{
+				SendQueue:    4,
+				SlowConsumer: policy,
+				WriteTimeout: 300 * time.Millisecond,
+				OnConnect:    subscribeFromQuery(&h, ready),
+				OnDisconnect: onDisconnect(gone),
+			})
+			slow := dialRaw(t, url+"?ch=feed")
+			<-ready
+			// 64 MiB in all, far more than the socket buffers hold: the
+			// writer blocks inside a frame. The client never reads.
+			payload := make([]byte, 1<<20)
+			var d disconnect
+		publish:
+			for range 64 {
+				h.Publish("feed", websocket.BinaryMessage, payload)
+				select {
+				case d = <-gone:
+					break publish
+				default:
+				}
+			}
+			if d.id == 0 {
+				select {
+				case d = <-gone:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the slow client was never ended")
+				}
+			}
+			if d.code != websocket.ClosePolicyViolation || !errors.Is(d.err, hub.ErrSlowConsumer) {
+				t.Errorf("OnDisconnect(code %d, err %v), want 1008 and ErrSlowConsumer", d.code, d.err)
+			}
+			st := h.Stats()
+			if st.SlowDisconnects != 1 || st.CloseCodes[1008] != 1 || st.CloseCodes[1006] != 0 {
+				t.Errorf("SlowDisconnects %d, CloseCodes %v; want one 1008 and no 1006", st.SlowDisconnects, st.CloseCodes)
+			}
+			// The client finds a cut frame and the end of the connection,
+			// no close frame.
+			slow.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				f, err := slow.readFrame()
+				if err != nil {
+					break
+				}
+				if f.op == 0x8 {
+					t.Fatal("a close frame after a write timeout mid-frame")
+				}
+			}
+		})
+	}
+}
+
+// With the writer between writes, a full queue ends in a 1008 close frame
+// the client can read; a client that then drops TCP without answering is
+// still reported as 1008.
+func TestSlowConsumerGetsCloseFrame(t *testing.T) {
+	clients := make(chan *hub.Client, 1)
+	gone := make(chan disconnect, 1)
+	h, url := startHub(t, hub.Config{
+		SendQueue:    1,
+		OnConnect:    func(c *hub.Client) { clients <- c },
+		OnDisconnect: onDisconnect(gone),
+	})
+	raw := dialRaw(t, url)
+	c := <-clients
+	// The queue holds one message: the Send that finds one queued while
+	// the writer is busy overflows. Usually the second or third does; at
+	// the latest one does once the socket buffers are full (10 MiB sent).
+	var err error
+	sent := 0
+	for sent < 10000 && err == nil {
+		err = c.Send(websocket.BinaryMessage, make([]byte, 1024))
+		sent++
+	}
+	if !errors.Is(err, hub.ErrSlowConsumer) {
+		t.Fatalf("%d Sends with SendQueue 1: %v, want ErrSlowConsumer", sent, err)
+	}
+	raw.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	code := 0
+	for range sent + 1 {
+		f, err := raw.readFrame()
+		if err != nil {
+			t.Fatalf("before the close frame: %v", err)
+		}
+		if f.op == 0x8 {
+			code = int(f.payload[0])<<8 | int(f.payload[1])
+			if string(f.payload[2:]) != "slow consumer" {
+				t.Errorf("close reason %q", f.payload[2:])
+			}
+			break
+		}
+	}
+	if code != websocket.ClosePolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	raw.conn.Close() // no answer: the server sees no close frame back
+	d := <-gone
+	if d.code != websocket.ClosePolicyViolation || !errors.Is(d.err, hub.ErrSlowConsumer) {
+		t.Errorf("OnDisconnect(code %d, err %v), want 1008 and ErrSlowConsumer", d.code, d.err)
+	}
+	if st := h.Stats(); st.SlowDisconnects != 1 || st.CloseCodes[1008] != 1 {
+		t.Errorf("SlowDisconnects %d, CloseCodes %v", st.SlowDisconnects, st.CloseCodes)
+	}
+}
+
+// A client that sends many requests before reading any answer gets every
+// answer, in order: answered with Reply, it is slowed down (the hub stops
+// reading it), never disconnected as a slow consumer.
+func TestPipelinedRequestsAllAnswered(t *testing.T) {
+	const requests = 2000
+	gone := make(chan disconnect, 1)
+	h, url := startHub(t, hub.Config{
+		SendQueue: 4,
+		OnMessage: func(c *hub.Client, mt int, data []byte) {
+			if err := c.Reply(mt, data); err != nil && !errors.Is(err, hub.ErrClosed) {
+				panic(err)
+			}
+		},
+		OnDisconnect: onDisconnect(gone),
+	})
+	conn := dial(t, url)
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for i := range requests {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range requests {
+		_, p, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if string(p) != strconv.Itoa(i) {
+			t.Fatalf("answer %d is %q", i, p)
+		}
+	}
+	conn.Close()
+	if d := <-gone; d.code != websocket.CloseNormalClosure || errors.Is(d.err, hub.ErrSlowConsumer) {
+		t.Errorf("OnDisconnect(code %d, err %v), want 1000", d.code, d.err)
+	}
+	if st := h.Stats(); st.SlowDisconnects != 0 || st.MessagesOut != requests {
+		t.Errorf("SlowDisconnects %d, MessagesOut %d; want 0 and %d", st.SlowDisconnects, st.MessagesOut, requests)
 	}
 }

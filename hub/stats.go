@@ -15,7 +15,8 @@ type Stats struct {
 	Disconnected uint64 // clients ended since New
 
 	// Rejected counts upgrades refused, by reason: "max_connections",
-	// "draining", "unauthorized", "handshake".
+	// "per_ip" (the Limiter's per-address limit), "draining",
+	// "unauthorized", "handshake".
 	Rejected map[string]uint64
 
 	MessagesIn, BytesIn   uint64 // data messages and payload bytes read
@@ -29,6 +30,9 @@ type Stats struct {
 	// Discarded counts messages still queued for a client when it ended
 	// (disconnected, failed, or closed as a slow consumer).
 	Discarded uint64
+	// Throttled counts the times the hub waited before reading a client's
+	// next message because it sent faster than Config.MaxMessageRate.
+	Throttled uint64
 
 	// CloseCodes counts disconnects by the close code seen (1006: none).
 	CloseCodes map[int]uint64
@@ -49,10 +53,11 @@ type LatencySum struct {
 type counters struct {
 	connections, connected, disconnected atomic.Uint64
 
-	rejectMax, rejectDraining, rejectAuth, rejectHandshake atomic.Uint64
+	rejectMax, rejectPerAddr, rejectDraining, rejectAuth, rejectHandshake atomic.Uint64
 
 	messagesIn, bytesIn, messagesOut, bytesOut atomic.Uint64
 	dropped, slowDisconnects, discarded        atomic.Uint64
+	throttled                                  atomic.Uint64
 
 	fanoutCount atomic.Uint64
 	fanoutNanos atomic.Int64
@@ -81,6 +86,7 @@ func (h *Hub) Stats() Stats {
 		Disconnected: s.disconnected.Load(),
 		Rejected: map[string]uint64{
 			"max_connections": s.rejectMax.Load(),
+			"per_ip":          s.rejectPerAddr.Load(),
 			"draining":        s.rejectDraining.Load(),
 			"unauthorized":    s.rejectAuth.Load(),
 			"handshake":       s.rejectHandshake.Load(),
@@ -92,6 +98,7 @@ func (h *Hub) Stats() Stats {
 		Dropped:         s.dropped.Load(),
 		SlowDisconnects: s.slowDisconnects.Load(),
 		Discarded:       s.discarded.Load(),
+		Throttled:       s.throttled.Load(),
 		FanoutLatency: LatencySum{
 			Count: s.fanoutCount.Load(),
 			Sum:   time.Duration(s.fanoutNanos.Load()),

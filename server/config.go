@@ -19,6 +19,10 @@ const (
 	DefaultSendQueue       = 256
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultPublishTimeout  = 5 * time.Second
+	// DefaultMaxMessageRate is far above what an interactive client sends
+	// and what the e2e workloads send on one connection, and still stops
+	// a flood: 1,000 messages a second, with a burst of as many.
+	DefaultMaxMessageRate = 1000
 )
 
 // BrokerFunc builds the broker of a server. [New] calls it once with the
@@ -40,9 +44,22 @@ type Config struct {
 	// "*.example.com", "https://app.example.com", "localhost:*".
 	AllowedOrigins []string
 
-	// MaxConnections bounds open WebSocket clients; further upgrades get
-	// HTTP 503. 0 means unlimited.
+	// MaxConnections bounds open WebSocket connections, /ws and /echo
+	// together (pending handshakes included); further upgrades get HTTP
+	// 503. 0 means unlimited.
 	MaxConnections int
+
+	// MaxConnectionsPerIP bounds the WebSocket connections open from one
+	// client IP address (IPv6: one /64), /ws and /echo together; further
+	// upgrades from it get HTTP 429. 0 means unlimited, the default: behind
+	// a reverse proxy every client has the proxy's address.
+	MaxConnectionsPerIP int
+
+	// MaxMessageRate bounds the messages one /ws connection may send per
+	// second, with a burst of one second's worth; a faster client is
+	// throttled (the server reads its next message later), not closed.
+	// 0 means DefaultMaxMessageRate, < 0 turns the bound off.
+	MaxMessageRate float64
 
 	// MaxMessageSize is the largest message accepted, in bytes; a larger
 	// one closes the connection with 1009. 0 means DefaultMaxMessageSize.
@@ -52,9 +69,10 @@ type Config struct {
 	// DefaultMaxChannels.
 	MaxChannels int
 
-	// SendQueue is the number of messages queued per client before the
-	// client counts as a slow consumer and is closed with 1008; 0 means
-	// DefaultSendQueue.
+	// SendQueue is the number of publications queued per client before the
+	// client counts as a slow consumer and is closed with 1008; answers to
+	// the client's own requests are not counted (with as many of them
+	// unread, its requests are no longer read). 0 means DefaultSendQueue.
 	SendQueue int
 
 	// HeartbeatInterval is how long a connection may stay silent before it
@@ -102,6 +120,8 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.MaxConnections < 0:
 		return c, fmt.Errorf("max connections must not be negative, got %d", c.MaxConnections)
+	case c.MaxConnectionsPerIP < 0:
+		return c, fmt.Errorf("max connections per IP must not be negative, got %d", c.MaxConnectionsPerIP)
 	case c.MaxMessageSize < 0:
 		return c, fmt.Errorf("max message size must not be negative, got %d", c.MaxMessageSize)
 	case c.MaxChannels < 0:
@@ -121,6 +141,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SendQueue == 0 {
 		c.SendQueue = DefaultSendQueue
+	}
+	if c.MaxMessageRate == 0 {
+		c.MaxMessageRate = DefaultMaxMessageRate
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout

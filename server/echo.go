@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
+	"github.com/latchws/latch/hub"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -37,11 +40,37 @@ type echoHandler struct {
 	logger    *slog.Logger
 
 	// Set by the latch Server only.
-	conns  *connSet                   // nil: untracked
-	onOpen func(conn *websocket.Conn) // nil: nothing to do
+	conns   *connSet                   // nil: untracked
+	limiter *hub.Limiter               // nil: no limit; shared with the hub
+	rejects *rejectCounts              // counts the limiter's refusals; set with limiter
+	onOpen  func(conn *websocket.Conn) // nil: nothing to do
+}
+
+// rejectCounts counts upgrades a hub.Limiter refused outside the hub, by
+// reason, for latch_upgrades_rejected_total.
+type rejectCounts struct {
+	maxConns, perIP atomic.Uint64
 }
 
 func (h *echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.limiter != nil {
+		release, err := h.limiter.Acquire(r)
+		if err != nil {
+			var he *hub.HTTPError
+			errors.As(err, &he) // Acquire's errors are *hub.HTTPError
+			if errors.Is(err, hub.ErrTooManyFromAddr) {
+				h.rejects.perIP.Add(1)
+			} else {
+				h.rejects.maxConns.Add(1)
+			}
+			h.logger.Debug("echo: upgrade refused", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, he.Message, he.Status)
+			return
+		}
+		// Deferred first, so it runs last: the slot is held until the
+		// connection is closed.
+		defer release()
+	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has already answered with an HTTP error status.

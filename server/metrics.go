@@ -32,7 +32,7 @@ const (
 	routeEcho = "/echo"
 )
 
-func newMetrics(h *hub.Hub, b broker.Broker, in *broker.Interest) *metrics {
+func newMetrics(h *hub.Hub, echoRejects *rejectCounts, b broker.Broker, in *broker.Interest) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -66,7 +66,7 @@ func newMetrics(h *hub.Hub, b broker.Broker, in *broker.Interest) *metrics {
 	}
 	m.registry.MustRegister(
 		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed,
-		&hubCollector{hub: h},
+		&hubCollector{hub: h, echoRejects: echoRejects},
 		&brokerCollector{broker: b, interest: in},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -98,7 +98,7 @@ func (m *metrics) protocolError(code string) {
 
 // Rejection reasons the hub reports; listed so they show as zero before
 // the first rejection.
-var rejectReasons = []string{"max_connections", "draining", "unauthorized", "handshake"}
+var rejectReasons = []string{"max_connections", "per_ip", "draining", "unauthorized", "handshake"}
 
 var (
 	descConnections = prometheus.NewDesc("latch_connections",
@@ -108,7 +108,7 @@ var (
 	descDisconnected = prometheus.NewDesc("latch_connections_ended_total",
 		"WebSocket connections ended.", nil, nil)
 	descRejected = prometheus.NewDesc("latch_upgrades_rejected_total",
-		"WebSocket upgrades refused, by reason.", []string{"reason"}, nil)
+		"WebSocket upgrades refused on /ws and /echo, by reason.", []string{"reason"}, nil)
 	descMessagesIn = prometheus.NewDesc("latch_messages_received_total",
 		"Data messages received from clients.", nil, nil)
 	descBytesIn = prometheus.NewDesc("latch_received_bytes_total",
@@ -120,7 +120,9 @@ var (
 	descDropped = prometheus.NewDesc("latch_queue_dropped_total",
 		"Messages dropped from full send queues.", nil, nil)
 	descSlow = prometheus.NewDesc("latch_slow_consumer_disconnects_total",
-		"Clients closed with 1008 because they did not keep up (full queue or a write timeout).", nil, nil)
+		"Clients ended as slow consumers (full queue or a write timeout): sent close 1008, or dropped when stuck mid-frame; counted as 1008 in latch_close_codes_total.", nil, nil)
+	descThrottled = prometheus.NewDesc("latch_throttled_messages_total",
+		"Times the server waited before reading a client's next message because it sent faster than -max-message-rate.", nil, nil)
 	descDiscarded = prometheus.NewDesc("latch_queue_discarded_total",
 		"Messages still queued for a client when it ended.", nil, nil)
 	descCloseCodes = prometheus.NewDesc("latch_close_codes_total",
@@ -129,17 +131,25 @@ var (
 
 // hubCollector exports hub.Stats at scrape time, so the hub needs no
 // dependency on Prometheus and the counters are never double-kept.
-type hubCollector struct{ hub *hub.Hub }
+type hubCollector struct {
+	hub         *hub.Hub
+	echoRejects *rejectCounts // /echo's refusals, added to the hub's
+}
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descConnected, descDisconnected, descRejected,
-		descMessagesIn, descBytesIn, descMessagesOut, descBytesOut, descDropped, descSlow, descDiscarded, descCloseCodes} {
+		descMessagesIn, descBytesIn, descMessagesOut, descBytesOut, descDropped, descSlow, descDiscarded, descThrottled,
+		descCloseCodes} {
 		ch <- d
 	}
 }
 
 func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.hub.Stats()
+	if c.echoRejects != nil {
+		s.Rejected["max_connections"] += c.echoRejects.maxConns.Load()
+		s.Rejected["per_ip"] += c.echoRejects.perIP.Load()
+	}
 	gauge := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 	}
@@ -164,6 +174,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, s.Dropped)
 	counter(descSlow, s.SlowDisconnects)
 	counter(descDiscarded, s.Discarded)
+	counter(descThrottled, s.Throttled)
 	for code, n := range s.CloseCodes {
 		counter(descCloseCodes, n, strconv.Itoa(code))
 	}

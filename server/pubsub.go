@@ -228,10 +228,12 @@ func (p *pubsub) brokerError(op, ch string, err error) *protoError {
 	return &protoError{codeUnavailable, "message broker refused the " + op}
 }
 
+// reply answers one of c's requests. Reply waits, holding back the reading
+// of c's next request, while c has a full queue's worth of answers unread:
+// a client that pipelines requests is slowed down, never closed as a slow
+// consumer for its own answers. It fails only once c is closing.
 func (p *pubsub) reply(c *hub.Client, msg []byte) {
-	// A failed Send means the client is closing or was closed as a slow
-	// consumer; the hub counts that.
-	_ = c.Send(websocket.TextMessage, msg)
+	_ = c.Reply(websocket.TextMessage, msg)
 }
 
 var errShuttingDown = &protoError{codeUnavailable, "server is shutting down"}

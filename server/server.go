@@ -32,6 +32,8 @@ type Server struct {
 	broker   broker.Broker
 	stop     context.CancelFunc // cancels pubsub.stopping
 	echo     connSet            // the /echo connections, outside the hub
+	limiter  *hub.Limiter       // admits every WebSocket, /ws and /echo alike
+	rejects  rejectCounts       // /echo upgrades the limiter refused; the hub counts /ws's
 	metrics  *metrics
 	handler  http.Handler
 	http     *http.Server
@@ -58,7 +60,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	s := &Server{cfg: cfg, logger: logger}
+	s := &Server{cfg: cfg, logger: logger, limiter: hub.NewLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	rate := cfg.MaxMessageRate
+	if rate < 0 {
+		rate = 0 // off
+	}
 
 	ps := &pubsub{maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, logger: logger}
 	ps.stopping, s.stop = context.WithCancel(context.Background())
@@ -66,7 +72,8 @@ func New(cfg Config) (*Server, error) {
 		Upgrader:       s.upgrader([]string{Subprotocol}),
 		SendQueue:      cfg.SendQueue,
 		SlowConsumer:   hub.Disconnect,
-		MaxConnections: cfg.MaxConnections,
+		Limiter:        s.limiter,
+		MaxMessageRate: rate,
 		ReadLimit:      cfg.MaxMessageSize,
 		OnConnect:      ps.onConnect,
 		OnMessage:      ps.onMessage,
@@ -92,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ps.broker = s.broker
 	ps.interest = broker.NewInterest(s.broker)
-	s.metrics = newMetrics(s.hub, s.broker, ps.interest)
+	s.metrics = newMetrics(s.hub, &s.rejects, s.broker, ps.interest)
 	ps.metrics = s.metrics
 
 	mux := http.NewServeMux()
@@ -102,6 +109,8 @@ func New(cfg Config) (*Server, error) {
 		readLimit: cfg.MaxMessageSize,
 		logger:    logger,
 		conns:     &s.echo,
+		limiter:   s.limiter,
+		rejects:   &s.rejects,
 		onOpen:    func(conn *websocket.Conn) { s.metrics.connected(routeEcho, conn) },
 	}
 	mux.Handle("/echo", s.refuseWhileDraining(echo))

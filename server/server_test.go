@@ -495,6 +495,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []server.Config{
 		{TLSCertFile: "cert.pem"},
 		{MaxConnections: -1},
+		{MaxConnectionsPerIP: -1},
 		{MaxMessageSize: -1},
 		{LogLevel: "loud"},
 		{LogFormat: "xml"},

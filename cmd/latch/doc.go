@@ -22,10 +22,12 @@
 //	-tls-cert FILE              LATCH_TLS_CERT: TLS certificate (PEM); with -tls-key, serve HTTPS and wss://
 //	-tls-key FILE               LATCH_TLS_KEY: TLS private key (PEM)
 //	-allowed-origins LIST       LATCH_ALLOWED_ORIGINS: comma-separated origins accepted besides the server's own
-//	-max-connections N          LATCH_MAX_CONNECTIONS: most open WebSocket clients, more get 503 (0: unlimited)
+//	-max-connections N          LATCH_MAX_CONNECTIONS: most open WebSocket connections, /ws and /echo together; more get 503 (0: unlimited)
+//	-max-connections-per-ip N   LATCH_MAX_CONNECTIONS_PER_IP: the same per client IP (IPv6: /64); more get 429 (0: unlimited; keep 0 behind a proxy)
+//	-max-message-rate N         LATCH_MAX_MESSAGE_RATE: messages per second per /ws connection, burst as many; faster clients are throttled (default 1000; 0: off)
 //	-max-message-size BYTES     LATCH_MAX_MESSAGE_SIZE: largest message accepted; larger ones close with 1009
 //	-max-channels N             LATCH_MAX_CHANNELS: most channels per connection (default 100)
-//	-send-queue N               LATCH_SEND_QUEUE: messages queued per client; a full queue closes it with 1008 (default 256)
+//	-send-queue N               LATCH_SEND_QUEUE: publications queued per client; a full queue closes it with 1008 (default 256)
 //	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; 0: off)
 //	-compression=BOOL           LATCH_COMPRESSION: accept permessage-deflate on /ws and /echo (default true)
 //	-compression-context-takeover LATCH_COMPRESSION_CONTEXT_TAKEOVER: keep the deflate context between messages (default false)

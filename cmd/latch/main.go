@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -76,6 +77,8 @@ type serveConfig struct {
 	tlsCert, tlsKey   string
 	allowedOrigins    string // comma-separated
 	maxConns          int
+	maxConnsPerIP     int
+	maxMsgRate        float64
 	maxMsg            int64
 	maxChannels       int
 	sendQueue         int
@@ -95,10 +98,12 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and wss://")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated browser `origins` accepted besides the server's own, e.g. \"example.com,*.example.com,localhost:*\"")
-	fs.IntVar(&cfg.maxConns, "max-connections", 0, "most open WebSocket `clients`; more get HTTP 503 (0: unlimited)")
+	fs.IntVar(&cfg.maxConns, "max-connections", 0, "most open WebSocket `connections`, /ws and /echo together; more get HTTP 503 (0: unlimited)")
+	fs.IntVar(&cfg.maxConnsPerIP, "max-connections-per-ip", 0, "most open WebSocket `connections` from one client IP (IPv6: one /64), /ws and /echo together; more get HTTP 429 (0: unlimited; keep 0 behind a reverse proxy, where every client has the proxy's IP)")
+	fs.Float64Var(&cfg.maxMsgRate, "max-message-rate", server.DefaultMaxMessageRate, "most `messages` per second one /ws connection may send, with a burst of one second's worth; a faster client is throttled, not closed (0: unlimited)")
 	fs.Int64Var(&cfg.maxMsg, "max-message-size", server.DefaultMaxMessageSize, "largest message accepted, in `bytes`; larger ones close with 1009")
 	fs.IntVar(&cfg.maxChannels, "max-channels", server.DefaultMaxChannels, "most channels one connection may subscribe to")
-	fs.IntVar(&cfg.sendQueue, "send-queue", server.DefaultSendQueue, "`messages` queued per client; a client with a full queue is closed with 1008")
+	fs.IntVar(&cfg.sendQueue, "send-queue", server.DefaultSendQueue, "publication `messages` queued per client; a client with a full queue is closed with 1008 (answers to its own requests are not counted: they slow its reading instead)")
 	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 30*time.Second, "ping a client silent this `long`, drop it if it does not answer (0: off)")
 	fs.BoolVar(&cfg.compression, "compression", true, "accept permessage-deflate (RFC 7692) on /ws and /echo when a client offers it")
 	fs.BoolVar(&cfg.contextTakeover, "compression-context-takeover", false, "keep the deflate context between messages: better ratios, ~1.2 MiB more per compressed connection")
@@ -177,6 +182,10 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-max-message-size must be positive, got %d", cfg.maxMsg)
 	case cfg.maxConns < 0:
 		return bad("-max-connections must not be negative, got %d", cfg.maxConns)
+	case cfg.maxConnsPerIP < 0:
+		return bad("-max-connections-per-ip must not be negative, got %d", cfg.maxConnsPerIP)
+	case cfg.maxMsgRate < 0 || math.IsNaN(cfg.maxMsgRate) || math.IsInf(cfg.maxMsgRate, 0):
+		return bad("-max-message-rate must be a number >= 0, got %v", cfg.maxMsgRate)
 	case cfg.maxChannels <= 0:
 		return bad("-max-channels must be positive, got %d", cfg.maxChannels)
 	case cfg.sendQueue <= 0:
@@ -209,12 +218,18 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	if heartbeat == 0 {
 		heartbeat = -1 // flag 0 means off; server.Config 0 means default
 	}
+	msgRate := cfg.maxMsgRate
+	if msgRate == 0 {
+		msgRate = -1 // flag 0 means off; server.Config 0 means default
+	}
 	return server.Config{
 		Addr:                       cfg.addr,
 		TLSCertFile:                cfg.tlsCert,
 		TLSKeyFile:                 cfg.tlsKey,
 		AllowedOrigins:             splitList(cfg.allowedOrigins),
 		MaxConnections:             cfg.maxConns,
+		MaxConnectionsPerIP:        cfg.maxConnsPerIP,
+		MaxMessageRate:             msgRate,
 		MaxMessageSize:             cfg.maxMsg,
 		MaxChannels:                cfg.maxChannels,
 		SendQueue:                  cfg.sendQueue,

@@ -290,7 +290,7 @@ func TestLatchBinary(t *testing.T) {
 			}
 			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-log-level", "-log-format", "/echo",
 				"/ws", "/metrics", "/readyz", "-allowed-origins", "$LATCH_ALLOWED_ORIGINS", "-shutdown-timeout", "connect",
-				"-compression", "$LATCH_COMPRESSION_CONTEXT_TAKEOVER"} {
+				"-compression", "$LATCH_COMPRESSION_CONTEXT_TAKEOVER", "-max-connections-per-ip", "$LATCH_MAX_MESSAGE_RATE"} {
 				if !bytes.Contains(out, []byte(want)) {
 					t.Errorf("usage lacks %q:\n%s", want, out)
 				}
@@ -306,6 +306,9 @@ func TestLatchBinary(t *testing.T) {
 		{"serve", "-max-message-size", "0"},
 		{"serve", "extra"},
 		{"serve", "-max-connections", "-1"},
+		{"serve", "-max-connections-per-ip", "-1"},
+		{"serve", "-max-message-rate", "-5"},
+		{"serve", "-max-message-rate", "NaN"},
 		{"serve", "-send-queue", "0"},
 		{"serve", "-tls-cert", "c.pem"},
 		{"serve", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"},
@@ -363,7 +366,8 @@ func TestDefaults(t *testing.T) {
 	sc, status := parseServe(nil, noEnv, io.Discard, io.Discard)
 	if status != -1 || sc.Addr != ":8080" || sc.MaxConnections != 0 || sc.MaxChannels != 100 ||
 		sc.SendQueue != 256 || sc.HeartbeatInterval != 30*time.Second || sc.ShutdownTimeout != 5*time.Second ||
-		sc.AllowedOrigins != nil || sc.TLSCertFile != "" || sc.DisableCompression || sc.CompressionContextTakeover {
+		sc.AllowedOrigins != nil || sc.TLSCertFile != "" || sc.DisableCompression || sc.CompressionContextTakeover ||
+		sc.MaxConnectionsPerIP != 0 || sc.MaxMessageRate != 1000 {
 		t.Errorf("server config by default = %+v", sc)
 	}
 }
@@ -386,6 +390,8 @@ func TestEnvironment(t *testing.T) {
 		"LATCH_ADDR":                         "127.0.0.1:9999",
 		"LATCH_ALLOWED_ORIGINS":              " a.example, *.b.example ,,",
 		"LATCH_MAX_CONNECTIONS":              "7",
+		"LATCH_MAX_CONNECTIONS_PER_IP":       "5",
+		"LATCH_MAX_MESSAGE_RATE":             "0",
 		"LATCH_MAX_MESSAGE_SIZE":             "4096",
 		"LATCH_MAX_CHANNELS":                 "3",
 		"LATCH_SEND_QUEUE":                   "9",
@@ -409,7 +415,7 @@ func TestEnvironment(t *testing.T) {
 		cfg.MaxConnections != 7 || cfg.MaxMessageSize != 4096 || cfg.MaxChannels != 3 || cfg.SendQueue != 9 ||
 		cfg.HeartbeatInterval >= 0 || cfg.ShutdownTimeout != 2*time.Second || cfg.LogLevel != "debug" ||
 		cfg.LogFormat != "json" || cfg.TLSCertFile != "c.pem" || cfg.TLSKeyFile != "k.pem" ||
-		!cfg.DisableCompression || !cfg.CompressionContextTakeover {
+		!cfg.DisableCompression || !cfg.CompressionContextTakeover || cfg.MaxConnectionsPerIP != 5 || cfg.MaxMessageRate >= 0 {
 		t.Errorf("config from the environment = %+v", cfg)
 	}
 
