@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/latchws/latch/broker"
+	"github.com/latchws/latch/websocket"
 )
 
 // Defaults applied by [New] to zero fields of [Config].
@@ -19,6 +22,25 @@ const (
 	DefaultSendQueue       = 256
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultPublishTimeout  = 5 * time.Second
+
+	// DefaultMaxMessageSize bounds a /ws message: the protocol's requests
+	// are small JSON documents (Centrifugo allows 64 KiB too).
+	DefaultMaxMessageSize int64 = 64 << 10
+	// DefaultEchoMaxMessageSize bounds an /echo message: the websocket
+	// package's default read limit (16 MiB).
+	DefaultEchoMaxMessageSize int64 = websocket.DefaultReadLimit
+
+	// DefaultHTTPIdleTimeout closes a keep-alive connection that sends no
+	// next request.
+	DefaultHTTPIdleTimeout = 60 * time.Second
+	// DefaultHTTPReadTimeout bounds reading a whole request, head and body.
+	DefaultHTTPReadTimeout = 30 * time.Second
+	// DefaultHTTPWriteTimeout bounds writing a response.
+	DefaultHTTPWriteTimeout = 30 * time.Second
+	// DefaultMaxHeaderBytes bounds a request head, as nginx does (32 KiB;
+	// Node allows 16 KiB, net/http 1 MiB): room for a WebSocket handshake
+	// with large cookies, not for a megabyte per pending handshake.
+	DefaultMaxHeaderBytes = 32 << 10
 )
 
 // BrokerFunc builds the broker of a server. [New] calls it once with the
@@ -44,9 +66,47 @@ type Config struct {
 	// HTTP 503. 0 means unlimited.
 	MaxConnections int
 
-	// MaxMessageSize is the largest message accepted, in bytes; a larger
-	// one closes the connection with 1009. 0 means DefaultMaxMessageSize.
+	// MaxMessageSize is the largest message accepted on /ws, in bytes; a
+	// larger one closes the connection with 1009. 0 means
+	// DefaultMaxMessageSize.
 	MaxMessageSize int64
+
+	// EchoMaxMessageSize is the same bound for /echo; 0 means
+	// DefaultEchoMaxMessageSize.
+	EchoMaxMessageSize int64
+
+	// AllowedHosts lists the names the Host header may carry, against DNS
+	// rebinding: "example.com", "*.example.com", "example.com:8443" (a
+	// pattern without a port matches any port), matched with path.Match,
+	// case-insensitively. Other requests get 421 Misdirected Request. IP
+	// literals are always accepted, and /healthz and /readyz are exempt.
+	// Empty means: only "localhost" and "*.localhost" when Addr is a
+	// loopback address (localhost, 127.0.0.1, [::1]), any Host otherwise.
+	AllowedHosts []string
+
+	// AdminAddr, if set, is a second listen address serving /metrics and
+	// net/http/pprof's /debug/pprof/; /metrics is then no longer served on
+	// Addr. Empty: /metrics on Addr, pprof nowhere.
+	AdminAddr string
+
+	// AdminDebugHandler, if set, serves /debug/ on AdminAddr; cmd/latch
+	// sets net/http/pprof's handlers. This package does not import
+	// net/http/pprof: its init would also register them on
+	// http.DefaultServeMux of every program that links the server.
+	AdminDebugHandler http.Handler
+
+	// HTTPIdleTimeout closes a keep-alive connection idle this long
+	// between requests; HTTPReadTimeout bounds reading a whole request
+	// (head and body) and HTTPWriteTimeout writing its response. None of
+	// them applies to a WebSocket once upgraded. For each, 0 means its
+	// default (DefaultHTTPIdleTimeout, DefaultHTTPReadTimeout,
+	// DefaultHTTPWriteTimeout) and < 0 no bound.
+	HTTPIdleTimeout, HTTPReadTimeout, HTTPWriteTimeout time.Duration
+
+	// MaxHeaderBytes bounds the request head (request line and headers);
+	// a larger one gets 431 Request Header Fields Too Large. 0 means
+	// DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
 
 	// MaxChannels bounds subscriptions per connection; 0 means
 	// DefaultMaxChannels.
@@ -104,6 +164,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("max connections must not be negative, got %d", c.MaxConnections)
 	case c.MaxMessageSize < 0:
 		return c, fmt.Errorf("max message size must not be negative, got %d", c.MaxMessageSize)
+	case c.EchoMaxMessageSize < 0:
+		return c, fmt.Errorf("echo max message size must not be negative, got %d", c.EchoMaxMessageSize)
+	case c.MaxHeaderBytes < 0:
+		return c, fmt.Errorf("max header bytes must not be negative, got %d", c.MaxHeaderBytes)
 	case c.MaxChannels < 0:
 		return c, fmt.Errorf("max channels must not be negative, got %d", c.MaxChannels)
 	case c.SendQueue < 0:
@@ -115,6 +179,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	for _, pat := range c.AllowedHosts {
+		if _, err := path.Match(strings.ToLower(pat), ""); err != nil || pat == "" {
+			return c, fmt.Errorf("allowed host %q is not a valid pattern", pat)
+		}
+	}
+	if c.EchoMaxMessageSize == 0 {
+		c.EchoMaxMessageSize = DefaultEchoMaxMessageSize
+	}
+	c.HTTPIdleTimeout = durationOrDefault(c.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	c.HTTPReadTimeout = durationOrDefault(c.HTTPReadTimeout, DefaultHTTPReadTimeout)
+	c.HTTPWriteTimeout = durationOrDefault(c.HTTPWriteTimeout, DefaultHTTPWriteTimeout)
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.MaxChannels == 0 {
 		c.MaxChannels = DefaultMaxChannels
@@ -138,6 +216,18 @@ func (c Config) withDefaults() (Config, error) {
 		c.LogOutput = os.Stderr
 	}
 	return c, nil
+}
+
+// durationOrDefault maps the Config convention (0: default, < 0: off) to
+// net/http's (0: off).
+func durationOrDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // NewLogger returns a slog logger writing to w at level (debug, info, warn
