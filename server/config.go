@@ -218,14 +218,12 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// durationOrDefault maps the Config convention (0: default, < 0: off) to
-// net/http's (0: off).
+// durationOrDefault replaces 0 by the default. A negative bound stays
+// negative: http.Server reads it as none (where 0 would make IdleTimeout
+// fall back to ReadTimeout).
 func durationOrDefault(d, def time.Duration) time.Duration {
-	switch {
-	case d == 0:
+	if d == 0 {
 		return def
-	case d < 0:
-		return 0
 	}
 	return d
 }

@@ -63,6 +63,27 @@ func TestHTTPIdleTimeoutClosesKeepAlive(t *testing.T) {
 	}
 }
 
+// A negative idle timeout is none, even with a read timeout set (which
+// net/http would use for a zero IdleTimeout).
+func TestHTTPIdleTimeoutOff(t *testing.T) {
+	t.Parallel()
+	const read = 200 * time.Millisecond
+	_, addr := serve(t, server.Config{HTTPIdleTimeout: -1, HTTPReadTimeout: read})
+	conn, br := rawHTTP(t, addr)
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(3 * read) // idle for longer than the read timeout
+		}
+		fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the kept-alive connection: %v", i+1, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
 func TestHTTPReadTimeoutCutsSlowBody(t *testing.T) {
 	t.Parallel()
 	_, addr := serve(t, server.Config{HTTPReadTimeout: 300 * time.Millisecond})

@@ -155,10 +155,14 @@ func New(cfg Config) (*Server, error) {
 // WebSocket is upgraded its deadlines are the websocket package's: the
 // Upgrader clears net/http's after Hijack.
 func (s *Server) newHTTPServer(addr string, h http.Handler, writeTimeout time.Duration) *http.Server {
+	headerTimeout := readHeaderTimeout
+	if r := s.cfg.HTTPReadTimeout; r > 0 && r < headerTimeout {
+		headerTimeout = r // the head is part of the whole request
+	}
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       s.cfg.HTTPReadTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       s.cfg.HTTPIdleTimeout,
