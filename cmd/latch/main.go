@@ -37,6 +37,7 @@ Routes:
   /echo     echoes every WebSocket message back
   /         the demo page
   /metrics  Prometheus metrics (on -admin-addr instead, if set)
+  /debug/pprof/  on -admin-addr only: net/http/pprof's profiles
   /healthz  200 while the process runs
   /readyz   200 while serving, 503 while shutting down
 
