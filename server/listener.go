@@ -99,12 +99,12 @@ func (l *limitListener) refuseWithSpare() bool {
 
 // refuse answers c 503 without waiting for its request, and closes it.
 func (l *limitListener) refuse(c net.Conn) {
+	if l.onReject != nil {
+		l.onReject() // first: counted by the time the client reads the answer
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
 	_, _ = c.Write(rejectResponse)
 	_ = c.Close()
-	if l.onReject != nil {
-		l.onReject()
-	}
 }
 
 // Close closes the listener first, which ends an Accept waiting in
