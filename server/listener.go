@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -17,6 +18,18 @@ const descriptorReserve = 64
 // rejectWriteTimeout bounds the write of a 503 from the accept loop; the
 // answer fits any fresh socket's send buffer, so it only bites a broken one.
 const rejectWriteTimeout = 100 * time.Millisecond
+
+// A refused connection lingers, on a goroutine of its own, for up to
+// rejectLinger after its 503, reading and discarding what the client sends:
+// closing a socket with unread input resets it (RFC 2525 §2.17), and a
+// reset can destroy the 503 still in flight; net/http lingers likewise
+// after an error answer. At most maxLingering linger at once, within
+// descriptorReserve; beyond that, and on the spare descriptor, a refused
+// connection is closed at once.
+const (
+	rejectLinger = time.Second
+	maxLingering = 16
+)
 
 // rejectResponse is the whole answer to a connection refused for want of
 // descriptors. It is sent without reading the request, which may not even
@@ -37,18 +50,19 @@ var rejectResponse = func() []byte {
 // Accept is called from one goroutine (http.Server.Serve's loop).
 type limitListener struct {
 	net.Listener
-	max      int64        // immutable; live connections allowed, 0: no bound
-	live     atomic.Int64 // accepted connections not yet closed
-	onReject func()       // immutable; counts one refused connection
-	closed   atomic.Bool  // set by Close; the spare is not reopened after
-	spareMu  sync.Mutex   // guards spare
-	spare    *os.File     // a descriptor held back for refusing when none is left; nil if none
+	max      int64         // immutable; live connections allowed, 0: no bound
+	live     atomic.Int64  // accepted connections not yet closed
+	onReject func()        // immutable; counts one refused connection
+	closed   atomic.Bool   // set by Close; the spare is not reopened after
+	linger   chan struct{} // immutable; one token per lingering refused connection
+	spareMu  sync.Mutex    // guards spare
+	spare    *os.File      // a descriptor held back for refusing when none is left; nil if none
 }
 
 // newLimitListener wraps ln with a bound of max live connections (0: none)
 // and a spare descriptor where the platform has descriptor limits.
 func newLimitListener(ln net.Listener, max int64, onReject func()) *limitListener {
-	l := &limitListener{Listener: ln, max: max, onReject: onReject}
+	l := &limitListener{Listener: ln, max: max, onReject: onReject, linger: make(chan struct{}, maxLingering)}
 	if max > 0 {
 		l.spare = openSpare()
 	}
@@ -65,7 +79,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.max > 0 && l.live.Load() >= l.max {
-			l.refuse(c)
+			l.refuse(c, true)
 			continue
 		}
 		l.live.Add(1)
@@ -89,7 +103,7 @@ func (l *limitListener) refuseWithSpare() bool {
 	l.spare = nil
 	c, err := l.Listener.Accept()
 	if err == nil {
-		l.refuse(c)
+		l.refuse(c, false) // the spare must come back now
 	}
 	if !l.closed.Load() {
 		l.spare = openSpare()
@@ -97,14 +111,32 @@ func (l *limitListener) refuseWithSpare() bool {
 	return err == nil
 }
 
-// refuse answers c 503 without waiting for its request, and closes it.
-func (l *limitListener) refuse(c net.Conn) {
+// refuse answers c 503 without waiting for its request, and closes it,
+// after a bounded linger if allowed and a slot is free.
+func (l *limitListener) refuse(c net.Conn, linger bool) {
 	if l.onReject != nil {
 		l.onReject() // first: counted by the time the client reads the answer
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
-	_, _ = c.Write(rejectResponse)
-	_ = c.Close()
+	if _, err := c.Write(rejectResponse); err != nil || !linger {
+		_ = c.Close()
+		return
+	}
+	select {
+	case l.linger <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.linger }()
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite() // FIN after the 503: the client sees the end
+		}
+		_ = c.SetReadDeadline(time.Now().Add(rejectLinger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+		_ = c.Close()
+	}()
 }
 
 // Close closes the listener first, which ends an Accept waiting in
