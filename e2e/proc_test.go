@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,15 +69,25 @@ type latchProc struct {
 	exited   chan struct{} // closed after cmd.Wait returned
 	err      error         // cmd.Wait's result, once exited is closed
 	exitedAt time.Time     // when cmd.Wait returned, once exited is closed
+
+	adminAddr string // host:port of -admin-addr, if given
 }
 
 // startLatch runs the latch binary on 127.0.0.1:0 with extra flags and
 // waits for its listening line. Cleanup kills it if it is still running.
 func startLatch(t *testing.T, flags ...string) *latchProc {
 	t.Helper()
+	return startLatchUnder(t, nil, flags...)
+}
+
+// startLatchUnder is startLatch with the binary run by a wrapper command,
+// such as prlimit.
+func startLatchUnder(t *testing.T, wrapper []string, flags ...string) *latchProc {
+	t.Helper()
 	bin := buildLatch(t)
-	args := append([]string{"serve", "-addr", "127.0.0.1:0"}, flags...)
-	p := &latchProc{cmd: exec.Command(bin, args...), stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	args := append(slices.Clone(wrapper), bin, "serve", "-addr", "127.0.0.1:0")
+	args = append(args, flags...)
+	p := &latchProc{cmd: exec.Command(args[0], args[1:]...), stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -85,7 +96,7 @@ func startLatch(t *testing.T, flags ...string) *latchProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start latch: %v", err)
 	}
-	lines := make(chan string, 1)
+	lines := make(chan string, 2)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -120,6 +131,18 @@ func startLatch(t *testing.T, flags ...string) *latchProc {
 		t.Fatalf("latch exited before listening: %v\n%s", p.err, p.stderr)
 	case <-time.After(15 * time.Second):
 		t.Fatalf("latch did not listen within 15s\n%s", p.stderr)
+	}
+	if slices.Contains(flags, "-admin-addr") {
+		const prefix = "latch: admin on http://"
+		select {
+		case line := <-lines:
+			if !strings.HasPrefix(line, prefix) {
+				t.Fatalf("second line %q, want %q + address", line, prefix)
+			}
+			p.adminAddr = strings.TrimPrefix(line, prefix)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("latch printed no admin address within 5s\n%s", p.stderr)
+		}
 	}
 	return p
 }

@@ -133,7 +133,8 @@ func TestSlowConsumer(t *testing.T) {
 		size     = 64 << 10 // bytes of data per message
 		fast     = 2
 	)
-	p := startLatch(t, "-send-queue", fmt.Sprint(sendQueue), "-log-level", "warn")
+	// Publications of 64 KiB of data are over the default /ws limit.
+	p := startLatch(t, "-send-queue", fmt.Sprint(sendQueue), "-max-message-size", fmt.Sprint(size+1024), "-log-level", "warn")
 	url := p.url("/ws")
 
 	slow := dialRaw(t, p.addr)

@@ -75,4 +75,14 @@
 // returns, every client has gone through OnDisconnect and no goroutine of
 // the hub is left. http.Server.Shutdown does not know about hijacked
 // connections; [Hub.RegisterOnShutdown] makes it call Shutdown.
+//
+// # HTTP server bounds
+//
+// The http.Server in front of a hub bounds what happens before the upgrade:
+// set ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout and
+// MaxHeaderBytes (net/http's default is 1 MiB of headers per pending
+// handshake; 32 KiB is ample) as in the example of an http.Server. None of
+// them cuts a WebSocket: the Upgrader clears the connection's deadlines
+// after Hijack, and from then on the heartbeat and [Config.WriteTimeout]
+// bound it.
 package hub

@@ -3,6 +3,8 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"time"
@@ -65,6 +67,54 @@ func Example() {
 	// shutdown: <nil>
 	// websocket: close 1001 (going away): server shutting down
 	// websocket: close 1001 (going away): server shutting down
+}
+
+// A hub behind an http.Server with every bound set: the WebSocket routes
+// need them as much as any HTTP route, for the time before the upgrade.
+// Once upgraded, a connection keeps its own deadlines (heartbeat, write
+// timeout): the Upgrader clears the server's after Hijack, so ReadTimeout
+// and WriteTimeout never cut a WebSocket.
+func Example_httpServer() {
+	h := hub.New(hub.Config{
+		OnMessage: func(c *hub.Client, messageType int, data []byte) { c.Send(messageType, data) },
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second, // slowloris on the request head
+		ReadTimeout:       30 * time.Second, // a whole request, head and body
+		WriteTimeout:      30 * time.Second, // a whole response
+		IdleTimeout:       60 * time.Second, // a keep-alive connection between requests
+		MaxHeaderBytes:    32 << 10,         // room for cookies, not 1 MiB per pending handshake
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go srv.Serve(ln)
+
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/ws", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("hello"))
+	_, msg, err := c.ReadMessage()
+	fmt.Printf("%s %v\n", msg, err)
+
+	go c.ReadMessage() // answers the server's close frame
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// http.Server.Shutdown does not see hijacked connections: the hub first.
+	fmt.Println("hub:", h.Shutdown(ctx))
+	fmt.Println("http:", srv.Shutdown(ctx))
+	// Output:
+	// hello <nil>
+	// hub: <nil>
+	// http: <nil>
 }
 
 // Stats after a message was published to two subscribers.

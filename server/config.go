@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/latchws/latch/broker"
+	"github.com/latchws/latch/websocket"
 )
 
 // Defaults applied by [New] to zero fields of [Config].
@@ -23,6 +26,25 @@ const (
 	// and what the e2e workloads send on one connection, and still stops
 	// a flood: 1,000 messages a second, with a burst of as many.
 	DefaultMaxMessageRate = 1000
+
+	// DefaultMaxMessageSize bounds a /ws message: the protocol's requests
+	// are small JSON documents (Centrifugo allows 64 KiB too).
+	DefaultMaxMessageSize int64 = 64 << 10
+	// DefaultEchoMaxMessageSize bounds an /echo message: the websocket
+	// package's default read limit (16 MiB).
+	DefaultEchoMaxMessageSize int64 = websocket.DefaultReadLimit
+
+	// DefaultHTTPIdleTimeout closes a keep-alive connection that sends no
+	// next request.
+	DefaultHTTPIdleTimeout = 60 * time.Second
+	// DefaultHTTPReadTimeout bounds reading a whole request, head and body.
+	DefaultHTTPReadTimeout = 30 * time.Second
+	// DefaultHTTPWriteTimeout bounds writing a response.
+	DefaultHTTPWriteTimeout = 30 * time.Second
+	// DefaultMaxHeaderBytes bounds a request head, as nginx does (32 KiB;
+	// Node allows 16 KiB, net/http 1 MiB): room for a WebSocket handshake
+	// with large cookies, not for a megabyte per pending handshake.
+	DefaultMaxHeaderBytes = 32 << 10
 )
 
 // BrokerFunc builds the broker of a server. [New] calls it once with the
@@ -61,9 +83,47 @@ type Config struct {
 	// 0 means DefaultMaxMessageRate, < 0 turns the bound off.
 	MaxMessageRate float64
 
-	// MaxMessageSize is the largest message accepted, in bytes; a larger
-	// one closes the connection with 1009. 0 means DefaultMaxMessageSize.
+	// MaxMessageSize is the largest message accepted on /ws, in bytes; a
+	// larger one closes the connection with 1009. 0 means
+	// DefaultMaxMessageSize.
 	MaxMessageSize int64
+
+	// EchoMaxMessageSize is the same bound for /echo; 0 means
+	// DefaultEchoMaxMessageSize.
+	EchoMaxMessageSize int64
+
+	// AllowedHosts lists the names the Host header may carry, against DNS
+	// rebinding: "example.com", "*.example.com", "example.com:8443" (a
+	// pattern without a port matches any port), matched with path.Match,
+	// case-insensitively. Other requests get 421 Misdirected Request. IP
+	// literals are always accepted, and /healthz and /readyz are exempt.
+	// Empty means: only "localhost" and "*.localhost" when Addr is a
+	// loopback address (localhost, 127.0.0.1, [::1]), any Host otherwise.
+	AllowedHosts []string
+
+	// AdminAddr, if set, is a second listen address serving /metrics and
+	// net/http/pprof's /debug/pprof/; /metrics is then no longer served on
+	// Addr. Empty: /metrics on Addr, pprof nowhere.
+	AdminAddr string
+
+	// AdminDebugHandler, if set, serves /debug/ on AdminAddr; cmd/latch
+	// sets net/http/pprof's handlers. This package does not import
+	// net/http/pprof: its init would also register them on
+	// http.DefaultServeMux of every program that links the server.
+	AdminDebugHandler http.Handler
+
+	// HTTPIdleTimeout closes a keep-alive connection idle this long
+	// between requests; HTTPReadTimeout bounds reading a whole request
+	// (head and body) and HTTPWriteTimeout writing its response. None of
+	// them applies to a WebSocket once upgraded. For each, 0 means its
+	// default (DefaultHTTPIdleTimeout, DefaultHTTPReadTimeout,
+	// DefaultHTTPWriteTimeout) and < 0 no bound.
+	HTTPIdleTimeout, HTTPReadTimeout, HTTPWriteTimeout time.Duration
+
+	// MaxHeaderBytes bounds the request head (request line and headers);
+	// a larger one gets 431 Request Header Fields Too Large. 0 means
+	// DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
 
 	// MaxChannels bounds subscriptions per connection; 0 means
 	// DefaultMaxChannels.
@@ -124,6 +184,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("max connections per IP must not be negative, got %d", c.MaxConnectionsPerIP)
 	case c.MaxMessageSize < 0:
 		return c, fmt.Errorf("max message size must not be negative, got %d", c.MaxMessageSize)
+	case c.EchoMaxMessageSize < 0:
+		return c, fmt.Errorf("echo max message size must not be negative, got %d", c.EchoMaxMessageSize)
+	case c.MaxHeaderBytes < 0:
+		return c, fmt.Errorf("max header bytes must not be negative, got %d", c.MaxHeaderBytes)
 	case c.MaxChannels < 0:
 		return c, fmt.Errorf("max channels must not be negative, got %d", c.MaxChannels)
 	case c.SendQueue < 0:
@@ -135,6 +199,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	for _, pat := range c.AllowedHosts {
+		if _, err := path.Match(strings.ToLower(pat), ""); err != nil || pat == "" {
+			return c, fmt.Errorf("allowed host %q is not a valid pattern", pat)
+		}
+	}
+	if c.EchoMaxMessageSize == 0 {
+		c.EchoMaxMessageSize = DefaultEchoMaxMessageSize
+	}
+	c.HTTPIdleTimeout = durationOrDefault(c.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	c.HTTPReadTimeout = durationOrDefault(c.HTTPReadTimeout, DefaultHTTPReadTimeout)
+	c.HTTPWriteTimeout = durationOrDefault(c.HTTPWriteTimeout, DefaultHTTPWriteTimeout)
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.MaxChannels == 0 {
 		c.MaxChannels = DefaultMaxChannels
@@ -161,6 +239,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.LogOutput = os.Stderr
 	}
 	return c, nil
+}
+
+// durationOrDefault replaces 0 by the default. A negative bound stays
+// negative: http.Server reads it as none (where 0 would make IdleTimeout
+// fall back to ReadTimeout).
+func durationOrDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
 
 // NewLogger returns a slog logger writing to w at level (debug, info, warn

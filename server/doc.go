@@ -8,6 +8,23 @@
 //	/healthz  200 while the process runs
 //	/readyz   200 while serving, 503 once [Server.Shutdown] began
 //
+// With Config.AdminAddr, /metrics moves to that address, beside /debug/
+// (Config.AdminDebugHandler; cmd/latch passes net/http/pprof's handlers).
+//
+// # Bounds
+//
+// The http.Server is bounded as the package hub's example shows: request
+// head (10 s), whole request (Config.HTTPReadTimeout, 30 s), response
+// (Config.HTTPWriteTimeout, 30 s), idle keep-alive (Config.HTTPIdleTimeout,
+// 60 s), head size (Config.MaxHeaderBytes, 32 KiB: 431 beyond). None of
+// them applies to a WebSocket once upgraded. Config.AllowedHosts checks the
+// Host header (421 Misdirected Request, RFC 9110 §15.5.20), by default
+// only on a loopback address, where DNS rebinding is the threat.
+// [Server.Serve] keeps accepted connections within the descriptor limit and
+// answers 503 itself beyond it. Messages are bounded per route:
+// Config.MaxMessageSize (64 KiB) on /ws, Config.EchoMaxMessageSize
+// (16 MiB) on /echo.
+//
 // # Pub/sub
 //
 // The protocol runs in the hub's callbacks: each text message is one JSON

@@ -13,10 +13,6 @@ import (
 	"github.com/latchws/latch/websocket"
 )
 
-// DefaultMaxMessageSize is the websocket package's default read limit: a
-// larger message fails the connection with 1009 unless configured otherwise.
-const DefaultMaxMessageSize int64 = websocket.DefaultReadLimit
-
 // NewEchoHandler returns a handler that upgrades with u and echoes every
 // message back with the same type and payload until the connection ends.
 //

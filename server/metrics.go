@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/latchws/latch/broker"
@@ -24,6 +25,7 @@ type metrics struct {
 	publishes   prometheus.Counter
 	protoErrors *prometheus.CounterVec
 	compressed  *prometheus.CounterVec
+	refused     atomic.Uint64 // connections answered 503 at accept, for want of descriptors
 }
 
 // Route labels of latch_compressed_connections_total.
@@ -66,7 +68,7 @@ func newMetrics(h *hub.Hub, echoRejects *rejectCounts, b broker.Broker, in *brok
 	}
 	m.registry.MustRegister(
 		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed,
-		&hubCollector{hub: h, echoRejects: echoRejects},
+		&hubCollector{hub: h, echoRejects: echoRejects, refused: &m.refused},
 		&brokerCollector{broker: b, interest: in},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -79,6 +81,8 @@ func (m *metrics) handler() http.Handler {
 }
 
 func (m *metrics) published() { m.publishes.Inc() }
+
+func (m *metrics) refusedForDescriptors() { m.refused.Add(1) }
 
 func (m *metrics) observeFanout(d time.Duration, recipients int) {
 	m.fanout.Observe(d.Seconds())
@@ -108,7 +112,7 @@ var (
 	descDisconnected = prometheus.NewDesc("latch_connections_ended_total",
 		"WebSocket connections ended.", nil, nil)
 	descRejected = prometheus.NewDesc("latch_upgrades_rejected_total",
-		"WebSocket upgrades refused on /ws and /echo, by reason.", []string{"reason"}, nil)
+		"WebSocket upgrades refused on /ws and /echo, by reason (descriptors: connections answered 503 at accept).", []string{"reason"}, nil)
 	descMessagesIn = prometheus.NewDesc("latch_messages_received_total",
 		"Data messages received from clients.", nil, nil)
 	descBytesIn = prometheus.NewDesc("latch_received_bytes_total",
@@ -130,10 +134,13 @@ var (
 )
 
 // hubCollector exports hub.Stats at scrape time, so the hub needs no
-// dependency on Prometheus and the counters are never double-kept.
+// dependency on Prometheus and the counters are never double-kept. The
+// server's own refusals at accept join the hub's rejections as reason
+// "descriptors".
 type hubCollector struct {
 	hub         *hub.Hub
-	echoRejects *rejectCounts // /echo's refusals, added to the hub's
+	echoRejects *rejectCounts  // /echo's refusals, added to the hub's
+	refused     *atomic.Uint64 // connections answered 503 at accept
 }
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -162,8 +169,9 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range rejectReasons {
 		counter(descRejected, s.Rejected[r], r)
 	}
+	counter(descRejected, c.refused.Load(), "descriptors")
 	for r, n := range s.Rejected {
-		if !knownReason(r) {
+		if !knownReason(r) && r != "descriptors" {
 			counter(descRejected, n, r)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +25,8 @@ const (
 )
 
 // Server is the latch application: the pub/sub protocol on /ws, an echo
-// service on /echo, the demo page on /, Prometheus metrics on /metrics and
-// health checks on /healthz and /readyz.
+// service on /echo, the demo page on /, Prometheus metrics on /metrics (or
+// on the admin address) and health checks on /healthz and /readyz.
 type Server struct {
 	cfg      Config       // immutable after New
 	logger   *slog.Logger // immutable after New
@@ -35,9 +37,16 @@ type Server struct {
 	limiter  *hub.Limiter       // admits every WebSocket, /ws and /echo alike
 	rejects  rejectCounts       // /echo upgrades the limiter refused; the hub counts /ws's
 	metrics  *metrics
+	hosts    *hostPolicy // immutable after New
 	handler  http.Handler
 	http     *http.Server
-	draining atomic.Bool // set by Shutdown; /readyz answers 503 from then on
+	admin    *http.Server // immutable after New; nil without Config.AdminAddr
+	draining atomic.Bool  // set by Shutdown; /readyz answers 503 from then on
+
+	adminMu      sync.Mutex
+	adminLn      net.Listener // guarded by adminMu; bound by ListenAdmin
+	adminServing bool         // guarded by adminMu; set once admin.Serve runs
+	adminClosed  bool         // guarded by adminMu; set by Shutdown
 }
 
 // New returns a server configured by cfg, with defaults for its zero
@@ -69,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 	ps := &pubsub{maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, logger: logger}
 	ps.stopping, s.stop = context.WithCancel(context.Background())
 	s.hub = hub.New(hub.Config{
-		Upgrader:       s.upgrader([]string{Subprotocol}),
+		Upgrader:       s.upgrader([]string{Subprotocol}, cfg.MaxMessageSize),
 		SendQueue:      cfg.SendQueue,
 		SlowConsumer:   hub.Disconnect,
 		Limiter:        s.limiter,
@@ -105,8 +114,8 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.hub)
 	echo := &echoHandler{
-		upgrader:  s.upgrader(nil),
-		readLimit: cfg.MaxMessageSize,
+		upgrader:  s.upgrader(nil, cfg.EchoMaxMessageSize),
+		readLimit: cfg.EchoMaxMessageSize,
 		logger:    logger,
 		conns:     &s.echo,
 		limiter:   s.limiter,
@@ -114,7 +123,11 @@ func New(cfg Config) (*Server, error) {
 		onOpen:    func(conn *websocket.Conn) { s.metrics.connected(routeEcho, conn) },
 	}
 	mux.Handle("/echo", s.refuseWhileDraining(echo))
-	mux.Handle("GET /metrics", s.metrics.handler())
+	if cfg.AdminAddr == "" {
+		mux.Handle("GET /metrics", s.metrics.handler())
+	} else {
+		mux.Handle("/metrics", http.NotFoundHandler()) // served on the admin address only
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		// The process runs and serves HTTP: that is all liveness means.
 		writeText(w, http.StatusOK, "ok\n")
@@ -127,26 +140,72 @@ func New(cfg Config) (*Server, error) {
 		writeText(w, http.StatusOK, "ready\n")
 	})
 	mux.Handle("/", http.FileServerFS(web.FS))
-	s.handler = mux
+	// Probes may use any Host: an orchestrator's, an IP, a service name.
+	s.hosts = newHostPolicy(cfg.AllowedHosts, cfg.Addr)
+	s.handler = hostCheck(s.hosts, map[string]bool{"/healthz": true, "/readyz": true}, mux)
 
-	s.http = &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           mux,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	s.http = s.newHTTPServer(cfg.Addr, s.handler, cfg.HTTPWriteTimeout)
 	s.http.TLSConfig = tlsConfig
+	if cfg.AdminAddr != "" {
+		admin := http.NewServeMux()
+		admin.Handle("GET /metrics", s.metrics.handler())
+		if cfg.AdminDebugHandler != nil {
+			admin.Handle("/debug/", cfg.AdminDebugHandler)
+		}
+		// The admin port answers loopback names only when it is on
+		// loopback; -allowed-hosts names the public port's hosts.
+		h := hostCheck(newHostPolicy(nil, cfg.AdminAddr), nil, writeDeadline(cfg.HTTPWriteTimeout, admin))
+		s.admin = s.newHTTPServer(cfg.AdminAddr, h, 0)
+	}
 	return s, nil
 }
 
+// newHTTPServer returns an http.Server with the configured bounds. Once a
+// WebSocket is upgraded its deadlines are the websocket package's: the
+// Upgrader clears net/http's after Hijack.
+func (s *Server) newHTTPServer(addr string, h http.Handler, writeTimeout time.Duration) *http.Server {
+	headerTimeout := readHeaderTimeout
+	if r := s.cfg.HTTPReadTimeout; r > 0 && r < headerTimeout {
+		headerTimeout = r // the head is part of the whole request
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// writeDeadline bounds each response's write to d (0: no bound), plus
+// the duration a ?seconds= parameter asks for: a 30 s CPU profile must not
+// be cut by a 30 s write timeout (net/http/pprof refuses such a request
+// outright when http.Server.WriteTimeout is set).
+func writeDeadline(d time.Duration, next http.Handler) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		total := d
+		if sec, err := strconv.Atoi(r.URL.Query().Get("seconds")); err == nil && sec > 0 && sec < 24*3600 {
+			total += time.Duration(sec) * time.Second
+		}
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(total))
+		next.ServeHTTP(w, r)
+	})
+}
+
 // upgrader returns an Upgrader with the configured origins, heartbeat and
-// compression.
-func (s *Server) upgrader(subprotocols []string) *websocket.Upgrader {
+// compression, and readLimit.
+func (s *Server) upgrader(subprotocols []string, readLimit int64) *websocket.Upgrader {
 	return &websocket.Upgrader{
 		HandshakeTimeout:           handshakeTimeout,
 		Subprotocols:               subprotocols,
 		OriginPatterns:             s.cfg.AllowedOrigins,
-		ReadLimit:                  s.cfg.MaxMessageSize,
+		ReadLimit:                  readLimit,
 		HeartbeatInterval:          s.cfg.HeartbeatInterval,
 		EnableCompression:          !s.cfg.DisableCompression,
 		CompressionContextTakeover: s.cfg.CompressionContextTakeover,
@@ -195,14 +254,70 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
+// ListenAdmin binds Config.AdminAddr, if set and not yet bound, and
+// returns the bound address (nil without an admin address). [Server.Serve]
+// calls it; call it first to learn the address or fail early.
+func (s *Server) ListenAdmin() (net.Addr, error) {
+	if s.admin == nil {
+		return nil, nil
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if s.adminClosed {
+		return nil, http.ErrServerClosed
+	}
+	if s.adminLn == nil {
+		ln, err := net.Listen("tcp", s.cfg.AdminAddr)
+		if err != nil {
+			return nil, fmt.Errorf("server: admin address: %w", err)
+		}
+		s.adminLn = ln
+	}
+	return s.adminLn.Addr(), nil
+}
+
 // Serve accepts connections on ln, over TLS if configured, until
 // [Server.Shutdown]; then it returns http.ErrServerClosed, like
-// http.Server.Serve.
+// http.Server.Serve. It also starts the admin server if one is configured.
+//
+// Accepted connections are kept below the descriptor limit (RLIMIT_NOFILE
+// less the descriptors open now and a reserve of 64): beyond it, and when
+// accept fails for want of descriptors, a new connection gets an immediate
+// 503 instead of waiting in the backlog until it times out. Such refusals
+// count in latch_upgrades_rejected_total{reason="descriptors"}.
 func (s *Server) Serve(ln net.Listener) error {
+	if err := s.serveAdmin(); err != nil {
+		ln.Close()
+		return err
+	}
+	budget := connectionBudget()
+	s.logger.Info("serving", "addr", ln.Addr().String(), "allowed_hosts", s.hosts.describe, "max_open_connections", budget)
+	ln = newLimitListener(ln, budget, s.metrics.refusedForDescriptors)
 	if s.http.TLSConfig != nil {
 		ln = tls.NewListener(ln, s.http.TLSConfig)
 	}
 	return s.http.Serve(ln)
+}
+
+// serveAdmin starts the admin server once, in its own goroutine.
+func (s *Server) serveAdmin() error {
+	if _, err := s.ListenAdmin(); err != nil || s.admin == nil {
+		return err
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if s.adminServing {
+		return nil
+	}
+	s.adminServing = true
+	ln := s.adminLn
+	s.logger.Info("serving admin", "addr", ln.Addr().String(), "routes", "/metrics /debug/")
+	go func() {
+		if err := s.admin.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("admin server failed", "err", err)
+		}
+	}()
+	return nil
 }
 
 // Shutdown stops the server gracefully: /readyz answers 503, new upgrades
@@ -231,8 +346,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	herr := s.hub.Shutdown(ctx)
 	eerr := <-echoErr
 	serr := s.http.Shutdown(ctx)
+	serr = errors.Join(serr, s.shutdownAdmin(ctx))
 	// Every /ws client has gone through OnDisconnect: no Interest left to
 	// release, and no publish running.
 	berr := s.broker.Close()
 	return errors.Join(herr, eerr, serr, berr)
+}
+
+// shutdownAdmin stops the admin server and closes its listener, bound
+// even if it was never served.
+func (s *Server) shutdownAdmin(ctx context.Context) error {
+	if s.admin == nil {
+		return nil
+	}
+	s.adminMu.Lock()
+	s.adminClosed = true
+	ln := s.adminLn
+	s.adminMu.Unlock()
+	err := s.admin.Shutdown(ctx)
+	if ln != nil {
+		_ = ln.Close() // already closed if it was served
+	}
+	return err
 }

@@ -11,7 +11,7 @@
 //	/ws       the latch pub/sub protocol (docs/protocol.md)
 //	/echo     echoes every WebSocket message back (text or binary)
 //	/         the demo page
-//	/metrics  Prometheus metrics
+//	/metrics  Prometheus metrics (on -admin-addr instead, if set, beside /debug/pprof/)
 //	/healthz  200 while the process runs
 //	/readyz   200 while serving, 503 while shutting down
 //
@@ -22,10 +22,18 @@
 //	-tls-cert FILE              LATCH_TLS_CERT: TLS certificate (PEM); with -tls-key, serve HTTPS and wss://
 //	-tls-key FILE               LATCH_TLS_KEY: TLS private key (PEM)
 //	-allowed-origins LIST       LATCH_ALLOWED_ORIGINS: comma-separated origins accepted besides the server's own
+//	-allowed-hosts LIST         LATCH_ALLOWED_HOSTS: comma-separated Host patterns served, others get 421 (IP
+//	                            literals always pass; empty: localhost names only on a loopback -addr, else any)
+//	-admin-addr ADDR            LATCH_ADMIN_ADDR: serve /metrics and /debug/pprof/ there only (empty: /metrics on -addr)
 //	-max-connections N          LATCH_MAX_CONNECTIONS: most open WebSocket connections, /ws and /echo together; more get 503 (0: unlimited)
 //	-max-connections-per-ip N   LATCH_MAX_CONNECTIONS_PER_IP: the same per client IP (IPv6: /64); more get 429 (0: unlimited; keep 0 behind a proxy)
 //	-max-message-rate N         LATCH_MAX_MESSAGE_RATE: messages per second per /ws connection, burst as many; faster clients are throttled (default 1000; 0: off)
-//	-max-message-size BYTES     LATCH_MAX_MESSAGE_SIZE: largest message accepted; larger ones close with 1009
+//	-max-message-size BYTES     LATCH_MAX_MESSAGE_SIZE: largest message on /ws; larger ones close with 1009 (default 64 KiB)
+//	-echo-max-message-size BYTES LATCH_ECHO_MAX_MESSAGE_SIZE: the same for /echo (default 16 MiB)
+//	-http-idle-timeout D        LATCH_HTTP_IDLE_TIMEOUT: close keep-alive connections idle for D (default 60s; 0: never)
+//	-http-read-timeout D        LATCH_HTTP_READ_TIMEOUT: bound on reading a whole request (default 30s; 0: none)
+//	-http-write-timeout D       LATCH_HTTP_WRITE_TIMEOUT: bound on writing a response (default 30s; 0: none)
+//	-max-header-bytes BYTES     LATCH_MAX_HEADER_BYTES: largest request head, larger ones get 431 (default 32 KiB)
 //	-max-channels N             LATCH_MAX_CHANNELS: most channels per connection (default 100)
 //	-send-queue N               LATCH_SEND_QUEUE: publications queued per client; a full queue closes it with 1008 (default 256)
 //	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; 0: off)
@@ -38,7 +46,14 @@
 //	-log-format FORMAT          LATCH_LOG_FORMAT: text or json (default text)
 //
 // Once listening it prints one line, "latch: listening on http://ADDR"
-// (https with TLS), with the address actually bound. SIGINT or SIGTERM
+// (https with TLS), with the address actually bound, and with -admin-addr a
+// second, "latch: admin on http://ADDR".
+//
+// The HTTP timeouts end at a WebSocket upgrade: an upgraded connection is
+// bounded by the heartbeat and the write timeouts of the websocket layer
+// instead. Connections beyond what the descriptor limit allows
+// (RLIMIT_NOFILE less 64 in reserve) get an immediate 503, counted in
+// latch_upgrades_rejected_total{reason="descriptors"}. SIGINT or SIGTERM
 // stops it gracefully: /readyz turns 503, new upgrades are refused, every
 // /ws and /echo client gets close 1001 (Going Away) with a full closing
 // handshake, and latch exits with status 0 within the shutdown timeout.

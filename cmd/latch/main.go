@@ -10,9 +10,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -35,7 +37,8 @@ Routes:
   /ws       the latch pub/sub protocol (docs/protocol.md)
   /echo     echoes every WebSocket message back
   /         the demo page
-  /metrics  Prometheus metrics
+  /metrics  Prometheus metrics (on -admin-addr instead, if set)
+  /debug/pprof/  on -admin-addr only: net/http/pprof's profiles
   /healthz  200 while the process runs
   /readyz   200 while serving, 503 while shutting down
 
@@ -76,10 +79,17 @@ type serveConfig struct {
 	addr              string
 	tlsCert, tlsKey   string
 	allowedOrigins    string // comma-separated
+	allowedHosts      string // comma-separated
+	adminAddr         string
 	maxConns          int
 	maxConnsPerIP     int
 	maxMsgRate        float64
 	maxMsg            int64
+	echoMaxMsg        int64
+	httpIdleTimeout   time.Duration
+	httpReadTimeout   time.Duration
+	httpWriteTimeout  time.Duration
+	maxHeaderBytes    int
 	maxChannels       int
 	sendQueue         int
 	heartbeatInterval time.Duration
@@ -98,10 +108,17 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and wss://")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated browser `origins` accepted besides the server's own, e.g. \"example.com,*.example.com,localhost:*\"")
+	fs.StringVar(&cfg.allowedHosts, "allowed-hosts", "", "comma-separated `hosts` the Host header may name, e.g. \"example.com,*.example.com\"; others get 421 (IP literals always pass; empty: only localhost names on a loopback -addr, else any)")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "serve /metrics and /debug/pprof/ on this `address` only (empty: /metrics on -addr, no pprof)")
 	fs.IntVar(&cfg.maxConns, "max-connections", 0, "most open WebSocket `connections`, /ws and /echo together; more get HTTP 503 (0: unlimited)")
 	fs.IntVar(&cfg.maxConnsPerIP, "max-connections-per-ip", 0, "most open WebSocket `connections` from one client IP (IPv6: one /64), /ws and /echo together; more get HTTP 429 (0: unlimited; keep 0 behind a reverse proxy, where every client has the proxy's IP)")
 	fs.Float64Var(&cfg.maxMsgRate, "max-message-rate", server.DefaultMaxMessageRate, "most `messages` per second one /ws connection may send, with a burst of one second's worth; a faster client is throttled, not closed (0: unlimited)")
-	fs.Int64Var(&cfg.maxMsg, "max-message-size", server.DefaultMaxMessageSize, "largest message accepted, in `bytes`; larger ones close with 1009")
+	fs.Int64Var(&cfg.maxMsg, "max-message-size", server.DefaultMaxMessageSize, "largest message accepted on /ws, in `bytes`; larger ones close with 1009")
+	fs.Int64Var(&cfg.echoMaxMsg, "echo-max-message-size", server.DefaultEchoMaxMessageSize, "largest message accepted on /echo, in `bytes`; larger ones close with 1009")
+	fs.DurationVar(&cfg.httpIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close a keep-alive HTTP connection idle this `long` (0: never)")
+	fs.DurationVar(&cfg.httpReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "most `time` to read a whole HTTP request, head and body; not applied to WebSockets once upgraded (0: no bound)")
+	fs.DurationVar(&cfg.httpWriteTimeout, "http-write-timeout", server.DefaultHTTPWriteTimeout, "most `time` to write an HTTP response; not applied to WebSockets once upgraded (0: no bound)")
+	fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest HTTP request head, in `bytes`; larger ones get 431")
 	fs.IntVar(&cfg.maxChannels, "max-channels", server.DefaultMaxChannels, "most channels one connection may subscribe to")
 	fs.IntVar(&cfg.sendQueue, "send-queue", server.DefaultSendQueue, "publication `messages` queued per client; a client with a full queue is closed with 1008 (answers to its own requests are not counted: they slow its reading instead)")
 	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 30*time.Second, "ping a client silent this `long`, drop it if it does not answer (0: off)")
@@ -180,6 +197,16 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	switch {
 	case cfg.maxMsg <= 0:
 		return bad("-max-message-size must be positive, got %d", cfg.maxMsg)
+	case cfg.echoMaxMsg <= 0:
+		return bad("-echo-max-message-size must be positive, got %d", cfg.echoMaxMsg)
+	case cfg.maxHeaderBytes <= 0:
+		return bad("-max-header-bytes must be positive, got %d", cfg.maxHeaderBytes)
+	case cfg.httpIdleTimeout < 0:
+		return bad("-http-idle-timeout must not be negative, got %v", cfg.httpIdleTimeout)
+	case cfg.httpReadTimeout < 0:
+		return bad("-http-read-timeout must not be negative, got %v", cfg.httpReadTimeout)
+	case cfg.httpWriteTimeout < 0:
+		return bad("-http-write-timeout must not be negative, got %v", cfg.httpWriteTimeout)
 	case cfg.maxConns < 0:
 		return bad("-max-connections must not be negative, got %d", cfg.maxConns)
 	case cfg.maxConnsPerIP < 0:
@@ -199,6 +226,11 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
 		return bad("-tls-cert and -tls-key go together")
 	}
+	for _, pat := range splitList(cfg.allowedHosts) {
+		if _, err := path.Match(strings.ToLower(pat), ""); err != nil {
+			return bad("-allowed-hosts: %q is not a valid pattern", pat)
+		}
+	}
 	logger, err := server.NewLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
 		return bad("%v", err)
@@ -214,9 +246,9 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	} else if strings.TrimSpace(cfg.broker) != "" {
 		return bad("-broker: no URL in %q", cfg.broker)
 	}
-	heartbeat := cfg.heartbeatInterval
-	if heartbeat == 0 {
-		heartbeat = -1 // flag 0 means off; server.Config 0 means default
+	var debug http.Handler
+	if cfg.adminAddr != "" {
+		debug = pprofHandler()
 	}
 	msgRate := cfg.maxMsgRate
 	if msgRate == 0 {
@@ -227,13 +259,21 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		TLSCertFile:                cfg.tlsCert,
 		TLSKeyFile:                 cfg.tlsKey,
 		AllowedOrigins:             splitList(cfg.allowedOrigins),
+		AllowedHosts:               splitList(cfg.allowedHosts),
+		AdminAddr:                  cfg.adminAddr,
+		AdminDebugHandler:          debug,
 		MaxConnections:             cfg.maxConns,
 		MaxConnectionsPerIP:        cfg.maxConnsPerIP,
 		MaxMessageRate:             msgRate,
 		MaxMessageSize:             cfg.maxMsg,
+		EchoMaxMessageSize:         cfg.echoMaxMsg,
+		HTTPIdleTimeout:            offIfZero(cfg.httpIdleTimeout),
+		HTTPReadTimeout:            offIfZero(cfg.httpReadTimeout),
+		HTTPWriteTimeout:           offIfZero(cfg.httpWriteTimeout),
+		MaxHeaderBytes:             cfg.maxHeaderBytes,
 		MaxChannels:                cfg.maxChannels,
 		SendQueue:                  cfg.sendQueue,
-		HeartbeatInterval:          heartbeat,
+		HeartbeatInterval:          offIfZero(cfg.heartbeatInterval),
 		ShutdownTimeout:            cfg.shutdownTimeout,
 		PublishTimeout:             cfg.publishTimeout,
 		Broker:                     brokerFunc,
@@ -242,6 +282,28 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		LogLevel:                   cfg.logLevel,
 		LogFormat:                  cfg.logFormat,
 	}, -1
+}
+
+// offIfZero maps a duration flag, where 0 means off, to server.Config,
+// where 0 means the default and < 0 off.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// pprofHandler serves net/http/pprof's handlers under /debug/pprof/, for
+// the admin address; nothing in latch serves http.DefaultServeMux, where
+// importing the package registers them too.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // checkNATSURL accepts what nats.go dials: nats:// (or tls://, ws://,
@@ -318,7 +380,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if srv.TLS() {
 		scheme = "https"
 	}
+	adminAddr, err := srv.ListenAdmin()
+	if err != nil {
+		ln.Close()
+		logger.Error("listen failed", "addr", cfg.AdminAddr, "err", err)
+		_ = srv.Shutdown(context.Background())
+		return 1
+	}
 	fmt.Fprintf(stdout, "latch: listening on %s://%s\n", scheme, ln.Addr())
+	if adminAddr != nil {
+		fmt.Fprintf(stdout, "latch: admin on http://%s\n", adminAddr)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

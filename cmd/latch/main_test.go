@@ -121,7 +121,7 @@ func TestLatchBinary(t *testing.T) {
 	t.Run("serve", func(t *testing.T) {
 		const limit = 1024
 		p, addr := startLatch(t, bin, "serve", "-addr", "127.0.0.1:0",
-			"-max-message-size", "1024", "-log-level", "debug", "-log-format", "json")
+			"-echo-max-message-size", "1024", "-log-level", "debug", "-log-format", "json")
 		if !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {
 			t.Fatalf("listening address %q, want 127.0.0.1 with the real port", addr)
 		}
@@ -148,7 +148,7 @@ func TestLatchBinary(t *testing.T) {
 			t.Fatalf("close: %v", err)
 		}
 
-		// -max-message-size: one byte over fails the connection with 1009.
+		// -echo-max-message-size: one byte over fails the connection with 1009.
 		// RFC 6455 §7.4.1
 		c2, _, err := cws.Dial(ctx, url, nil)
 		if err != nil {
@@ -288,7 +288,9 @@ func TestLatchBinary(t *testing.T) {
 			if err != nil {
 				t.Fatalf("latch %v: %v", args, err)
 			}
-			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-log-level", "-log-format", "/echo",
+			for _, want := range []string{"Usage:", "-addr", "-max-message-size", "-echo-max-message-size",
+				"-allowed-hosts", "-admin-addr", "-http-idle-timeout", "-http-read-timeout", "-http-write-timeout",
+				"-max-header-bytes", "LATCH_ALLOWED_HOSTS", "-log-level", "-log-format", "/echo",
 				"/ws", "/metrics", "/readyz", "-allowed-origins", "$LATCH_ALLOWED_ORIGINS", "-shutdown-timeout", "connect",
 				"-compression", "$LATCH_COMPRESSION_CONTEXT_TAKEOVER", "-max-connections-per-ip", "$LATCH_MAX_MESSAGE_RATE"} {
 				if !bytes.Contains(out, []byte(want)) {
@@ -304,6 +306,10 @@ func TestLatchBinary(t *testing.T) {
 		{"serve", "-log-level", "loud"},
 		{"serve", "-log-format", "xml"},
 		{"serve", "-max-message-size", "0"},
+		{"serve", "-echo-max-message-size", "0"},
+		{"serve", "-max-header-bytes", "0"},
+		{"serve", "-http-read-timeout", "-1s"},
+		{"serve", "-allowed-hosts", "[bad"},
 		{"serve", "extra"},
 		{"serve", "-max-connections", "-1"},
 		{"serve", "-max-connections-per-ip", "-1"},
@@ -358,8 +364,12 @@ func TestDefaults(t *testing.T) {
 	if err := newFlagSet(&cfg).Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	// `latch` alone must serve on :8080 with the library's 16 MiB limit.
-	if cfg.addr != ":8080" || cfg.maxMsg != 16<<20 || cfg.logLevel != "info" || cfg.logFormat != "text" {
+	// `latch` alone must serve on :8080 with 64 KiB on /ws and the
+	// library's 16 MiB on /echo, and bound plain HTTP.
+	if cfg.addr != ":8080" || cfg.maxMsg != 64<<10 || cfg.echoMaxMsg != 16<<20 || cfg.logLevel != "info" ||
+		cfg.logFormat != "text" || cfg.httpIdleTimeout != 60*time.Second || cfg.httpReadTimeout != 30*time.Second ||
+		cfg.httpWriteTimeout != 30*time.Second || cfg.maxHeaderBytes != 32<<10 || cfg.allowedHosts != "" ||
+		cfg.adminAddr != "" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	noEnv := func(string) (string, bool) { return "", false }
@@ -367,7 +377,10 @@ func TestDefaults(t *testing.T) {
 	if status != -1 || sc.Addr != ":8080" || sc.MaxConnections != 0 || sc.MaxChannels != 100 ||
 		sc.SendQueue != 256 || sc.HeartbeatInterval != 30*time.Second || sc.ShutdownTimeout != 5*time.Second ||
 		sc.AllowedOrigins != nil || sc.TLSCertFile != "" || sc.DisableCompression || sc.CompressionContextTakeover ||
-		sc.MaxConnectionsPerIP != 0 || sc.MaxMessageRate != 1000 {
+		sc.MaxConnectionsPerIP != 0 || sc.MaxMessageRate != 1000 ||
+		sc.MaxMessageSize != 64<<10 || sc.EchoMaxMessageSize != 16<<20 || sc.HTTPIdleTimeout != 60*time.Second ||
+		sc.HTTPReadTimeout != 30*time.Second || sc.HTTPWriteTimeout != 30*time.Second || sc.MaxHeaderBytes != 32<<10 ||
+		sc.AllowedHosts != nil || sc.AdminAddr != "" || sc.AdminDebugHandler != nil {
 		t.Errorf("server config by default = %+v", sc)
 	}
 }
@@ -403,6 +416,13 @@ func TestEnvironment(t *testing.T) {
 		"LATCH_TLS_KEY":                      "k.pem",
 		"LATCH_COMPRESSION":                  "false",
 		"LATCH_COMPRESSION_CONTEXT_TAKEOVER": "true",
+		"LATCH_ECHO_MAX_MESSAGE_SIZE":        "8192",
+		"LATCH_HTTP_IDLE_TIMEOUT":            "0",
+		"LATCH_HTTP_READ_TIMEOUT":            "7s",
+		"LATCH_HTTP_WRITE_TIMEOUT":           "8s",
+		"LATCH_MAX_HEADER_BYTES":             "16384",
+		"LATCH_ALLOWED_HOSTS":                "latch.example, *.latch.example",
+		"LATCH_ADMIN_ADDR":                   "127.0.0.1:9091",
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	var stdout, stderr bytes.Buffer
@@ -415,7 +435,11 @@ func TestEnvironment(t *testing.T) {
 		cfg.MaxConnections != 7 || cfg.MaxMessageSize != 4096 || cfg.MaxChannels != 3 || cfg.SendQueue != 9 ||
 		cfg.HeartbeatInterval >= 0 || cfg.ShutdownTimeout != 2*time.Second || cfg.LogLevel != "debug" ||
 		cfg.LogFormat != "json" || cfg.TLSCertFile != "c.pem" || cfg.TLSKeyFile != "k.pem" ||
-		!cfg.DisableCompression || !cfg.CompressionContextTakeover || cfg.MaxConnectionsPerIP != 5 || cfg.MaxMessageRate >= 0 {
+		!cfg.DisableCompression || !cfg.CompressionContextTakeover || cfg.MaxConnectionsPerIP != 5 || cfg.MaxMessageRate >= 0 ||
+		cfg.EchoMaxMessageSize != 8192 ||
+		cfg.HTTPIdleTimeout >= 0 || cfg.HTTPReadTimeout != 7*time.Second || cfg.HTTPWriteTimeout != 8*time.Second ||
+		cfg.MaxHeaderBytes != 16384 || !slices.Equal(cfg.AllowedHosts, []string{"latch.example", "*.latch.example"}) ||
+		cfg.AdminAddr != "127.0.0.1:9091" || cfg.AdminDebugHandler == nil {
 		t.Errorf("config from the environment = %+v", cfg)
 	}
 
