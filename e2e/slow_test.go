@@ -27,9 +27,15 @@ type rawClient struct {
 	br   *bufio.Reader
 }
 
-// dialRaw connects with a small receive buffer, so that the server's
-// writes back up after little data.
+// dialRaw connects to /ws with a small receive buffer, so that the
+// server's writes back up after little data.
 func dialRaw(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	return dialRawPath(t, addr, "/ws")
+}
+
+// dialRawPath is dialRaw for any route.
+func dialRawPath(t *testing.T, addr, path string) *rawClient {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
@@ -45,8 +51,8 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 	t.Cleanup(func() { conn.Close() })
 	key := make([]byte, 16)
 	rand.Read(key)
-	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", addr, base64.StdEncoding.EncodeToString(key))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr, base64.StdEncoding.EncodeToString(key))
 	br := bufio.NewReader(conn)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(br, nil)

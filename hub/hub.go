@@ -79,8 +79,10 @@ type Config struct {
 	OnMessage func(c *Client, messageType int, data []byte)
 	// OnDisconnect runs once per client, after it left the registry and its
 	// channels and its goroutines ended, with the close code seen
-	// (websocket.CloseStatus style; 1006 if none) and the error that ended
-	// the read loop.
+	// (websocket.CloseStatus style: the peer's; 1009 or 1008 when the
+	// connection failed the peer for a message too big or too slow, 1008
+	// for a slow consumer; 1006 if none) and the error that ended the read
+	// loop.
 	OnDisconnect func(c *Client, code int, err error)
 	Logger       *slog.Logger // nil: discard
 }
@@ -313,10 +315,7 @@ func (h *Hub) end(c *Client, readErr error) {
 	c.conn.Close()
 	c.writers.Wait()
 
-	code := websocket.CloseStatus(readErr)
-	if code < 0 {
-		code = websocket.CloseAbnormalClosure
-	}
+	code := closeCode(readErr)
 	err := readErr
 	if c.slow.Load() {
 		// Whether the 1008 close frame went out or the connection had to
@@ -335,6 +334,22 @@ func (h *Hub) end(c *Client, readErr error) {
 		h.cfg.OnDisconnect(c, code, err)
 	}
 	close(c.done)
+}
+
+// closeCode is the close code a read loop ended with: the peer's, or the
+// one the connection sent when it failed the peer (too big, too slow), or
+// 1006 when the connection ended without a close frame.
+func closeCode(readErr error) int {
+	switch {
+	case errors.Is(readErr, websocket.ErrReadLimit):
+		return websocket.CloseMessageTooBig
+	case errors.Is(readErr, websocket.ErrMessageTimeout):
+		return websocket.ClosePolicyViolation
+	}
+	if code := websocket.CloseStatus(readErr); code >= 0 {
+		return code
+	}
+	return websocket.CloseAbnormalClosure
 }
 
 // Len returns the number of open clients.

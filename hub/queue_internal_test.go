@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -213,5 +214,24 @@ func TestDropOldestKeepsReplies(t *testing.T) {
 	}
 	if c.replies != 0 {
 		t.Errorf("replies = %d after draining, want 0", c.replies)
+	}
+}
+
+// TestCloseCodeOfFailedPeer: a client the connection itself failed (a
+// message over the read limit, a message that arrived too slowly) is
+// reported with the code it was sent, not as 1006.
+func TestCloseCodeOfFailedPeer(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{websocket.ErrReadLimit, websocket.CloseMessageTooBig},
+		{fmt.Errorf("read: %w", websocket.ErrMessageTimeout), websocket.ClosePolicyViolation},
+		{&websocket.CloseError{Code: 4001}, 4001},
+		{io.ErrUnexpectedEOF, websocket.CloseAbnormalClosure},
+	} {
+		if got := closeCode(tc.err); got != tc.want {
+			t.Errorf("closeCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }

@@ -140,6 +140,16 @@ type Config struct {
 	// websocket.DefaultHeartbeatInterval, < 0 turns heartbeats off.
 	HeartbeatInterval time.Duration
 
+	// MessageTimeout bounds how long a message a client has begun may take
+	// to arrive, extended by a second per websocket.DefaultMinMessageRate
+	// bytes received; past it the client is closed with 1008. It counts
+	// only while a message is in progress, never on an idle connection.
+	// WriteStallTimeout fails a write the client takes no byte of for this
+	// long, and closes the connection. 0 means the websocket package's
+	// defaults (DefaultMessageTimeout, DefaultWriteStallTimeout), < 0
+	// turns the bound off.
+	MessageTimeout, WriteStallTimeout time.Duration
+
 	// DisableCompression turns permessage-deflate (RFC 7692) off on /ws and
 	// /echo; by default it is accepted whenever a client offers it.
 	DisableCompression bool

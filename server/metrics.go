@@ -130,7 +130,7 @@ var (
 	descDiscarded = prometheus.NewDesc("latch_queue_discarded_total",
 		"Messages still queued for a client when it ended.", nil, nil)
 	descCloseCodes = prometheus.NewDesc("latch_close_codes_total",
-		"Connections ended, by the close code seen (1006: none).", []string{"code"}, nil)
+		"Connections ended, by close code: the client's, or the one the server ended it with (1008, 1009); 1006: none.", []string{"code"}, nil)
 )
 
 // hubCollector exports hub.Stats at scrape time, so the hub needs no

@@ -198,8 +198,8 @@ func writeDeadline(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-// upgrader returns an Upgrader with the configured origins, heartbeat and
-// compression, and readLimit.
+// upgrader returns an Upgrader with the configured origins, heartbeat,
+// progress bounds and compression, and readLimit.
 func (s *Server) upgrader(subprotocols []string, readLimit int64) *websocket.Upgrader {
 	return &websocket.Upgrader{
 		HandshakeTimeout:           handshakeTimeout,
@@ -207,6 +207,8 @@ func (s *Server) upgrader(subprotocols []string, readLimit int64) *websocket.Upg
 		OriginPatterns:             s.cfg.AllowedOrigins,
 		ReadLimit:                  readLimit,
 		HeartbeatInterval:          s.cfg.HeartbeatInterval,
+		MessageTimeout:             s.cfg.MessageTimeout,
+		WriteStallTimeout:          s.cfg.WriteStallTimeout,
 		EnableCompression:          !s.cfg.DisableCompression,
 		CompressionContextTakeover: s.cfg.CompressionContextTakeover,
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/latchws/latch/internal/frame"
@@ -536,23 +537,24 @@ func (c *Conn) readFull(p []byte) (int, error) {
 
 // readLarge appends a single-frame message of size bytes to dst with one
 // allocation of exactly the size it needs, made only once half the
-// message has arrived. The first half goes into pooled chunks, each twice
-// the one before, so the memory held follows the bytes received: at most
-// about three times them, for the moment of the copy. The caller holds the
-// read role.
+// message has arrived. The first half goes into chunks, each twice the one
+// before, so the memory held follows the bytes received: at most about
+// three times them, for the moment of the copy. The caller holds the read
+// role.
 func (c *Conn) readLarge(dst []byte, size int64) ([]byte, error) {
-	var chunks [len(largeChunks)]*[]byte
+	var chunks [len(chunkPools)]*[]byte
+	half := (size + 1) / 2
 	var got int64
 	n := 0
 	defer func() {
 		for i, bp := range chunks[:n] {
-			largeChunks[i].Put(bp)
+			putChunk(i, bp)
 		}
 	}()
-	for ; n < len(chunks) && 2*got < size; n++ {
-		bp := getLargeChunk(n)
+	for ; n < len(chunks) && got < half; n++ {
+		bp := getChunk(n)
 		chunks[n] = bp
-		k, err := c.readFull((*bp)[:min(int64(len(*bp)), size-got)])
+		k, err := c.readFull((*bp)[:min(int64(len(*bp)), half-got)])
 		got += int64(k)
 		if err != nil {
 			return nil, err
@@ -569,16 +571,40 @@ func (c *Conn) readLarge(dst []byte, size int64) ([]byte, error) {
 	return p, nil
 }
 
-// largeChunks pools readLarge's chunks by size: chunk i holds
-// readAllocFloor << i bytes, up to 8 MiB.
-var largeChunks [8]sync.Pool
+// readLarge's chunks, by size: chunk i holds readAllocFloor << i bytes, up
+// to 8 MiB. The four smallest (up to 512 KiB, under 2 MiB for two of each)
+// are kept in slots the garbage collector does not empty, so that a loop
+// reading 1 MiB messages does not allocate them again after every
+// collection; the larger ones are pooled.
+var (
+	chunkSlots [4][2]atomic.Pointer[[]byte]
+	chunkPools [8]sync.Pool
+)
 
-func getLargeChunk(i int) *[]byte {
-	if bp, ok := largeChunks[i].Get().(*[]byte); ok {
+func getChunk(i int) *[]byte {
+	if i < len(chunkSlots) {
+		for j := range chunkSlots[i] {
+			if bp := chunkSlots[i][j].Swap(nil); bp != nil {
+				return bp
+			}
+		}
+	}
+	if bp, ok := chunkPools[i].Get().(*[]byte); ok {
 		return bp
 	}
 	b := make([]byte, readAllocFloor<<i)
 	return &b
+}
+
+func putChunk(i int, bp *[]byte) {
+	if i < len(chunkSlots) {
+		for j := range chunkSlots[i] {
+			if chunkSlots[i][j].CompareAndSwap(nil, bp) {
+				return
+			}
+		}
+	}
+	chunkPools[i].Put(bp)
 }
 
 var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

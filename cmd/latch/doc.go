@@ -37,6 +37,8 @@
 //	-max-channels N             LATCH_MAX_CHANNELS: most channels per connection (default 100)
 //	-send-queue N               LATCH_SEND_QUEUE: publications queued per client; a full queue closes it with 1008 (default 256)
 //	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; 0: off)
+//	-message-timeout D          LATCH_MESSAGE_TIMEOUT: a message begun must arrive within D plus 1 s per KiB, else 1008 (default 10s; 0: off)
+//	-write-stall-timeout D      LATCH_WRITE_STALL_TIMEOUT: drop a client that takes no byte of a write for D (default 10s; 0: off)
 //	-compression=BOOL           LATCH_COMPRESSION: accept permessage-deflate on /ws and /echo (default true)
 //	-compression-context-takeover LATCH_COMPRESSION_CONTEXT_TAKEOVER: keep the deflate context between messages (default false)
 //	-shutdown-timeout D         LATCH_SHUTDOWN_TIMEOUT: how long shutdown waits for clients (default 5s)

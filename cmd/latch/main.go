@@ -23,6 +23,7 @@ import (
 	bnats "github.com/latchws/latch/broker/nats"
 	"github.com/latchws/latch/internal/connect"
 	"github.com/latchws/latch/server"
+	"github.com/latchws/latch/websocket"
 )
 
 const defaultAddr = server.DefaultAddr
@@ -93,6 +94,8 @@ type serveConfig struct {
 	maxChannels       int
 	sendQueue         int
 	heartbeatInterval time.Duration
+	messageTimeout    time.Duration
+	writeStallTimeout time.Duration
 	shutdownTimeout   time.Duration
 	publishTimeout    time.Duration
 	broker            string // comma-separated NATS URLs
@@ -122,6 +125,8 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.IntVar(&cfg.maxChannels, "max-channels", server.DefaultMaxChannels, "most channels one connection may subscribe to")
 	fs.IntVar(&cfg.sendQueue, "send-queue", server.DefaultSendQueue, "publication `messages` queued per client; a client with a full queue is closed with 1008 (answers to its own requests are not counted: they slow its reading instead)")
 	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 30*time.Second, "ping a client silent this `long`, drop it if it does not answer (0: off)")
+	fs.DurationVar(&cfg.messageTimeout, "message-timeout", websocket.DefaultMessageTimeout, "a message a client has begun must arrive within this `time`, plus 1 s per KiB received; else close 1008 (0: off)")
+	fs.DurationVar(&cfg.writeStallTimeout, "write-stall-timeout", websocket.DefaultWriteStallTimeout, "drop a client that takes no byte of a write for this `long` (0: off)")
 	fs.BoolVar(&cfg.compression, "compression", true, "accept permessage-deflate (RFC 7692) on /ws and /echo when a client offers it")
 	fs.BoolVar(&cfg.contextTakeover, "compression-context-takeover", false, "keep the deflate context between messages: better ratios, ~1.2 MiB more per compressed connection")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGINT or SIGTERM, wait this `long` for clients to close")
@@ -219,6 +224,10 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-send-queue must be positive, got %d", cfg.sendQueue)
 	case cfg.heartbeatInterval < 0:
 		return bad("-heartbeat-interval must not be negative, got %v", cfg.heartbeatInterval)
+	case cfg.messageTimeout < 0:
+		return bad("-message-timeout must not be negative, got %v", cfg.messageTimeout)
+	case cfg.writeStallTimeout < 0:
+		return bad("-write-stall-timeout must not be negative, got %v", cfg.writeStallTimeout)
 	case cfg.shutdownTimeout <= 0:
 		return bad("-shutdown-timeout must be positive, got %v", cfg.shutdownTimeout)
 	case cfg.publishTimeout <= 0:
@@ -274,6 +283,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		MaxChannels:                cfg.maxChannels,
 		SendQueue:                  cfg.sendQueue,
 		HeartbeatInterval:          offIfZero(cfg.heartbeatInterval),
+		MessageTimeout:             offIfZero(cfg.messageTimeout),
+		WriteStallTimeout:          offIfZero(cfg.writeStallTimeout),
 		ShutdownTimeout:            cfg.shutdownTimeout,
 		PublishTimeout:             cfg.publishTimeout,
 		Broker:                     brokerFunc,

@@ -378,6 +378,7 @@ func TestDefaults(t *testing.T) {
 		sc.SendQueue != 256 || sc.HeartbeatInterval != 30*time.Second || sc.ShutdownTimeout != 5*time.Second ||
 		sc.AllowedOrigins != nil || sc.TLSCertFile != "" || sc.DisableCompression || sc.CompressionContextTakeover ||
 		sc.MaxConnectionsPerIP != 0 || sc.MaxMessageRate != 1000 ||
+		sc.MessageTimeout != 10*time.Second || sc.WriteStallTimeout != 10*time.Second ||
 		sc.MaxMessageSize != 64<<10 || sc.EchoMaxMessageSize != 16<<20 || sc.HTTPIdleTimeout != 60*time.Second ||
 		sc.HTTPReadTimeout != 30*time.Second || sc.HTTPWriteTimeout != 30*time.Second || sc.MaxHeaderBytes != 32<<10 ||
 		sc.AllowedHosts != nil || sc.AdminAddr != "" || sc.AdminDebugHandler != nil {
@@ -423,6 +424,8 @@ func TestEnvironment(t *testing.T) {
 		"LATCH_MAX_HEADER_BYTES":             "16384",
 		"LATCH_ALLOWED_HOSTS":                "latch.example, *.latch.example",
 		"LATCH_ADMIN_ADDR":                   "127.0.0.1:9091",
+		"LATCH_MESSAGE_TIMEOUT":              "0",
+		"LATCH_WRITE_STALL_TIMEOUT":          "3s",
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	var stdout, stderr bytes.Buffer
@@ -439,7 +442,8 @@ func TestEnvironment(t *testing.T) {
 		cfg.EchoMaxMessageSize != 8192 ||
 		cfg.HTTPIdleTimeout >= 0 || cfg.HTTPReadTimeout != 7*time.Second || cfg.HTTPWriteTimeout != 8*time.Second ||
 		cfg.MaxHeaderBytes != 16384 || !slices.Equal(cfg.AllowedHosts, []string{"latch.example", "*.latch.example"}) ||
-		cfg.AdminAddr != "127.0.0.1:9091" || cfg.AdminDebugHandler == nil {
+		cfg.AdminAddr != "127.0.0.1:9091" || cfg.AdminDebugHandler == nil ||
+		cfg.MessageTimeout >= 0 || cfg.WriteStallTimeout != 3*time.Second {
 		t.Errorf("config from the environment = %+v", cfg)
 	}
 
