@@ -3,6 +3,8 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"testing"
@@ -30,6 +32,29 @@ func maskedHead(opcode byte, fin bool, size uint64) ([]byte, [4]byte) {
 		h = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, size)
 	}
 	return append(h, key[:]...), key
+}
+
+// servingFDs is openFDs once latch is serving: it has answered a request
+// (on a connection it closed), so the descriptors Serve opens are counted.
+func (p *latchProc) servingFDs(t *testing.T) int {
+	t.Helper()
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: "+p.addr+"\r\nConnection: close\r\n\r\n")
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	waitFor(t, 5*time.Second, "the /healthz connection to close", func() bool {
+		n = p.openFDs(t)
+		time.Sleep(50 * time.Millisecond)
+		return n == p.openFDs(t)
+	})
+	return n
 }
 
 // openFDs counts the descriptors the latch process holds.
@@ -126,7 +151,7 @@ func TestProcTricklingMessage(t *testing.T) {
 func TestProcEchoNonReaders(t *testing.T) {
 	const clients = 20
 	p := startLatch(t, "-log-level", "warn", "-write-stall-timeout", "1s")
-	base := p.openFDs(t)
+	base := p.servingFDs(t)
 	payload := make([]byte, 32<<10)
 	for range clients {
 		c := dialRawPath(t, p.addr, "/echo")
@@ -155,7 +180,7 @@ func TestProcEchoNonReaders(t *testing.T) {
 // latch closes the connection although the pings keep coming.
 func TestProcPingFlood(t *testing.T) {
 	p := startLatch(t, "-log-level", "warn")
-	base := p.openFDs(t)
+	base := p.servingFDs(t)
 	c := dialRawPath(t, p.addr, "/echo")
 	head, key := maskedHead(websocket.PingMessage, true, 125)
 	ping := append(head, make([]byte, 125)...)
