@@ -303,30 +303,37 @@ func (c *Client) markSlow() {
 	}
 }
 
-// next returns the writer's next task: a message to write or a close
-// request. With neither (ok false, no request), the writer has stopped:
+// next returns the writer's next task: the messages to write (at most
+// cap(batch), appended to batch) or a close request. With neither (ok false, no request), the writer has stopped:
 // writing is cleared under the same lock, so new work starts a new writer.
-func (c *Client) next() (queued, *closeRequest, bool) {
+func (c *Client) next(batch []queued) ([]queued, *closeRequest, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r := c.closeReq; r != nil && (!r.flush || c.n == 0) {
 		c.closeReq = nil // handled once, by this writer
 		c.discardLocked()
-		return queued{}, r, false
+		return batch, r, false
 	}
 	if c.n > 0 && !c.ended {
-		q := c.ring[c.head]
-		c.ring[c.head] = queued{}
-		c.head = (c.head + 1) % len(c.ring)
-		c.n--
-		if q.reply {
-			c.replies--
-			c.wakeLocked() // room for one more reply
+		replies := 0
+		for range min(c.n, cap(batch)) {
+			q := c.ring[c.head]
+			c.ring[c.head] = queued{}
+			c.head = (c.head + 1) % len(c.ring)
+			c.n--
+			if q.reply {
+				replies++
+			}
+			batch = append(batch, q)
 		}
-		return q, nil, true
+		if replies > 0 {
+			c.replies -= replies
+			c.wakeLocked() // room for more replies
+		}
+		return batch, nil, true
 	}
 	c.writing = false
-	return queued{}, nil, false
+	return batch, nil, false
 }
 
 // discardLocked empties the queue of a client that will write no more,
@@ -344,8 +351,13 @@ func (c *Client) discardLocked() {
 func (c *Client) writeLoop() {
 	defer c.writers.Done()
 	h := c.hub
+	// Everything queued goes out together, in one system call
+	// (WritePreparedMessages): a client that fell behind catches up at the
+	// cost of one write, not one per message.
+	var batch [maxBatch]queued
+	var pms [maxBatch]*websocket.PreparedMessage
 	for {
-		q, req, ok := c.next()
+		qs, req, ok := c.next(batch[:0])
 		if !ok {
 			if req != nil {
 				// The handshake: bounded by the connection's close timeout;
@@ -357,12 +369,20 @@ func (c *Client) writeLoop() {
 			}
 			return
 		}
-		c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-		err := c.conn.WritePreparedMessage(q.pm)
+		size := 0
+		for i, q := range qs {
+			pms[i] = q.pm
+			size += q.size
+		}
+		// No deadline per write: the connection's write stall timeout
+		// (WriteTimeout) fails a write the client takes nothing of.
+		err := c.conn.WritePreparedMessages(pms[:len(qs)])
+		clear(pms[:len(qs)])
+		clear(qs)
 		if err != nil {
 			if isTimeout(err) {
-				// A peer that cannot take one message in WriteTimeout is a
-				// slow consumer whatever the policy.
+				// A peer that took nothing for WriteTimeout is a slow
+				// consumer whatever the policy.
 				c.markSlow()
 			}
 			c.mu.Lock()
@@ -373,10 +393,13 @@ func (c *Client) writeLoop() {
 			c.conn.CloseNow()
 			return
 		}
-		h.stats.messagesOut.Add(1)
-		h.stats.bytesOut.Add(uint64(q.size))
+		h.stats.messagesOut.Add(uint64(len(qs)))
+		h.stats.bytesOut.Add(uint64(size))
 	}
 }
+
+// maxBatch bounds the messages the writer takes from the queue at once.
+const maxBatch = 64
 
 // finish tells the writer that the read loop ended: the connection is
 // closing, so what is still queued cannot be delivered.

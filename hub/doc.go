@@ -40,9 +40,12 @@
 // When a client's queue is full, the [SlowConsumerPolicy] decides:
 // [Disconnect] closes the client with 1008 "slow consumer" and counts it in
 // Stats.SlowDisconnects; [DropOldest] drops the oldest queued publication
-// and counts it in Stats.Dropped and [Client.Dropped]. A single write that
-// takes longer than [Config.WriteTimeout] also ends the client as a slow
-// consumer. The 1008 close frame goes out as soon as the write in progress
+// and counts it in Stats.Dropped and [Client.Dropped]. A write the client
+// takes no byte of for [Config.WriteTimeout] also ends the client as a slow
+// consumer. The writer sends everything queued (up to 64 messages) with
+// one system call, so a client that fell behind catches up cheaply, and it
+// sets no deadline per message: WriteTimeout is the connection's write
+// stall timeout. The 1008 close frame goes out as soon as the write in progress
 // ends; a write that times out leaves a frame half sent, so the connection
 // is dropped instead (the peer sees no close frame). Either way
 // OnDisconnect gets 1008 and an error matching [ErrSlowConsumer].

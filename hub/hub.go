@@ -48,7 +48,7 @@ type Config struct {
 	Upgrader       *websocket.Upgrader // nil: defaults (heartbeat on, same-origin)
 	SendQueue      int                 // per client: publications queued before the policy applies, and replies before Reply waits; 0 → 256
 	SlowConsumer   SlowConsumerPolicy
-	WriteTimeout   time.Duration // bound on one message write; 0 → 10s
+	WriteTimeout   time.Duration // how long a write may wait with the client taking no byte (its connection's write stall timeout); 0 → 10s
 	MaxConnections int           // 0 → unlimited; beyond it upgrades get HTTP 503; unused when Limiter is set
 	ReadLimit      int64         // 0 → websocket default
 
@@ -222,6 +222,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.ReadLimit != 0 {
 		conn.SetReadLimit(h.cfg.ReadLimit)
 	}
+	conn.SetWriteStallTimeout(h.cfg.WriteTimeout)
 	c := newClient(h, h.nextID.Add(1), r, conn, release)
 	// Serve the client on a goroutine of its own and return: net/http frees
 	// its buffers for the connection (about 8 KiB) once the handler returns.

@@ -29,7 +29,7 @@ func TestQueueGrowsInOrder(t *testing.T) {
 	next, want := 0, 0
 	pop := func() {
 		t.Helper()
-		q, _, ok := c.next()
+		q, _, ok := nextOne(c)
 		if !ok || q.pm != pms[want] {
 			t.Fatalf("dequeued message %v, want %d", q.pm, want)
 		}
@@ -94,7 +94,7 @@ func message(t *testing.T, name string) []byte {
 func drain(c *Client) []string {
 	var got []string
 	for c.n > 0 {
-		q, _, _ := c.next()
+		q, _, _ := nextOne(c)
 		got = append(got, names[q.size-1])
 	}
 	return got
@@ -120,7 +120,7 @@ func TestReplyWaitsAtTheBound(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	// The writer takes p0: a publication, so no room for a reply yet.
-	if q, _, ok := c.next(); !ok || q.reply {
+	if q, _, ok := nextOne(c); !ok || q.reply {
 		t.Fatalf("first dequeued: %+v, %v; want publication p0", q, ok)
 	}
 	select {
@@ -129,7 +129,7 @@ func TestReplyWaitsAtTheBound(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	// r0 leaves: the waiting Reply goes on.
-	if q, _, ok := c.next(); !ok || !q.reply {
+	if q, _, ok := nextOne(c); !ok || !q.reply {
 		t.Fatalf("second dequeued: %+v, %v; want reply r0", q, ok)
 	}
 	select {
@@ -233,5 +233,37 @@ func TestCloseCodeOfFailedPeer(t *testing.T) {
 		if got := closeCode(tc.err); got != tc.want {
 			t.Errorf("closeCode(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+// nextOne takes one task as the writer would, with a batch of one.
+func nextOne(c *Client) (queued, *closeRequest, bool) {
+	var b [1]queued
+	qs, r, ok := c.next(b[:0])
+	if len(qs) == 0 {
+		return queued{}, r, ok
+	}
+	return qs[0], r, ok
+}
+
+// TestNextTakesABatch: the writer takes up to a batch's worth of queued
+// messages at once, in order, and taking replies wakes a waiting Reply.
+func TestNextTakesABatch(t *testing.T) {
+	h := New(Config{SendQueue: 100})
+	c := newClient(h, 1, nil, nil, nil)
+	c.writing = true // this test is the writer
+	for i := range 70 {
+		if err := c.Send(websocket.TextMessage, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b [maxBatch]queued
+	qs, _, ok := c.next(b[:0])
+	if !ok || len(qs) != maxBatch || c.n != 70-maxBatch {
+		t.Fatalf("took %d of 70 (ok %v), %d left; want %d", len(qs), ok, c.n, maxBatch)
+	}
+	qs, _, ok = c.next(b[:0])
+	if !ok || len(qs) != 70-maxBatch || c.n != 0 {
+		t.Fatalf("second batch: %d, %d left", len(qs), c.n)
 	}
 }

@@ -25,7 +25,8 @@ type Stats struct {
 	// Dropped counts messages the DropOldest policy dropped.
 	Dropped uint64
 	// SlowDisconnects counts clients closed because they did not keep up: a
-	// full queue under Disconnect, or one write longer than WriteTimeout.
+	// full queue under Disconnect, or a write they took nothing of for
+	// WriteTimeout.
 	SlowDisconnects uint64
 	// Discarded counts messages still queued for a client when it ended
 	// (disconnected, failed, or closed as a slow consumer).

@@ -97,10 +97,21 @@ func (c *Conn) answerClose(code int) {
 // drainForClose reads, discarding data, until the peer's close frame, an
 // error or the deadline. The caller holds readMu.
 func (c *Conn) drainForClose(deadline time.Time) {
-	c.conn.SetReadDeadline(deadline)
 	if c.readErr != nil {
+		if failedPeer(c.readErr) {
+			// failWith's goroutine drains the peer and closes; closing
+			// under it would reset the connection and could destroy the
+			// close frame before the peer reads it (RFC 6455 §7.1.7).
+			t := time.NewTimer(time.Until(deadline))
+			select {
+			case <-c.doneChan():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		return // a failed read already ended the connection or cannot go on
 	}
+	c.conn.SetReadDeadline(deadline)
 	var scratch [512]byte
 	for {
 		if c.msgType != 0 {

@@ -404,6 +404,13 @@ func (c *Conn) failWith(err error, code int, reason string) {
 	go c.lingerAndClose(deadline)
 }
 
+// failedPeer reports whether err is what failWith left in readErr: the
+// connection failed the peer and lingers.
+func failedPeer(err error) bool {
+	_, protocol := err.(*protocolError)
+	return protocol || err == ErrReadLimit || err == ErrMessageTimeout
+}
+
 // lingerAndClose drains the input of a failed connection, then closes it.
 // Nothing else reads once readErr is set.
 func (c *Conn) lingerAndClose(deadline time.Time) {

@@ -289,41 +289,71 @@ func (c *Conn) writeFD(fd uintptr) bool {
 // call where the connection supports vectored writes (writev on TCP and
 // Unix sockets). Caller holds frameMu.
 func (c *Conn) writeVec(head, body []byte) error {
-	var held []byte
-	if c.heldN > 0 {
-		held = (*c.held)[:c.heldN]
-	}
-	var err error
-	if c.rd.raw == nil {
-		// One Write per part anyway; writeConn bounds each.
-		for _, part := range [...][]byte{held, head, body} {
-			if err == nil && len(part) > 0 {
-				err = c.writeConn(part)
-			}
-		}
-		c.releaseHeld()
-		return err
-	}
 	v := writeVectors.Get().(*writeVector)
-	v.bufs = v.parts[:0]
-	for _, part := range [...][]byte{held, head, body} {
-		if len(part) > 0 {
-			v.bufs = append(v.bufs, part)
-		}
-	}
-	if stall := c.stallBound(); stall > 0 {
-		err = c.writeVecBounded(v, stall)
-	} else if _, err = v.bufs.WriteTo(c.conn); err != nil {
-		err = c.writeFailed(err)
-	}
-	v.parts, v.bufs = [3][]byte{}, nil // keep no caller memory in the pool
+	v.bufs = append(v.parts[:0], nil, head, body)
+	err := c.writeBuffers(v)
+	v.parts = [3][]byte{} // keep no caller memory in the pool
 	writeVectors.Put(v)
-	c.releaseHeld()
 	return err
 }
 
-// writeVecBounded is writeVec under the stall bound: the deadline goes on
-// before the write, and a timeout after some progress sets it again and
+// writeBuffers writes v.bufs, whose first entry is left empty for the
+// frames held back, in one system call where the connection supports
+// vectored writes (empty entries cost nothing). It consumes v.bufs and
+// releases the held frames. Caller holds frameMu.
+func (c *Conn) writeBuffers(v *writeVector) error {
+	if c.heldN > 0 {
+		v.bufs[0] = (*c.held)[:c.heldN]
+	}
+	var err error
+	switch stall := c.stallBound(); {
+	case c.rd.raw == nil:
+		err = c.writeJoined(v.bufs)
+	case stall > 0:
+		err = c.writeVecBounded(v, stall)
+	default:
+		if _, err = v.bufs.WriteTo(c.conn); err != nil {
+			err = c.writeFailed(err)
+		}
+	}
+	c.releaseHeld()
+	v.bufs = nil
+	return err
+}
+
+// writeJoined writes parts on a conn without a descriptor, where each
+// Write is a system call (and, under TLS, a record of its own): small
+// parts are joined into pieces of up to stallChunk bytes first. Caller
+// holds frameMu.
+func (c *Conn) writeJoined(parts net.Buffers) error {
+	bp := joinBufs.Get().(*[]byte)
+	defer joinBufs.Put(bp)
+	joined := (*bp)[:0]
+	for _, part := range parts {
+		if len(joined)+len(part) > cap(joined) && len(joined) > 0 {
+			if err := c.writeConn(joined); err != nil {
+				return err
+			}
+			joined = joined[:0]
+		}
+		if len(part) >= cap(joined) {
+			if err := c.writeConn(part); err != nil {
+				return err
+			}
+			continue
+		}
+		joined = append(joined, part...)
+	}
+	if len(joined) > 0 {
+		return c.writeConn(joined)
+	}
+	return nil
+}
+
+var joinBufs = sync.Pool{New: func() any { b := make([]byte, 0, stallChunk); return &b }}
+
+// writeVecBounded is writeBuffers under the stall bound: the deadline goes
+// on before the write, and a timeout after some progress sets it again and
 // goes on with what is left. Caller holds frameMu.
 func (c *Conn) writeVecBounded(v *writeVector, stall int64) error {
 	for {
@@ -342,8 +372,9 @@ func (c *Conn) writeVecBounded(v *writeVector, stall int64) error {
 // writeVector is pooled so that net.Buffers, which escapes into the
 // connection's WriteTo, costs no allocation per message.
 type writeVector struct {
-	parts [3][]byte
-	bufs  net.Buffers
+	parts [3][]byte   // writeVec's: held frames, head, body
+	batch [][]byte    // WritePreparedMessages's frames; its capacity is kept
+	bufs  net.Buffers // what writeBuffers writes: parts or batch
 }
 
 var writeVectors = sync.Pool{New: func() any { return new(writeVector) }}
