@@ -288,7 +288,13 @@ func TestCloseIsSafeConcurrently(t *testing.T) {
 // rawPeer completes a client handshake by hand and returns the connection.
 func rawPeer(t *testing.T, url string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	nc, err := net.Dial("tcp", strings.TrimPrefix(url, "ws://"))
+	return rawPeerDial(t, url, &net.Dialer{})
+}
+
+// rawPeerDial is rawPeer through d.
+func rawPeerDial(t *testing.T, url string, d *net.Dialer) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := d.Dial("tcp", strings.TrimPrefix(url, "ws://"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -520,18 +522,25 @@ func TestWriteDeadlineOfApplicationComesFirst(t *testing.T) {
 
 // TestPingFloodAfterFailedWrite: a peer that floods pings and never reads
 // fills the socket with pongs; once a pong write fails, the connection is
-// closed at once although the peer keeps sending.
+// closed at once although the peer keeps sending. (Only the buffers the
+// pongs fill are small: a receive buffer below the loopback MSS would stall
+// the flood itself in TCP's zero-window probing.)
 func TestPingFloodAfterFailedWrite(t *testing.T) {
 	readErr := make(chan error, 1)
 	u := &Upgrader{WriteStallTimeout: 300 * time.Millisecond}
 	url := serve(t, u, func(c *Conn) {
-		smallBuffers(c.NetConn())
+		c.NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
 		_, _, err := c.ReadMessage()
 		readErr <- err
 	})
-	nc, _ := rawPeer(t, url)
-	smallBuffers(nc)
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+		})
+	}}
+	nc, _ := rawPeerDial(t, url, d)
 	ping := maskedFrame(frame.OpPing, false, []byte(strings.Repeat("p", 125)))
+	flood := bytes.Repeat(ping, 64)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -542,7 +551,7 @@ func TestPingFloodAfterFailedWrite(t *testing.T) {
 			default:
 			}
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, err := nc.Write(ping); err != nil && !isTimeout(err) {
+			if _, err := nc.Write(flood); err != nil && !isTimeout(err) {
 				return
 			}
 		}
