@@ -48,7 +48,7 @@ type Config struct {
 	Upgrader       *websocket.Upgrader // nil: defaults (heartbeat on, same-origin)
 	SendQueue      int                 // per client: publications queued before the policy applies, and replies before Reply waits; 0 → 256
 	SlowConsumer   SlowConsumerPolicy
-	WriteTimeout   time.Duration // how long a write may wait with the client taking no byte (its connection's write stall timeout); 0 → 10s
+	WriteTimeout   time.Duration // how long a write may wait with the client taking no byte (its connection's write stall timeout); 0 → 10s, < 0 no bound
 	MaxConnections int           // 0 → unlimited; beyond it upgrades get HTTP 503; unused when Limiter is set
 	ReadLimit      int64         // 0 → websocket default
 
@@ -77,6 +77,14 @@ type Config struct {
 	// order the messages came, on the client's read goroutine (a fresh one
 	// for each message, so that idle clients keep small stacks).
 	OnMessage func(c *Client, messageType int, data []byte)
+	// Serve, when set, takes the place of the hub's read loop: it runs on
+	// the client's goroutine after OnConnect, reads c.Conn() itself (the
+	// only reader) and returns the error that ended the connection, which
+	// OnDisconnect then gets. OnMessage and MaxMessageRate are not used.
+	// It is for handlers that stream messages rather than take each one
+	// whole (an echo that copies a message as it arrives), keeping the
+	// hub's limits, registry, writer and shutdown.
+	Serve func(c *Client) error
 	// OnDisconnect runs once per client, after it left the registry and its
 	// channels and its goroutines ended, with the close code seen
 	// (websocket.CloseStatus style: the peer's; 1009 or 1008 when the
@@ -128,7 +136,7 @@ func New(cfg Config) *Hub {
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = defaultSendQueue
 	}
-	if cfg.WriteTimeout <= 0 {
+	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
 	}
 	if cfg.MaxMessageRate < 0 {
@@ -278,6 +286,10 @@ func (h *Hub) run(c *Client) {
 	}
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(c)
+	}
+	if h.cfg.Serve != nil {
+		h.end(c, h.cfg.Serve(c))
+		return
 	}
 	go h.read(c)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -804,5 +805,59 @@ func TestPipelinedRequestsAllAnswered(t *testing.T) {
 	}
 	if st := h.Stats(); st.SlowDisconnects != 0 || st.MessagesOut != requests {
 		t.Errorf("SlowDisconnects %d, MessagesOut %d; want 0 and %d", st.SlowDisconnects, st.MessagesOut, requests)
+	}
+}
+
+// TestServeReplacesReadLoop: with Config.Serve the hub hands the client's
+// connection to it instead of reading messages itself (OnMessage is not
+// called), OnDisconnect gets the error Serve returned, and Shutdown closes
+// such clients with 1001 like any other.
+func TestServeReplacesReadLoop(t *testing.T) {
+	ended := make(chan disconnect, 2)
+	h, url := startHub(t, hub.Config{
+		OnMessage: func(*hub.Client, int, []byte) { t.Error("OnMessage called although Serve is set") },
+		Serve: func(c *hub.Client) error {
+			for {
+				mt, r, err := c.Conn().NextReader()
+				if err != nil {
+					return err
+				}
+				w, err := c.Conn().NextWriter(mt)
+				if err != nil {
+					return err
+				}
+				if _, err := io.Copy(w, r); err != nil {
+					return err
+				}
+				if err := w.Close(); err != nil {
+					return err
+				}
+			}
+		},
+		OnDisconnect: onDisconnect(ended),
+	})
+	a, b := dial(t, url), dial(t, url)
+	waitFor(t, "two clients", func() bool { return h.Len() == 2 })
+	if err := a.WriteMessage(websocket.TextMessage, []byte("streamed")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := a.ReadMessage(); err != nil || string(p) != "streamed" {
+		t.Fatalf("echo through Serve: %q, %v", p, err)
+	}
+	a.CloseWithCode(4001, "bye")
+	if d := <-ended; d.code != 4001 || websocket.CloseStatus(d.err) != 4001 {
+		t.Fatalf("OnDisconnect after the client's close: code %d, err %v", d.code, d.err)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+	}()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := b.ReadMessage(); websocket.CloseStatus(err) != websocket.CloseGoingAway {
+		t.Fatalf("client of Serve at Shutdown: %v, want close 1001", err)
+	}
+	if d := <-ended; d.code != websocket.CloseGoingAway {
+		t.Fatalf("OnDisconnect at Shutdown: code %d", d.code)
 	}
 }

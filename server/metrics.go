@@ -34,7 +34,7 @@ const (
 	routeEcho = "/echo"
 )
 
-func newMetrics(h *hub.Hub, echoRejects *rejectCounts, b broker.Broker, in *broker.Interest) *metrics {
+func newMetrics(h, echo *hub.Hub, b broker.Broker, in *broker.Interest) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -68,7 +68,7 @@ func newMetrics(h *hub.Hub, echoRejects *rejectCounts, b broker.Broker, in *brok
 	}
 	m.registry.MustRegister(
 		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed,
-		&hubCollector{hub: h, echoRejects: echoRejects, refused: &m.refused},
+		&hubCollector{hub: h, echo: echo, refused: &m.refused},
 		&brokerCollector{broker: b, interest: in},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -138,9 +138,9 @@ var (
 // server's own refusals at accept join the hub's rejections as reason
 // "descriptors".
 type hubCollector struct {
-	hub         *hub.Hub
-	echoRejects *rejectCounts  // /echo's refusals, added to the hub's
-	refused     *atomic.Uint64 // connections answered 503 at accept
+	hub     *hub.Hub       // /ws
+	echo    *hub.Hub       // /echo: its connections and refusals are added to /ws's
+	refused *atomic.Uint64 // connections answered 503 at accept
 }
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -153,9 +153,18 @@ func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.hub.Stats()
-	if c.echoRejects != nil {
-		s.Rejected["max_connections"] += c.echoRejects.maxConns.Load()
-		s.Rejected["per_ip"] += c.echoRejects.perIP.Load()
+	if c.echo != nil {
+		e := c.echo.Stats()
+		s.Connections += e.Connections
+		s.Connected += e.Connected
+		s.Disconnected += e.Disconnected
+		for r, n := range e.Rejected {
+			s.Rejected[r] += n
+		}
+		for code, n := range e.CloseCodes {
+			s.CloseCodes[code] += n
+		}
+		s.SlowDisconnects += e.SlowDisconnects
 	}
 	gauge := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)

@@ -33,9 +33,8 @@ type Server struct {
 	hub      *hub.Hub
 	broker   broker.Broker
 	stop     context.CancelFunc // cancels pubsub.stopping
-	echo     connSet            // the /echo connections, outside the hub
+	echo     *hub.Hub           // /echo: its clients are echoed
 	limiter  *hub.Limiter       // admits every WebSocket, /ws and /echo alike
-	rejects  rejectCounts       // /echo upgrades the limiter refused; the hub counts /ws's
 	metrics  *metrics
 	hosts    *hostPolicy // immutable after New
 	handler  http.Handler
@@ -74,6 +73,11 @@ func New(cfg Config) (*Server, error) {
 	if rate < 0 {
 		rate = 0 // off
 	}
+	// The hubs bound writes with the connections' write stall timeout.
+	writeTimeout := cfg.WriteStallTimeout
+	if writeTimeout == 0 {
+		writeTimeout = websocket.DefaultWriteStallTimeout
+	}
 
 	ps := &pubsub{maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, logger: logger}
 	ps.stopping, s.stop = context.WithCancel(context.Background())
@@ -84,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		Limiter:        s.limiter,
 		MaxMessageRate: rate,
 		ReadLimit:      cfg.MaxMessageSize,
+		WriteTimeout:   writeTimeout,
 		OnConnect:      ps.onConnect,
 		OnMessage:      ps.onMessage,
 		OnDisconnect:   ps.onDisconnect,
@@ -108,21 +113,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	ps.broker = s.broker
 	ps.interest = broker.NewInterest(s.broker)
-	s.metrics = newMetrics(s.hub, &s.rejects, s.broker, ps.interest)
+	s.echo = newEchoHub(hub.Config{
+		Upgrader:     s.upgrader(nil, cfg.EchoMaxMessageSize),
+		Limiter:      s.limiter,
+		ReadLimit:    cfg.EchoMaxMessageSize,
+		WriteTimeout: writeTimeout,
+		OnConnect:    func(c *hub.Client) { s.metrics.connected(routeEcho, c.Conn()) },
+		Logger:       logger,
+	})
+	s.metrics = newMetrics(s.hub, s.echo, s.broker, ps.interest)
 	ps.metrics = s.metrics
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.hub)
-	echo := &echoHandler{
-		upgrader:  s.upgrader(nil, cfg.EchoMaxMessageSize),
-		readLimit: cfg.EchoMaxMessageSize,
-		logger:    logger,
-		conns:     &s.echo,
-		limiter:   s.limiter,
-		rejects:   &s.rejects,
-		onOpen:    func(conn *websocket.Conn) { s.metrics.connected(routeEcho, conn) },
-	}
-	mux.Handle("/echo", s.refuseWhileDraining(echo))
+	mux.Handle("/echo", s.echo)
 	if cfg.AdminAddr == "" {
 		mux.Handle("GET /metrics", s.metrics.handler())
 	} else {
@@ -212,16 +216,6 @@ func (s *Server) upgrader(subprotocols []string, readLimit int64) *websocket.Upg
 		EnableCompression:          !s.cfg.DisableCompression,
 		CompressionContextTakeover: s.cfg.CompressionContextTakeover,
 	}
-}
-
-func (s *Server) refuseWhileDraining(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() {
-			writeText(w, http.StatusServiceUnavailable, "server is shutting down\n")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 func writeText(w http.ResponseWriter, status int, body string) {
@@ -340,11 +334,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.draining.Store(true)
 	s.stop()
-	s.logger.Info("draining", "clients", s.hub.Len(), "echo_clients", len(s.echo.snapshot()))
-	// http.Server.Shutdown does not track hijacked connections: both kinds
-	// of WebSocket clients are closed here, at the same time.
+	s.logger.Info("draining", "clients", s.hub.Len(), "echo_clients", s.echo.Len())
+	// http.Server.Shutdown does not track hijacked connections: both hubs
+	// close their clients here, at the same time.
 	echoErr := make(chan error, 1)
-	go func() { echoErr <- s.echo.shutdown(ctx) }()
+	go func() { echoErr <- s.echo.Shutdown(ctx) }()
 	herr := s.hub.Shutdown(ctx)
 	eerr := <-echoErr
 	serr := s.http.Shutdown(ctx)
