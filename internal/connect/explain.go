@@ -63,8 +63,8 @@ func explainResponse(cfg *config, resp *http.Response) (what, hint string) {
 			"connect to the new location (as ws:// or wss://)"
 	case code == http.StatusForbidden && (cfg.origin != "" || bodyMentions(resp, "origin")):
 		if cfg.origin == "" {
-			return fmt.Sprintf("the server refused the handshake's Origin (%s)", status),
-				"send an origin it accepts with -origin URL"
+			return fmt.Sprintf("the server refused the handshake for want of an Origin it accepts (%s); none was sent", status),
+				"send the origin of a page the server accepts with -origin URL"
 		}
 		o := cfg.origin
 		if p, err := url.Parse(o); err == nil && p.Host != "" {

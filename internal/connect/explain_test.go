@@ -103,13 +103,33 @@ func TestExplainOriginRefused(t *testing.T) {
 	wantLines(t, errOut, []string{
 		`latch connect: the server refused Origin "https://evil.test" (HTTP 403 Forbidden): browsers on that page may not connect` + "\n",
 		"latch connect: hint: pass -origin with an origin the server accepts (its own, " + srv.URL + "), or let the server accept this one: latch serve -allowed-origins evil.test\n",
-	}, "Upgrader.CheckOrigin")
+	}, "Upgrader")
+
+	// -v shows the server's own words: the default check names the rule that refused.
+	_, _, errOut = run(t, context.Background(), strings.NewReader("x\n"), "-v", "-origin", "https://evil.test", u)
+	wantLines(t, errOut, []string{"< HTTP/1.1 403 Forbidden\n",
+		"< Forbidden: websocket: request origin not allowed: the Origin header is neither this server's own origin nor in Upgrader.OriginPatterns\n"})
 
 	// The origin the hint names is accepted.
 	code, out, errOut := run(t, context.Background(), strings.NewReader("hi\n"), "-origin", srv.URL, "-wait", "2s", u)
 	if code != ExitOK || out != "hi\n" {
 		t.Errorf("own origin: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// A server whose own check wants an Origin, and none was sent.
+func TestExplainOriginMissing(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(echo(&websocket.Upgrader{CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") != "" }}))
+	t.Cleanup(srv.Close)
+	code, _, errOut := run(t, context.Background(), strings.NewReader(""), wsURL(srv.URL))
+	if code != ExitFailure {
+		t.Errorf("exit %d, want 1", code)
+	}
+	wantLines(t, errOut, []string{
+		"latch connect: the server refused the handshake for want of an Origin it accepts (HTTP 403 Forbidden); none was sent\n",
+		"latch connect: hint: send the origin of a page the server accepts with -origin URL\n",
+	})
 }
 
 // newCert returns a self-signed certificate (its own CA) for names, valid
