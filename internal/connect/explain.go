@@ -83,7 +83,7 @@ func explainResponse(cfg *config, resp *http.Response) (what, hint string) {
 		return fmt.Sprintf("the server does not serve the host name %q (%s)", cfg.url.Hostname(), status),
 			fmt.Sprintf("connect by IP address, or let the server accept the name: latch serve -allowed-hosts %s", cfg.url.Hostname())
 	case code == http.StatusBadRequest && bodyMentions(resp, "https server"):
-		return fmt.Sprintf("the server speaks TLS, and %s is plain ws:// (%s)", u, status),
+		return fmt.Sprintf("the server speaks TLS, but the URL is ws:// (%s)", status),
 			"use wss:// (or https://)"
 	}
 	what = "the server refused the WebSocket handshake: " + status
@@ -125,7 +125,7 @@ func explainNetError(cfg *config, err error) (what, hint string) {
 	case errors.As(err, &invalid):
 		return fmt.Sprintf("the certificate of %s is not valid: %v", hostPort, invalid), tlsVerifyOK
 	case errors.As(err, &recordErr):
-		return fmt.Sprintf("%s does not speak TLS, and %s is wss://", hostPort, cfg.url.Redacted()),
+		return fmt.Sprintf("%s answered without TLS, but the URL is wss://", hostPort),
 			"use ws:// (or http://) for a server without TLS"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("nothing listens on %s (connection refused)", hostPort),

@@ -250,7 +250,7 @@ func TestExplainCertificate(t *testing.T) {
 		u := "wss" + strings.TrimPrefix(plain.URL, "http")
 		_, _, errOut := run(t, context.Background(), strings.NewReader(""), u)
 		wantLines(t, errOut, []string{
-			"latch connect: " + strings.TrimPrefix(u, "wss://") + " does not speak TLS, and " + u + " is wss://\n",
+			"latch connect: " + strings.TrimPrefix(u, "wss://") + " answered without TLS, but the URL is wss://\n",
 			"latch connect: hint: use ws:// (or http://) for a server without TLS\n",
 		})
 	})
@@ -259,7 +259,7 @@ func TestExplainCertificate(t *testing.T) {
 		u := "ws://" + hostPort
 		_, _, errOut := run(t, context.Background(), strings.NewReader(""), u)
 		wantLines(t, errOut, []string{
-			"latch connect: the server speaks TLS, and " + u + " is plain ws:// (HTTP 400 Bad Request)\n",
+			"latch connect: the server speaks TLS, but the URL is ws:// (HTTP 400 Bad Request)\n",
 			"latch connect: hint: use wss:// (or https://)\n",
 		})
 	})
