@@ -74,7 +74,7 @@ func (p *latchProc) openFDs(t *testing.T) int {
 // before).
 func TestProcAnnouncedSize(t *testing.T) {
 	const conns, announced = 100, 16 << 20
-	p := startLatch(t, "-log-level", "warn", "-max-message-size", strconv.Itoa(announced), "-message-timeout", "0")
+	p := startLatch(t, "-log-level", "warn", "-max-message-size", strconv.Itoa(announced), "-message-timeout", "off")
 	before := p.metric(t, "go_memstats_heap_inuse_bytes")
 	for range conns {
 		c := dialRaw(t, p.addr)

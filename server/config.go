@@ -54,6 +54,12 @@ type BrokerFunc func(h broker.Handler) (broker.Broker, error)
 
 // Config configures a latch [Server]. The zero value serves on :8080 with
 // the defaults below.
+//
+// Every duration field follows one rule, Go's zero-value convention: 0 means
+// the field's default, and a negative value turns the bound off where the
+// field says it can be off (elsewhere New refuses it). cmd/latch spells
+// that "off" on its command line and refuses 0 there, so that a flag cannot
+// mean the opposite of the field.
 type Config struct {
 	// Addr is the TCP listen address; port 0 picks a free port.
 	Addr string

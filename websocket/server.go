@@ -158,12 +158,14 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if _, ok := responseHeader["Sec-Websocket-Extensions"]; ok {
 		return u.returnError(w, r, http.StatusInternalServerError, "websocket: application specific 'Sec-WebSocket-Extensions' headers are unsupported")
 	}
-	checkOrigin := u.CheckOrigin
-	if checkOrigin == nil {
-		checkOrigin = u.sameOriginOrAllowed
-	}
-	if !checkOrigin(r) {
-		return u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin")
+	if u.CheckOrigin != nil {
+		if !u.CheckOrigin(r) {
+			return u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin")
+		}
+	} else if !u.sameOriginOrAllowed(r) {
+		// Say which rule refused it: the default check, not a CheckOrigin
+		// the program never set.
+		return u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed: the Origin header is neither this server's own origin nor in Upgrader.OriginPatterns")
 	}
 	keys := r.Header["Sec-Websocket-Key"]
 	if len(keys) != 1 || !validKey(keys[0]) {

@@ -30,26 +30,33 @@
 //	-max-message-rate N         LATCH_MAX_MESSAGE_RATE: messages per second per /ws connection, burst as many; faster clients are throttled (default 1000; 0: off)
 //	-max-message-size BYTES     LATCH_MAX_MESSAGE_SIZE: largest message on /ws; larger ones close with 1009 (default 64 KiB)
 //	-echo-max-message-size BYTES LATCH_ECHO_MAX_MESSAGE_SIZE: the same for /echo (default 16 MiB)
-//	-http-idle-timeout D        LATCH_HTTP_IDLE_TIMEOUT: close keep-alive connections idle for D (default 60s; 0: never)
-//	-http-read-timeout D        LATCH_HTTP_READ_TIMEOUT: bound on reading a whole request (default 30s; 0: none)
-//	-http-write-timeout D       LATCH_HTTP_WRITE_TIMEOUT: bound on writing a response (default 30s; 0: none)
+//	-http-idle-timeout D        LATCH_HTTP_IDLE_TIMEOUT: close keep-alive connections idle for D (default 60s; off: never)
+//	-http-read-timeout D        LATCH_HTTP_READ_TIMEOUT: bound on reading a whole request (default 30s; off: none)
+//	-http-write-timeout D       LATCH_HTTP_WRITE_TIMEOUT: bound on writing a response (default 30s; off: none)
 //	-max-header-bytes BYTES     LATCH_MAX_HEADER_BYTES: largest request head, larger ones get 431 (default 32 KiB)
 //	-max-channels N             LATCH_MAX_CHANNELS: most channels per connection (default 100)
 //	-send-queue N               LATCH_SEND_QUEUE: publications queued per client; a full queue closes it with 1008 (default 256)
-//	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; 0: off)
-//	-message-timeout D          LATCH_MESSAGE_TIMEOUT: a message begun must arrive within D plus 1 s per KiB, else 1008 (default 10s; 0: off)
-//	-write-stall-timeout D      LATCH_WRITE_STALL_TIMEOUT: drop a client that takes no byte of a write for D (default 10s; 0: off)
+//	-heartbeat-interval D       LATCH_HEARTBEAT_INTERVAL: ping silent clients after D (default 30s; off: no heartbeat)
+//	-message-timeout D          LATCH_MESSAGE_TIMEOUT: a message begun must arrive within D plus 1 s per KiB, else 1008 (default 10s; off: no bound)
+//	-write-stall-timeout D      LATCH_WRITE_STALL_TIMEOUT: drop a client that takes no byte of a write for D (default 10s; off: never)
 //	-compression=BOOL           LATCH_COMPRESSION: accept permessage-deflate on /ws and /echo (default true)
 //	-compression-context-takeover LATCH_COMPRESSION_CONTEXT_TAKEOVER: keep the deflate context between messages (default false)
-//	-shutdown-timeout D         LATCH_SHUTDOWN_TIMEOUT: how long shutdown waits for clients (default 5s)
+//	-shutdown-timeout D         LATCH_SHUTDOWN_TIMEOUT: how long shutdown waits for clients (default 5s; cannot be off)
 //	-broker URLS                LATCH_BROKER: comma-separated NATS URLs shared with other latch nodes (docs/scaling.md)
-//	-publish-timeout D          LATCH_PUBLISH_TIMEOUT: how long a publish waits for the broker (default 5s)
+//	-publish-timeout D          LATCH_PUBLISH_TIMEOUT: how long a publish waits for the broker (default 5s; cannot be off)
 //	-log-level LEVEL            LATCH_LOG_LEVEL: debug, info, warn or error (default info)
 //	-log-format FORMAT          LATCH_LOG_FORMAT: text or json (default text)
 //
-// Once listening it prints one line, "latch: listening on http://ADDR"
-// (https with TLS), with the address actually bound, and with -admin-addr a
-// second, "latch: admin on http://ADDR".
+// A duration D is a Go duration (30s, 1m, 1h30m) or, where the bound can be
+// off, the word off; 0 is refused with a message saying to write off, since
+// server.Config reads 0 as "the default".
+//
+// Once listening it prints "latch: listening on http://ADDR" (https with
+// TLS), where ADDR is the address actually bound in a form one can open and
+// dial: localhost:PORT when listening on all interfaces, the host name given
+// in -addr if any, else the bound IP and port. With -admin-addr a second line
+// follows, "latch: admin on http://ADDR"; then one listing the routes.
+// Scripts may read the address from the first line.
 //
 // The HTTP timeouts end at a WebSocket upgrade: an upgraded connection is
 // bounded by the heartbeat and the write timeouts of the websocket layer

@@ -21,6 +21,7 @@ import (
 
 	"github.com/latchws/latch/broker"
 	bnats "github.com/latchws/latch/broker/nats"
+	"github.com/latchws/latch/internal/cliflag"
 	"github.com/latchws/latch/internal/connect"
 	"github.com/latchws/latch/server"
 	"github.com/latchws/latch/websocket"
@@ -28,10 +29,14 @@ import (
 
 const defaultAddr = server.DefaultAddr
 
+// seeHelp ends a usage error.
+const seeHelp = "Run 'latch help' for the commands and flags.\n"
+
 const usage = `Usage:
   latch [serve] [flags]   run the server (the default command)
   latch connect [flags] URL
                           open a WebSocket connection from the terminal
+                          (latch connect -h lists its flags)
   latch help              print this help
 
 Routes:
@@ -67,8 +72,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 0
 		default:
 			if !strings.HasPrefix(args[0], "-") {
-				fmt.Fprintf(stderr, "latch: unknown command %q\n\n", args[0])
-				printUsage(stderr)
+				fmt.Fprintf(stderr, "latch: unknown command %q: the commands are serve, connect and help\n%s", args[0], seeHelp)
 				return 2
 			}
 		}
@@ -118,20 +122,20 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.Float64Var(&cfg.maxMsgRate, "max-message-rate", server.DefaultMaxMessageRate, "most `messages` per second one /ws connection may send, with a burst of one second's worth; a faster client is throttled, not closed (0: unlimited)")
 	fs.Int64Var(&cfg.maxMsg, "max-message-size", server.DefaultMaxMessageSize, "largest message accepted on /ws, in `bytes`; larger ones close with 1009")
 	fs.Int64Var(&cfg.echoMaxMsg, "echo-max-message-size", server.DefaultEchoMaxMessageSize, "largest message accepted on /echo, in `bytes`; larger ones close with 1009")
-	fs.DurationVar(&cfg.httpIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close a keep-alive HTTP connection idle this `long` (0: never)")
-	fs.DurationVar(&cfg.httpReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "most `time` to read a whole HTTP request, head and body; not applied to WebSockets once upgraded (0: no bound)")
-	fs.DurationVar(&cfg.httpWriteTimeout, "http-write-timeout", server.DefaultHTTPWriteTimeout, "most `time` to write an HTTP response; not applied to WebSockets once upgraded (0: no bound)")
+	cliflag.DurationVar(fs, &cfg.httpIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close a keep-alive HTTP connection idle for `duration` (off: never)")
+	cliflag.DurationVar(fs, &cfg.httpReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "read a whole HTTP request, head and body, within `duration`; not applied to WebSockets once upgraded (off: no bound)")
+	cliflag.DurationVar(fs, &cfg.httpWriteTimeout, "http-write-timeout", server.DefaultHTTPWriteTimeout, "write an HTTP response within `duration`; not applied to WebSockets once upgraded (off: no bound)")
 	fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest HTTP request head, in `bytes`; larger ones get 431")
-	fs.IntVar(&cfg.maxChannels, "max-channels", server.DefaultMaxChannels, "most channels one connection may subscribe to")
+	fs.IntVar(&cfg.maxChannels, "max-channels", server.DefaultMaxChannels, "most `channels` one connection may subscribe to")
 	fs.IntVar(&cfg.sendQueue, "send-queue", server.DefaultSendQueue, "publication `messages` queued per client; a client with a full queue is closed with 1008 (answers to its own requests are not counted: they slow its reading instead)")
-	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 30*time.Second, "ping a client silent this `long`, drop it if it does not answer (0: off)")
-	fs.DurationVar(&cfg.messageTimeout, "message-timeout", websocket.DefaultMessageTimeout, "a message a client has begun must arrive within this `time`, plus 1 s per KiB received; else close 1008 (0: off)")
-	fs.DurationVar(&cfg.writeStallTimeout, "write-stall-timeout", websocket.DefaultWriteStallTimeout, "drop a client that takes no byte of a write for this `long` (0: off)")
+	cliflag.DurationVar(fs, &cfg.heartbeatInterval, "heartbeat-interval", websocket.DefaultHeartbeatInterval, "ping a client silent for `duration`, drop it if it does not answer (off: no heartbeat)")
+	cliflag.DurationVar(fs, &cfg.messageTimeout, "message-timeout", websocket.DefaultMessageTimeout, "a message a client has begun must arrive within `duration`, plus 1 s per KiB received; else close 1008 (off: no bound)")
+	cliflag.DurationVar(fs, &cfg.writeStallTimeout, "write-stall-timeout", websocket.DefaultWriteStallTimeout, "drop a client that takes no byte of a write for `duration` (off: never)")
 	fs.BoolVar(&cfg.compression, "compression", true, "accept permessage-deflate (RFC 7692) on /ws and /echo when a client offers it")
 	fs.BoolVar(&cfg.contextTakeover, "compression-context-takeover", false, "keep the deflate context between messages: better ratios, ~1.2 MiB more per compressed connection")
-	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGINT or SIGTERM, wait this `long` for clients to close")
+	cliflag.PositiveDurationVar(fs, &cfg.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGINT or SIGTERM, wait up to `duration` for clients to close (cannot be off)")
 	fs.StringVar(&cfg.broker, "broker", "", "comma-separated NATS server `URLs` (nats://HOST:PORT,...) to share channels with other latch nodes; empty: this node alone (docs/scaling.md)")
-	fs.DurationVar(&cfg.publishTimeout, "publish-timeout", server.DefaultPublishTimeout, "how `long` a publish waits for the broker to accept it before the client gets \"unavailable\"")
+	cliflag.PositiveDurationVar(fs, &cfg.publishTimeout, "publish-timeout", server.DefaultPublishTimeout, "a publish waits up to `duration` for the broker to accept it, then the client gets \"unavailable\" (cannot be off)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	return fs
@@ -186,13 +190,13 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 			printUsage(stdout)
 			return server.Config{}, 0
 		}
-		fmt.Fprintf(stderr, "latch: %v\n\n", err)
-		printUsage(stderr)
+		// The error names the flag and what to write; the full usage
+		// would bury it.
+		fmt.Fprintf(stderr, "latch: %v\n%s", err, seeHelp)
 		return server.Config{}, 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "latch: unexpected argument %q\n\n", fs.Arg(0))
-		printUsage(stderr)
+		fmt.Fprintf(stderr, "latch: unexpected argument %q\n%s", fs.Arg(0), seeHelp)
 		return server.Config{}, 2
 	}
 	bad := func(format string, a ...any) (server.Config, int) {
@@ -206,12 +210,6 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-echo-max-message-size must be positive, got %d", cfg.echoMaxMsg)
 	case cfg.maxHeaderBytes <= 0:
 		return bad("-max-header-bytes must be positive, got %d", cfg.maxHeaderBytes)
-	case cfg.httpIdleTimeout < 0:
-		return bad("-http-idle-timeout must not be negative, got %v", cfg.httpIdleTimeout)
-	case cfg.httpReadTimeout < 0:
-		return bad("-http-read-timeout must not be negative, got %v", cfg.httpReadTimeout)
-	case cfg.httpWriteTimeout < 0:
-		return bad("-http-write-timeout must not be negative, got %v", cfg.httpWriteTimeout)
 	case cfg.maxConns < 0:
 		return bad("-max-connections must not be negative, got %d", cfg.maxConns)
 	case cfg.maxConnsPerIP < 0:
@@ -222,16 +220,6 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-max-channels must be positive, got %d", cfg.maxChannels)
 	case cfg.sendQueue <= 0:
 		return bad("-send-queue must be positive, got %d", cfg.sendQueue)
-	case cfg.heartbeatInterval < 0:
-		return bad("-heartbeat-interval must not be negative, got %v", cfg.heartbeatInterval)
-	case cfg.messageTimeout < 0:
-		return bad("-message-timeout must not be negative, got %v", cfg.messageTimeout)
-	case cfg.writeStallTimeout < 0:
-		return bad("-write-stall-timeout must not be negative, got %v", cfg.writeStallTimeout)
-	case cfg.shutdownTimeout <= 0:
-		return bad("-shutdown-timeout must be positive, got %v", cfg.shutdownTimeout)
-	case cfg.publishTimeout <= 0:
-		return bad("-publish-timeout must be positive, got %v", cfg.publishTimeout)
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
 		return bad("-tls-cert and -tls-key go together")
 	}
@@ -276,15 +264,15 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		MaxMessageRate:             msgRate,
 		MaxMessageSize:             cfg.maxMsg,
 		EchoMaxMessageSize:         cfg.echoMaxMsg,
-		HTTPIdleTimeout:            offIfZero(cfg.httpIdleTimeout),
-		HTTPReadTimeout:            offIfZero(cfg.httpReadTimeout),
-		HTTPWriteTimeout:           offIfZero(cfg.httpWriteTimeout),
+		HTTPIdleTimeout:            cfg.httpIdleTimeout, // cliflag.Off is < 0: no bound in server.Config too
+		HTTPReadTimeout:            cfg.httpReadTimeout,
+		HTTPWriteTimeout:           cfg.httpWriteTimeout,
 		MaxHeaderBytes:             cfg.maxHeaderBytes,
 		MaxChannels:                cfg.maxChannels,
 		SendQueue:                  cfg.sendQueue,
-		HeartbeatInterval:          offIfZero(cfg.heartbeatInterval),
-		MessageTimeout:             offIfZero(cfg.messageTimeout),
-		WriteStallTimeout:          offIfZero(cfg.writeStallTimeout),
+		HeartbeatInterval:          cfg.heartbeatInterval,
+		MessageTimeout:             cfg.messageTimeout,
+		WriteStallTimeout:          cfg.writeStallTimeout,
 		ShutdownTimeout:            cfg.shutdownTimeout,
 		PublishTimeout:             cfg.publishTimeout,
 		Broker:                     brokerFunc,
@@ -295,13 +283,24 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	}, -1
 }
 
-// offIfZero maps a duration flag, where 0 means off, to server.Config,
-// where 0 means the default and < 0 off.
-func offIfZero(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
+// openableAddr is the host:port to print for a listener bound to addr (as
+// given) that got bound: one a browser can open and a client can dial.
+// An unspecified address ("[::]", "0.0.0.0") is not one: it becomes
+// localhost. A host name given in addr is kept (it may be what the TLS
+// certificate names); otherwise the bound IP is printed.
+func openableAddr(addr string, bound net.Addr) string {
+	host, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return bound.String()
 	}
-	return d
+	ip := net.ParseIP(host)
+	switch given, _, _ := net.SplitHostPort(addr); {
+	case ip != nil && ip.IsUnspecified():
+		host = "localhost"
+	case given != "" && net.ParseIP(given) == nil:
+		host = given
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // pprofHandler serves net/http/pprof's handlers under /debug/pprof/, for
@@ -398,9 +397,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = srv.Shutdown(context.Background())
 		return 1
 	}
-	fmt.Fprintf(stdout, "latch: listening on %s://%s\n", scheme, ln.Addr())
+	// Tests and scripts read the address from the first line (and the
+	// admin address from the second): keep their form.
+	fmt.Fprintf(stdout, "latch: listening on %s://%s\n", scheme, openableAddr(cfg.Addr, ln.Addr()))
 	if adminAddr != nil {
-		fmt.Fprintf(stdout, "latch: admin on http://%s\n", adminAddr)
+		fmt.Fprintf(stdout, "latch: admin on http://%s\n", openableAddr(cfg.AdminAddr, adminAddr))
+		fmt.Fprintln(stdout, "latch: routes: / (demo page), /ws (pub/sub), /echo, /healthz, /readyz; admin: /metrics, /debug/pprof/")
+	} else {
+		fmt.Fprintln(stdout, "latch: routes: / (demo page), /ws (pub/sub), /echo, /metrics, /healthz, /readyz")
 	}
 
 	serveErr := make(chan error, 1)

@@ -20,6 +20,7 @@ import (
 
 	cws "github.com/coder/websocket"
 	"github.com/latchws/latch/internal/testutil"
+	"github.com/latchws/latch/server"
 )
 
 // buildLatch compiles this command into a temporary directory.
@@ -409,7 +410,7 @@ func TestEnvironment(t *testing.T) {
 		"LATCH_MAX_MESSAGE_SIZE":             "4096",
 		"LATCH_MAX_CHANNELS":                 "3",
 		"LATCH_SEND_QUEUE":                   "9",
-		"LATCH_HEARTBEAT_INTERVAL":           "0",
+		"LATCH_HEARTBEAT_INTERVAL":           "off",
 		"LATCH_SHUTDOWN_TIMEOUT":             "2s",
 		"LATCH_LOG_LEVEL":                    "debug",
 		"LATCH_LOG_FORMAT":                   "json",
@@ -418,13 +419,13 @@ func TestEnvironment(t *testing.T) {
 		"LATCH_COMPRESSION":                  "false",
 		"LATCH_COMPRESSION_CONTEXT_TAKEOVER": "true",
 		"LATCH_ECHO_MAX_MESSAGE_SIZE":        "8192",
-		"LATCH_HTTP_IDLE_TIMEOUT":            "0",
+		"LATCH_HTTP_IDLE_TIMEOUT":            "off",
 		"LATCH_HTTP_READ_TIMEOUT":            "7s",
 		"LATCH_HTTP_WRITE_TIMEOUT":           "8s",
 		"LATCH_MAX_HEADER_BYTES":             "16384",
 		"LATCH_ALLOWED_HOSTS":                "latch.example, *.latch.example",
 		"LATCH_ADMIN_ADDR":                   "127.0.0.1:9091",
-		"LATCH_MESSAGE_TIMEOUT":              "0",
+		"LATCH_MESSAGE_TIMEOUT":              "off",
 		"LATCH_WRITE_STALL_TIMEOUT":          "3s",
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -460,6 +461,15 @@ func TestEnvironment(t *testing.T) {
 	if _, status := parseServe(nil, getenv, &stdout, &stderr); status != 2 || !strings.Contains(stderr.String(), "LATCH_MAX_CONNECTIONS") {
 		t.Errorf("bad variable: status %d, stderr %q", status, stderr.String())
 	}
+	env["LATCH_MAX_CONNECTIONS"] = "7"
+
+	// A zero duration in a variable gets the same answer as on the command line.
+	env["LATCH_HEARTBEAT_INTERVAL"] = "0"
+	stderr.Reset()
+	want := `latch: invalid value "0" for LATCH_HEARTBEAT_INTERVAL: 0 is not accepted: write "off" to turn it off, or a positive duration such as 30s` + "\n"
+	if _, status := parseServe(nil, getenv, &stdout, &stderr); status != 2 || stderr.String() != want {
+		t.Errorf("LATCH_HEARTBEAT_INTERVAL=0: status %d, stderr %q; want 2 and %q", status, stderr.String(), want)
+	}
 }
 
 func TestBrokerFlag(t *testing.T) {
@@ -481,6 +491,7 @@ func TestBrokerFlag(t *testing.T) {
 		{"-broker", " , "},
 		{"-broker", "nats://127.0.0.1:4222,127.0.0.1:4223"},
 		{"-publish-timeout", "0s"},
+		{"-publish-timeout", "off"},
 	} {
 		stderr.Reset()
 		if _, status := parseServe(bad, noEnv, &stdout, &stderr); status != 2 || stderr.Len() == 0 {
@@ -504,5 +515,204 @@ func TestBrokerUnreachable(t *testing.T) {
 	status := run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-broker", "nats://" + addr}, strings.NewReader(""), &stdout, &stderr)
 	if status != 1 || !strings.Contains(stderr.String(), "broker") || strings.Contains(stdout.String(), "listening") {
 		t.Fatalf("status %d, stdout %q, stderr %q; want 1 and a broker error before listening", status, stdout.String(), stderr.String())
+	}
+}
+
+// Every duration flag spells "no bound" off, refuses 0 with a message that
+// says so, and passes off to server.Config as a negative duration; the
+// bounds that cannot be off say that.
+func TestDurationFlags(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	offable := map[string]func(server.Config) time.Duration{
+		"heartbeat-interval":  func(c server.Config) time.Duration { return c.HeartbeatInterval },
+		"http-idle-timeout":   func(c server.Config) time.Duration { return c.HTTPIdleTimeout },
+		"http-read-timeout":   func(c server.Config) time.Duration { return c.HTTPReadTimeout },
+		"http-write-timeout":  func(c server.Config) time.Duration { return c.HTTPWriteTimeout },
+		"message-timeout":     func(c server.Config) time.Duration { return c.MessageTimeout },
+		"write-stall-timeout": func(c server.Config) time.Duration { return c.WriteStallTimeout },
+	}
+	for name, field := range offable {
+		var stdout, stderr bytes.Buffer
+		cfg, status := parseServe([]string{"-" + name, "off"}, noEnv, &stdout, &stderr)
+		if status != -1 || field(cfg) >= 0 {
+			t.Errorf("-%s off: status %d, config value %v, stderr %q; want < 0 (off)", name, status, field(cfg), stderr.String())
+		}
+		cfg, status = parseServe([]string{"-" + name, "1500ms"}, noEnv, &stdout, &stderr)
+		if status != -1 || field(cfg) != 1500*time.Millisecond {
+			t.Errorf("-%s 1500ms: status %d, config value %v", name, status, field(cfg))
+		}
+		stderr.Reset()
+		_, status = parseServe([]string{"-" + name, "0"}, noEnv, &stdout, &stderr)
+		want := `latch: invalid value "0" for flag -` + name + `: 0 is not accepted: write "off" to turn it off, or a positive duration such as 30s` + "\n" +
+			"Run 'latch help' for the commands and flags.\n"
+		if status != 2 || stderr.String() != want {
+			t.Errorf("-%s 0: status %d, stderr\n%s\nwant\n%s", name, status, stderr.String(), want)
+		}
+	}
+	for _, name := range []string{"shutdown-timeout", "publish-timeout"} {
+		var stdout, stderr bytes.Buffer
+		_, status := parseServe([]string{"-" + name, "off"}, noEnv, &stdout, &stderr)
+		want := `latch: invalid value "off" for flag -` + name + `: cannot be off: give a positive duration such as 5s` + "\n"
+		if status != 2 || !strings.HasPrefix(stderr.String(), want) {
+			t.Errorf("-%s off: status %d, stderr %q; want 2 and %q", name, status, stderr.String(), want)
+		}
+		stderr.Reset()
+		_, status = parseServe([]string{"-" + name, "0"}, noEnv, &stdout, &stderr)
+		want = `latch: invalid value "0" for flag -` + name + `: must be a positive duration such as 5s` + "\n"
+		if status != 2 || !strings.HasPrefix(stderr.String(), want) {
+			t.Errorf("-%s 0: status %d, stderr %q; want 2 and %q", name, status, stderr.String(), want)
+		}
+	}
+}
+
+// latch help names every placeholder after the back-quoted word of its
+// usage: durations read "duration", never "long" or "time".
+func TestHelpPlaceholders(t *testing.T) {
+	var out bytes.Buffer
+	if status := run(context.Background(), []string{"help"}, strings.NewReader(""), &out, io.Discard); status != 0 {
+		t.Fatalf("latch help: status %d", status)
+	}
+	help := out.String()
+	for _, want := range []string{
+		"-addr address\n", "-heartbeat-interval duration\n", "-shutdown-timeout duration\n", "-publish-timeout duration\n",
+		"-http-idle-timeout duration\n", "-http-read-timeout duration\n", "-http-write-timeout duration\n",
+		"-message-timeout duration\n", "-write-stall-timeout duration\n", "-max-channels channels\n",
+		"-max-message-size bytes\n", "-tls-cert file\n", "(off: no heartbeat) [$LATCH_HEARTBEAT_INTERVAL] (default 30s)",
+		"(cannot be off) [$LATCH_SHUTDOWN_TIMEOUT] (default 5s)", "latch connect -h lists its flags",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	for _, bad := range []string{" long\n", " time\n", " value\n", " int\n", "(0: off)", "(0: never)", "(0: no bound)"} {
+		if strings.Contains(help, bad) {
+			t.Errorf("help has %q:\n%s", bad, help)
+		}
+	}
+}
+
+func TestOpenableAddr(t *testing.T) {
+	for _, tc := range []struct{ addr, bound, want string }{
+		{":8080", "[::]:8080", "localhost:8080"},
+		{"0.0.0.0:0", "0.0.0.0:41234", "localhost:41234"},
+		{"127.0.0.1:0", "127.0.0.1:41234", "127.0.0.1:41234"},
+		{"[::1]:9000", "[::1]:9000", "[::1]:9000"},
+		{"localhost:9000", "127.0.0.1:9000", "localhost:9000"},
+		{"latch.example:443", "192.0.2.7:443", "latch.example:443"},
+	} {
+		bound, err := net.ResolveTCPAddr("tcp", tc.bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := openableAddr(tc.addr, bound); got != tc.want {
+			t.Errorf("openableAddr(%q, %s) = %q, want %q", tc.addr, tc.bound, got, tc.want)
+		}
+	}
+}
+
+// startServe runs "latch serve args" in this process until the test ends,
+// and returns its stdout once the routes line is out.
+func startServe(t *testing.T, args ...string) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout testutil.SyncBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, append([]string{"serve", "-log-level", "error"}, args...), strings.NewReader(""), &stdout, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Error("latch serve did not stop within 10s")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout.String(), "latch: routes: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no routes line within 10s; stdout %q", stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+}
+
+// On all interfaces, latch prints a URL one can open (localhost, not [::])
+// and its routes; the address is the one clients dial.
+func TestStartupLines(t *testing.T) {
+	lines := startServe(t, "-addr", ":0")
+	addr, ok := strings.CutPrefix(lines[0], "latch: listening on http://")
+	if !ok || !strings.HasPrefix(addr, "localhost:") || len(lines) != 2 {
+		t.Fatalf("stdout %q, want the listening line with localhost:PORT, then the routes", lines)
+	}
+	if want := "latch: routes: / (demo page), /ws (pub/sub), /echo, /metrics, /healthz, /readyz"; lines[1] != want {
+		t.Errorf("routes line %q, want %q", lines[1], want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if status, err := httpGet(ctx, "http://"+addr+"/healthz"); err != nil || status != http.StatusOK {
+		t.Errorf("GET http://%s/healthz = %d, %v; want 200", addr, status, err)
+	}
+
+	// With -admin-addr: its line second, as e2e expects, then the routes.
+	lines = startServe(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "latch: listening on http://127.0.0.1:") ||
+		!strings.HasPrefix(lines[1], "latch: admin on http://127.0.0.1:") ||
+		lines[2] != "latch: routes: / (demo page), /ws (pub/sub), /echo, /healthz, /readyz; admin: /metrics, /debug/pprof/" {
+		t.Errorf("stdout with -admin-addr %q", lines)
+	}
+}
+
+// What a newcomer meets with latch connect against latch serve: each wrong
+// URL and a refused origin gets what happened and what to change.
+func TestConnectMessagesAgainstServe(t *testing.T) {
+	lines := startServe(t, "-addr", "127.0.0.1:0")
+	addr := strings.TrimPrefix(lines[0], "latch: listening on http://")
+	connect := func(args ...string) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		status := run(ctx, append([]string{"connect"}, args...), strings.NewReader("hi\n"), &stdout, &stderr)
+		return status, stderr.String()
+	}
+	base := "ws://" + addr
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+		want   string // all of stderr
+	}{
+		{"demo page", []string{base + "/"}, 1,
+			"latch connect: " + base + "/ is not a WebSocket endpoint: the server answered HTTP 200 OK, a plain web page, instead of upgrading\n" +
+				"latch connect: hint: connect to the path that takes WebSockets; on latch serve, " + base + "/ws or " + base + "/echo\n"},
+		{"no such path", []string{base + "/chat"}, 1,
+			"latch connect: the server has no /chat (HTTP 404 Not Found)\n" +
+				"latch connect: hint: check the path; on latch serve, WebSockets are on " + base + "/ws and " + base + "/echo\n"},
+		{"origin", []string{"-origin", "https://evil.test", base + "/echo"}, 1,
+			`latch connect: the server refused Origin "https://evil.test" (HTTP 403 Forbidden): browsers on that page may not connect` + "\n" +
+				"latch connect: hint: pass -origin with an origin the server accepts (its own, http://" + addr + "), or let the server accept this one: latch serve -allowed-origins evil.test\n"},
+		{"ftp", []string{"ftp://" + addr + "/"}, 2,
+			`latch connect: invalid URL "ftp://` + addr + `/": scheme ftp:// is not supported; use ws://, wss://, http:// or https://` + "\n" +
+				"Run 'latch connect -h' for the flags.\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, stderr := connect(tc.args...)
+			if status != tc.status || stderr != tc.want {
+				t.Errorf("status %d, stderr\n%s\nwant %d and\n%s", status, stderr, tc.status, tc.want)
+			}
+		})
+	}
+	// The hints work: the own origin and an http:// URL of /echo connect.
+	if status, stderr := connect("-origin", "http://"+addr, "-wait", "off", "http://"+addr+"/echo"); status != 0 {
+		t.Errorf("own origin: status %d, stderr %q", status, stderr)
+	}
+
+	// -allowed-origins, as the hint says, lets the origin in.
+	lines = startServe(t, "-addr", "127.0.0.1:0", "-allowed-origins", "evil.test")
+	addr = strings.TrimPrefix(lines[0], "latch: listening on http://")
+	if status, stderr := connect("-origin", "https://evil.test", "-wait", "off", "ws://"+addr+"/echo"); status != 0 {
+		t.Errorf("-allowed-origins evil.test: status %d, stderr %q", status, stderr)
 	}
 }

@@ -3,9 +3,9 @@
 //
 // # Starting the browser
 //
-// [New] starts one browser for a test with the flags that /work/shared/PEERS.md
-// lists for running as root on a closed network, and closes it when the test
-// ends. A missing Chromium fails the test when CI=true and skips it otherwise
+// [New] starts one browser for a test with the flags it needs to run as root
+// on a closed network (no sandbox, no background networking), and closes it
+// when the test ends. A missing Chromium fails the test when CI=true and skips it otherwise
 // ([Require]): CI must never pass without the browser having run. [NewTab]
 // opens another tab in the same browser.
 //
@@ -55,7 +55,7 @@ func Require(t testing.TB) string {
 	t.Helper()
 	path, err := Path()
 	if err != nil {
-		msg := fmt.Sprintf("%v; install it with scripts/install-peers.sh (see /work/shared/PEERS.md)", err)
+		msg := fmt.Sprintf("%v; install it with scripts/install-peers.sh", err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -72,8 +72,8 @@ func Require(t testing.TB) string {
 func New(t testing.TB, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := Require(t)
-	// PEERS.md: as root Chromium needs no sandbox, and without the
-	// background-networking flags it floods the closed network.
+	// As root Chromium runs only without its sandbox, and without the
+	// background-networking flags it floods a closed network with requests.
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,

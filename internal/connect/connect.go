@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/latchws/latch/internal/cliflag"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -38,6 +40,11 @@ const (
 // payload follows in lowercase hex.
 const BinaryMarker = "[binary] "
 
+// seeHelp ends a usage error.
+const seeHelp = "Run 'latch connect -h' for the flags.\n"
+
+var errMissingURL = errors.New("missing URL")
+
 const (
 	defaultTimeout = 10 * time.Second
 	defaultWait    = time.Second
@@ -50,7 +57,9 @@ received on stdout (binary ones as "[binary] " followed by hex). At the end of
 stdin it keeps printing for -wait, then closes with code 1000 and exits 0.
 When the server closes, its code and reason go to stderr; the exit code is 0
 for 1000 and 1001, 1 otherwise. URL is ws:// or wss:// (http:// and https://
-are taken as ws:// and wss://).
+are taken as ws:// and wss://); a latch server takes WebSockets on /ws and
+/echo. When the handshake fails it says why and what to change; -v adds the
+server's response.
 
 Flags:
 `
@@ -62,9 +71,11 @@ type config struct {
 	origin       string
 	compression  bool
 	binary       bool
-	timeout      time.Duration
-	wait         time.Duration
+	timeout      time.Duration // cliflag.Off: no bound
+	wait         time.Duration // cliflag.Off: none
 	insecure     bool
+	caFile       string
+	verbose      bool
 }
 
 func newFlagSet(cfg *config) *flag.FlagSet {
@@ -85,12 +96,14 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		cfg.header.Add(name, strings.TrimSpace(value))
 		return nil
 	})
-	fs.StringVar(&cfg.origin, "origin", "", "send Origin `origin` (e.g. https://example.com)")
+	fs.StringVar(&cfg.origin, "origin", "", "send `URL` as the Origin header, as a browser on that page would (e.g. https://example.com)")
 	fs.BoolVar(&cfg.compression, "compression", false, "offer permessage-deflate (RFC 7692)")
 	fs.BoolVar(&cfg.binary, "binary", false, "send lines as binary messages instead of text")
-	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "opening handshake `timeout`")
-	fs.DurationVar(&cfg.wait, "wait", defaultWait, "after the end of stdin, keep printing for this `duration` before closing")
-	fs.BoolVar(&cfg.insecure, "insecure", false, "skip TLS certificate verification (wss://)")
+	cliflag.DurationVar(fs, &cfg.timeout, "timeout", defaultTimeout, "give up on the opening handshake after `duration` (off: wait as long as it takes)")
+	cliflag.DurationVar(fs, &cfg.wait, "wait", defaultWait, "after the end of stdin, keep printing for `duration` before closing (off: close at once)")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "skip TLS certificate verification (wss://; for testing only)")
+	fs.StringVar(&cfg.caFile, "cacert", "", "trust the CA certificates in `file` (PEM) for wss://, besides the system's")
+	fs.BoolVar(&cfg.verbose, "v", false, "verbose: on a failed handshake, print the server's response (headers, start of the body) and the raw error")
 	return fs
 }
 
@@ -124,7 +137,7 @@ func parseArgs(args []string) (*config, error) {
 		return nil, err
 	}
 	if fs.NArg() == 0 {
-		return nil, errors.New("missing URL")
+		return nil, errMissingURL
 	}
 	raw := fs.Arg(0)
 	if err := fs.Parse(fs.Args()[1:]); err != nil {
@@ -138,12 +151,6 @@ func parseArgs(args []string) (*config, error) {
 		return nil, err
 	}
 	cfg.url = u
-	if cfg.timeout <= 0 {
-		return nil, fmt.Errorf("-timeout must be positive, got %v", cfg.timeout)
-	}
-	if cfg.wait < 0 {
-		return nil, fmt.Errorf("-wait must not be negative, got %v", cfg.wait)
-	}
 	if cfg.origin != "" {
 		cfg.header.Set("Origin", cfg.origin)
 	}
@@ -151,8 +158,15 @@ func parseArgs(args []string) (*config, error) {
 }
 
 func parseURL(raw string) (*url.URL, error) {
+	if !strings.Contains(raw, "://") {
+		return nil, fmt.Errorf("invalid URL %q: no scheme; write ws://HOST:PORT/PATH (or wss://, http://, https://)", raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("invalid URL %q: %v", raw, err)
 	}
 	switch strings.ToLower(u.Scheme) {
@@ -162,10 +176,10 @@ func parseURL(raw string) (*url.URL, error) {
 	case "https":
 		u.Scheme = "wss"
 	default:
-		return nil, fmt.Errorf("invalid URL %q: scheme must be ws or wss", raw)
+		return nil, fmt.Errorf("invalid URL %q: scheme %s:// is not supported; use ws://, wss://, http:// or https://", raw, u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("invalid URL %q: no host", raw)
+		return nil, fmt.Errorf("invalid URL %q: no host; write %s://HOST:PORT/PATH", raw, u.Scheme)
 	}
 	// RFC 6455 §3: fragment identifiers are not allowed in WebSocket URIs.
 	u.Fragment = ""
@@ -186,33 +200,35 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			printUsage(stdout)
 			return ExitOK
 		}
-		fmt.Fprintf(stderr, "latch connect: %v\n\n", err)
-		printUsage(stderr)
+		if errors.Is(err, errMissingURL) {
+			fmt.Fprintf(stderr, "latch connect: %v\n\n", err)
+			printUsage(stderr)
+			return ExitUsage
+		}
+		// One line that names the mistake; the full usage would bury it.
+		fmt.Fprintf(stderr, "latch connect: %v\n%s", err, seeHelp)
 		return ExitUsage
 	}
 
 	d := websocket.Dialer{
 		Proxy:             http.ProxyFromEnvironment,
-		HandshakeTimeout:  cfg.timeout,
+		HandshakeTimeout:  max(cfg.timeout, 0), // cliflag.Off: no bound
 		Subprotocols:      cfg.subprotocols,
 		EnableCompression: cfg.compression,
 	}
-	if cfg.insecure {
-		d.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "latch connect: %v\n", err)
+		return ExitUsage
 	}
+	d.TLSClientConfig = tlsConfig
 	conn, resp, err := d.DialContext(ctx, cfg.url.String(), cfg.header)
 	if err != nil {
-		if resp != nil {
-			fmt.Fprintf(stderr, "latch connect: handshake failed: HTTP %s\n", resp.Status)
-			if body := readBody(resp); body != "" {
-				fmt.Fprintf(stderr, "latch connect: response body: %s\n", body)
-			}
-		} else {
-			fmt.Fprintf(stderr, "latch connect: %v\n", err)
-		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			fmt.Fprintln(stderr, "latch connect: interrupted during the handshake")
 			return ExitInterrupted
 		}
+		explainDialError(stderr, cfg, resp, err)
 		return ExitFailure
 	}
 	if isTerminal(stdin) {
@@ -274,7 +290,7 @@ func session(ctx context.Context, cfg *config, conn *websocket.Conn, stdin io.Re
 				finish(websocket.CloseNormalClosure, "")
 				return ExitFailure
 			}
-			return drainAndClose(ctx, cfg.wait, conn, readErr, finish, stderr)
+			return drainAndClose(ctx, max(cfg.wait, 0), conn, readErr, finish, stderr)
 		case err := <-readErr:
 			conn.Close() // the close was answered already; this releases the connection
 			return reportRead(err, stderr)
@@ -374,17 +390,27 @@ func readLines(r io.Reader, lines chan<- string, errc chan<- error, done <-chan 
 	}
 }
 
-// readBody returns the start of a failed handshake's response body, trimmed
-// to one line.
-func readBody(resp *http.Response) string {
-	if resp.Body == nil {
-		return ""
+// tlsConfig returns the TLS settings of -insecure and -cacert, nil for the
+// defaults.
+func (cfg *config) tlsConfig() (*tls.Config, error) {
+	if cfg.caFile == "" {
+		if cfg.insecure {
+			return &tls.Config{InsecureSkipVerify: true}, nil
+		}
+		return nil, nil
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
-	s = strings.ReplaceAll(s, "\n", " ")
-	return s
+	pem, err := os.ReadFile(cfg.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-cacert: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-cacert: no PEM certificate in %s", cfg.caFile)
+	}
+	return &tls.Config{RootCAs: pool, InsecureSkipVerify: cfg.insecure}, nil
 }
 
 func isTerminal(r io.Reader) bool {

@@ -216,8 +216,9 @@ func TestHandshakeForbidden(t *testing.T) {
 	if code != ExitFailure {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if !strings.Contains(errOut, "HTTP 403 Forbidden") || !strings.Contains(errOut, "no entry") {
-		t.Errorf("stderr = %q, want the status and body", errOut)
+	// A plain-text answer is short enough to quote.
+	if want := "latch connect: the server refused the WebSocket handshake: HTTP 403 Forbidden: no entry\n"; !strings.HasPrefix(errOut, want) {
+		t.Errorf("stderr = %q, want %q", errOut, want)
 	}
 	if out != "" {
 		t.Errorf("stdout = %q", out)
@@ -238,26 +239,52 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{
-		{},
-		{"::not a url"},
-		{"ftp://example.test/"},
-		{"ws://"},
-		{"example.test:80"},
-		{"-no-such-flag", "ws://127.0.0.1:1/"},
-		{"-H", "NoColon", "ws://127.0.0.1:1/"},
-		{"-H", "Bad Name: x", "ws://127.0.0.1:1/"},
-		{"-timeout", "0s", "ws://127.0.0.1:1/"},
-		{"-wait", "-1s", "ws://127.0.0.1:1/"},
-		{"ws://127.0.0.1:1/", "extra"},
+	for _, tc := range []struct {
+		args []string
+		want string // the first line of stderr
+	}{
+		{nil, "latch connect: missing URL"},
+		{[]string{"::not a url"}, `latch connect: invalid URL "::not a url": no scheme; write ws://HOST:PORT/PATH (or wss://, http://, https://)`},
+		{[]string{"ftp://example.test/"}, `latch connect: invalid URL "ftp://example.test/": scheme ftp:// is not supported; use ws://, wss://, http:// or https://`},
+		{[]string{"ws://"}, `latch connect: invalid URL "ws://": no host; write ws://HOST:PORT/PATH`},
+		{[]string{"example.test:80"}, `latch connect: invalid URL "example.test:80": no scheme; write ws://HOST:PORT/PATH (or wss://, http://, https://)`},
+		{[]string{"ws://bad host/"}, `latch connect: invalid URL "ws://bad host/": invalid character " " in host name`},
+		{[]string{"-no-such-flag", "ws://127.0.0.1:1/"}, "latch connect: flag provided but not defined: -no-such-flag"},
+		{[]string{"-H", "NoColon", "ws://127.0.0.1:1/"}, `latch connect: invalid value "NoColon" for flag -H: header "NoColon" is not of the form 'Name: value'`},
+		{[]string{"-H", "Bad Name: x", "ws://127.0.0.1:1/"}, `latch connect: invalid value "Bad Name: x" for flag -H: header "Bad Name: x" is not of the form 'Name: value'`},
+		{[]string{"-timeout", "0s", "ws://127.0.0.1:1/"}, `latch connect: invalid value "0s" for flag -timeout: 0 is not accepted: write "off" to turn it off, or a positive duration such as 30s`},
+		{[]string{"-wait", "-1s", "ws://127.0.0.1:1/"}, `latch connect: invalid value "-1s" for flag -wait: must be a positive duration such as 30s, or "off"`},
+		{[]string{"ws://127.0.0.1:1/", "extra"}, `latch connect: unexpected argument "extra"`},
 	} {
-		code, out, errOut := run(t, context.Background(), strings.NewReader(""), args...)
-		if code != ExitUsage {
-			t.Errorf("args %q: exit %d, want 2", args, code)
+		code, out, errOut := run(t, context.Background(), strings.NewReader(""), tc.args...)
+		if code != ExitUsage || out != "" {
+			t.Errorf("args %q: exit %d, stdout %q; want 2 and nothing", tc.args, code, out)
 		}
-		if !strings.Contains(errOut, "Usage: latch connect") || out != "" {
-			t.Errorf("args %q: stdout %q, stderr %q; want usage on stderr only", args, out, errOut)
+		first, rest, _ := strings.Cut(errOut, "\n")
+		if first != tc.want {
+			t.Errorf("args %q: first line\n%s\nwant\n%s", tc.args, first, tc.want)
 		}
+		// The missing URL gets the usage; a mistake gets one line and a pointer to -h.
+		wantRest := "Run 'latch connect -h' for the flags.\n"
+		if tc.args == nil {
+			wantRest = "\nUsage: latch connect"
+		}
+		if !strings.HasPrefix(rest, wantRest) {
+			t.Errorf("args %q: after the error %q, want %q", tc.args, rest, wantRest)
+		}
+	}
+}
+
+// -timeout off and -wait off: no handshake bound, no wait after stdin.
+func TestOffDurations(t *testing.T) {
+	t.Parallel()
+	es := newEchoServer(t, 0)
+	code, out, errOut := run(t, context.Background(), strings.NewReader(""), "-timeout", "off", "-wait", "off", es.url)
+	if code != ExitOK || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if c := recv(t, es.closeCode, "close code"); c != websocket.CloseNormalClosure {
+		t.Errorf("server saw close code %d, want 1000", c)
 	}
 }
 
@@ -276,8 +303,16 @@ func TestFlagsAfterURL(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	code, out, _ := run(t, context.Background(), strings.NewReader(""), "-h")
-	if code != ExitOK || !strings.Contains(out, "-subprotocol") {
+	if code != ExitOK {
 		t.Errorf("exit %d, stdout %q", code, out)
+	}
+	// Each placeholder is the back-quoted word of the flag's usage.
+	for _, want := range []string{"\n  -subprotocol name\n", "\n  -H 'Name: value'\n", "\n  -origin URL\n",
+		"\n  -timeout duration\n", "(off: wait as long as it takes) (default 10s)", "\n  -wait duration\n",
+		"\n  -cacert file\n", "\n  -v\tverbose", "\n  -insecure\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q:\n%s", want, out)
+		}
 	}
 }
 
