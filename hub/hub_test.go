@@ -671,12 +671,13 @@ func TestSlowConsumerDroppedMidFrame(t *testing.T) {
 			})
 			slow := dialRaw(t, url+"?ch=feed")
 			<-ready
-			// 64 MiB in all, far more than the socket buffers hold: the
-			// writer blocks inside a frame. The client never reads.
-			payload := make([]byte, 1<<20)
+			// Each message is larger than the socket buffers can ever hold
+			// (the send buffer grows to 4 MiB at most, tcp_wmem): the writer
+			// blocks inside the first frame. The client never reads.
+			payload := make([]byte, 8<<20)
 			var d disconnect
 		publish:
-			for range 64 {
+			for range 8 {
 				h.Publish("feed", websocket.BinaryMessage, payload)
 				select {
 				case d = <-gone:

@@ -21,8 +21,8 @@ import (
 
 	"github.com/latchws/latch/broker"
 	bnats "github.com/latchws/latch/broker/nats"
-	"github.com/latchws/latch/internal/cliflag"
-	"github.com/latchws/latch/internal/connect"
+	"github.com/latchws/latch/cmd/latch/internal/cliflag"
+	"github.com/latchws/latch/cmd/latch/internal/connect"
 	"github.com/latchws/latch/server"
 	"github.com/latchws/latch/websocket"
 )

@@ -24,7 +24,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/latchws/latch/internal/cliflag"
+	"github.com/latchws/latch/cmd/latch/internal/cliflag"
 	"github.com/latchws/latch/websocket"
 )
 
