@@ -3,39 +3,15 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
 	"testing"
 	"time"
-)
 
-// tryUpgrade sends a WebSocket handshake for /echo, every step bounded by
-// 2 s so that a client left in the backlog fails, and returns the status
-// with the connection still open on 101.
-func tryUpgrade(addr string) (int, net.Conn, error) {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return 0, nil, err
-	}
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(conn, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		conn.Close()
-		return 0, nil, err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		conn.Close()
-		return resp.StatusCode, nil, nil
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return resp.StatusCode, conn, nil
-}
+	"github.com/latchws/latch/internal/testutil"
+)
 
 // With its descriptor limit lowered by prlimit, latch answers 503 at the
 // limit instead of leaving clients to time out, and serves again once
@@ -57,7 +33,7 @@ func TestProcDescriptorLimit503(t *testing.T) {
 	refused := false
 	for range nofile {
 		start := time.Now()
-		status, conn, err := tryUpgrade(p.addr)
+		status, conn, err := testutil.TryUpgrade(p.addr, "/echo")
 		if err != nil {
 			t.Fatalf("upgrade %d: %v after %v (a client must get an answer, not a timeout)", len(open)+1, err, time.Since(start))
 		}
@@ -81,7 +57,7 @@ func TestProcDescriptorLimit503(t *testing.T) {
 
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		status, conn, err := tryUpgrade(p.addr)
+		status, conn, err := testutil.TryUpgrade(p.addr, "/echo")
 		if status == http.StatusSwitchingProtocols {
 			conn.Close()
 			break

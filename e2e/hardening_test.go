@@ -11,23 +11,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchws/latch/internal/testutil"
 )
 
 // The probes of issue 10 against the real binary: HTTP bounds, the Host
 // check, the admin address. The descriptor limit is in
 // hardening_linux_test.go.
-
-// dialHTTP opens a TCP connection for hand-written requests, bounded by 10 s.
-func dialHTTP(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	return conn, bufio.NewReader(conn)
-}
 
 // readUntilClosed fails the test unless the server closes conn before
 // its deadline.
@@ -46,7 +36,7 @@ func readUntilClosed(t *testing.T, br *bufio.Reader) time.Duration {
 // returns the status; the connection is closed by cleanup.
 func upgradeStatus(t *testing.T, addr, path, host string, extra ...string) int {
 	t.Helper()
-	conn, br := dialHTTP(t, addr)
+	conn, br := testutil.DialHTTP(t, addr)
 	go func() {
 		_, _ = fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n", path, host, strings.Join(extra, ""))
@@ -62,7 +52,7 @@ func upgradeStatus(t *testing.T, addr, path, host string, extra ...string) int {
 func TestProcIdleKeepAliveCut(t *testing.T) {
 	t.Parallel()
 	p := startLatch(t, "-http-idle-timeout", "300ms")
-	conn, br := dialHTTP(t, p.addr)
+	conn, br := testutil.DialHTTP(t, p.addr)
 	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", p.addr)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -79,7 +69,7 @@ func TestProcIdleKeepAliveCut(t *testing.T) {
 func TestProcSlowBodyCut(t *testing.T) {
 	t.Parallel()
 	p := startLatch(t, "-http-read-timeout", "300ms")
-	conn, br := dialHTTP(t, p.addr)
+	conn, br := testutil.DialHTTP(t, p.addr)
 	const size = 1000 // one byte every 20 ms: 20 s if never cut
 	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", p.addr, size)
 	sent := make(chan int, 1)

@@ -16,26 +16,22 @@ import (
 	"github.com/latchws/latch/websocket"
 )
 
-// BenchmarkPublish1000 measures one Publish to 1000 subscribers on
-// loopback: encoding once and queueing 1000 times. The clients discard
-// what they receive at TCP level; DropOldest keeps the queues bounded if
-// they fall behind.
-func BenchmarkPublish1000(b *testing.B) {
-	const subscribers = 1000
+// benchHub serves a hub whose clients all join channel "bench", connects
+// n clients that drain what they receive at TCP level (cheaper than a
+// WebSocket reader per client), adding the byte counts to received, and
+// returns the hub and a function that ends it all.
+func benchHub(b *testing.B, cfg hub.Config, n int, received *atomic.Int64) (*hub.Hub, func()) {
 	var h *hub.Hub
-	joined := make(chan struct{}, subscribers)
-	h = hub.New(hub.Config{
-		SlowConsumer: hub.DropOldest,
-		OnConnect: func(c *hub.Client) {
-			h.Subscribe(c, "bench")
-			joined <- struct{}{}
-		},
-	})
+	joined := make(chan struct{}, n)
+	cfg.OnConnect = func(c *hub.Client) {
+		h.Subscribe(c, "bench")
+		joined <- struct{}{}
+	}
+	h = hub.New(cfg)
 	srv := httptest.NewServer(h)
-	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	var raws []net.Conn
-	for range subscribers {
+	for range n {
 		c, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -43,31 +39,46 @@ func BenchmarkPublish1000(b *testing.B) {
 		<-joined
 		nc := c.NetConn()
 		raws = append(raws, nc)
-		// Drain at TCP level: cheaper than a WebSocket reader per client.
 		go func() {
 			buf := make([]byte, 32<<10)
 			for {
-				if _, err := nc.Read(buf); err != nil {
+				k, err := nc.Read(buf)
+				received.Add(int64(k))
+				if err != nil {
 					return
 				}
 			}
 		}()
 	}
-	msg := []byte(`{"channel":"bench","data":"0123456789abcdef0123456789abcdef"}`)
+	return h, func() {
+		for _, nc := range raws {
+			nc.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+		srv.Close()
+	}
+}
+
+var benchMessage = []byte(`{"channel":"bench","data":"0123456789abcdef0123456789abcdef"}`)
+
+// BenchmarkPublish1000 measures one Publish to 1000 subscribers on
+// loopback: encoding once and queueing 1000 times. DropOldest keeps the
+// queues bounded if the clients fall behind.
+func BenchmarkPublish1000(b *testing.B) {
+	const subscribers = 1000
+	var received atomic.Int64
+	h, end := benchHub(b, hub.Config{SlowConsumer: hub.DropOldest}, subscribers, &received)
+	defer end()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if n := h.Publish("bench", websocket.TextMessage, msg); n != subscribers {
+		if n := h.Publish("bench", websocket.TextMessage, benchMessage); n != subscribers {
 			b.Fatalf("queued for %d", n)
 		}
 	}
 	b.StopTimer()
-	for _, nc := range raws {
-		nc.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h.Shutdown(ctx)
 }
 
 // BenchmarkFanoutBurst publishes bursts of 16 messages to 200 subscribers
@@ -77,47 +88,17 @@ func BenchmarkPublish1000(b *testing.B) {
 // client a few writes, not one per message.
 func BenchmarkFanoutBurst(b *testing.B) {
 	const subscribers, burst = 200, 16
-	var h *hub.Hub
-	joined := make(chan struct{}, subscribers)
-	h = hub.New(hub.Config{
-		OnConnect: func(c *hub.Client) {
-			h.Subscribe(c, "bench")
-			joined <- struct{}{}
-		},
-	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	msg := []byte(`{"channel":"bench","data":"0123456789abcdef0123456789abcdef"}`)
-	frameSize := int64(2 + len(msg))
 	var received atomic.Int64
-	var raws []net.Conn
-	for range subscribers {
-		c, _, err := websocket.DefaultDialer.Dial(url, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		<-joined
-		nc := c.NetConn()
-		raws = append(raws, nc)
-		go func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := nc.Read(buf)
-				received.Add(int64(n))
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
+	h, end := benchHub(b, hub.Config{}, subscribers, &received)
+	defer end()
+	frameSize := int64(2 + len(benchMessage))
 	writes := syscw(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	want := int64(0)
 	for b.Loop() {
 		for range burst {
-			h.Publish("bench", websocket.TextMessage, msg)
+			h.Publish("bench", websocket.TextMessage, benchMessage)
 		}
 		want += subscribers * burst * frameSize
 		for received.Load() < want {
@@ -126,12 +107,6 @@ func BenchmarkFanoutBurst(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(syscw(b)-writes)/float64(int64(b.N)*subscribers*burst), "writes/delivery")
-	for _, nc := range raws {
-		nc.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h.Shutdown(ctx)
 }
 
 // syscw is the count of write system calls of this process.

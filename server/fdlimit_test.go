@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchws/latch/internal/testutil"
+
 	"github.com/latchws/latch/server"
 )
 
@@ -79,31 +81,6 @@ func TestDescriptorLimitChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx)
-}
-
-// tryUpgrade sends a WebSocket handshake for /echo and returns the status,
-// with the connection still open on 101. Every step is bounded by 2 s: a
-// client left waiting in the backlog fails here.
-func tryUpgrade(addr string) (int, net.Conn, error) {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return 0, nil, err
-	}
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(conn, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		conn.Close()
-		return 0, nil, err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		conn.Close()
-		return resp.StatusCode, nil, nil
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return resp.StatusCode, conn, nil
 }
 
 // At the descriptor limit a new client gets 503 at once, both when the
@@ -171,7 +148,7 @@ func TestDescriptorLimit(t *testing.T) {
 	}()
 	refused := false
 	for range childNofile {
-		status, conn, err := tryUpgrade(addr)
+		status, conn, err := testutil.TryUpgrade(addr, "/echo")
 		if err != nil {
 			t.Fatalf("upgrade %d: %v (a client must get an answer, not a timeout)", len(open)+1, err)
 		}
@@ -197,7 +174,7 @@ func TestDescriptorLimit(t *testing.T) {
 	// No descriptor left at all: accept fails with EMFILE, and the spare
 	// descriptor answers.
 	command("fill")
-	status, conn, err := tryUpgrade(addr)
+	status, conn, err := testutil.TryUpgrade(addr, "/echo")
 	if err != nil || status != http.StatusServiceUnavailable {
 		if conn != nil {
 			conn.Close()
@@ -225,7 +202,7 @@ func waitUpgrade(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		status, conn, err := tryUpgrade(addr)
+		status, conn, err := testutil.TryUpgrade(addr, "/echo")
 		if status == http.StatusSwitchingProtocols {
 			conn.Close()
 			return

@@ -11,22 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchws/latch/internal/testutil"
+
 	"github.com/latchws/latch/server"
 	"github.com/latchws/latch/websocket"
 )
-
-// rawHTTP opens a TCP connection for hand-written requests; the test
-// fails if the connection is not done within 10 s.
-func rawHTTP(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	return conn, bufio.NewReader(conn)
-}
 
 // waitClosed reads until the server closes conn and returns how long that
 // took; it fails the test if the connection is still open at its deadline.
@@ -45,7 +34,7 @@ func TestHTTPIdleTimeoutClosesKeepAlive(t *testing.T) {
 	t.Parallel()
 	const idle = 300 * time.Millisecond
 	_, addr := serve(t, server.Config{HTTPIdleTimeout: idle})
-	conn, br := rawHTTP(t, addr)
+	conn, br := testutil.DialHTTP(t, addr)
 	for range 2 { // the connection is kept alive between requests
 		fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
 		resp, err := http.ReadResponse(br, nil)
@@ -69,7 +58,7 @@ func TestHTTPIdleTimeoutOff(t *testing.T) {
 	t.Parallel()
 	const read = 200 * time.Millisecond
 	_, addr := serve(t, server.Config{HTTPIdleTimeout: -1, HTTPReadTimeout: read})
-	conn, br := rawHTTP(t, addr)
+	conn, br := testutil.DialHTTP(t, addr)
 	for i := range 2 {
 		if i > 0 {
 			time.Sleep(3 * read) // idle for longer than the read timeout
@@ -87,7 +76,7 @@ func TestHTTPIdleTimeoutOff(t *testing.T) {
 func TestHTTPReadTimeoutCutsSlowBody(t *testing.T) {
 	t.Parallel()
 	_, addr := serve(t, server.Config{HTTPReadTimeout: 300 * time.Millisecond})
-	conn, br := rawHTTP(t, addr)
+	conn, br := testutil.DialHTTP(t, addr)
 	// 1000 bytes announced, sent one every 20 ms: 20 s if never cut.
 	const size = 1000
 	fmt.Fprintf(conn, "POST /healthz HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", addr, size)
@@ -114,7 +103,7 @@ func TestMaxHeaderBytes(t *testing.T) {
 	_, addr := serve(t, server.Config{})
 
 	// 64 KiB of headers: twice the default bound.
-	conn, br := rawHTTP(t, addr)
+	conn, br := testutil.DialHTTP(t, addr)
 	go func() {
 		var req strings.Builder
 		fmt.Fprintf(&req, "GET /ws HTTP/1.1\r\nHost: %s\r\n", addr)
@@ -178,7 +167,7 @@ func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
 // fresh connection to addr and returns the status and body.
 func handshake(t *testing.T, addr, path, host string) (int, string) {
 	t.Helper()
-	conn, br := rawHTTP(t, addr)
+	conn, br := testutil.DialHTTP(t, addr)
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, host)
 	resp, err := http.ReadResponse(br, nil)
@@ -219,7 +208,7 @@ func TestAllowedHostsDefaultOnLoopback(t *testing.T) {
 	}
 	// Probes are exempt.
 	for _, path := range []string{"/healthz", "/readyz"} {
-		conn, br := rawHTTP(t, addr)
+		conn, br := testutil.DialHTTP(t, addr)
 		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: kube-probe.internal\r\n\r\n", path)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
