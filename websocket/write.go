@@ -326,6 +326,16 @@ func (c *Conn) writeBuffers(v *writeVector) error {
 // parts are joined into pieces of up to stallChunk bytes first. Caller
 // holds frameMu.
 func (c *Conn) writeJoined(parts net.Buffers) error {
+	if !joinable(parts) {
+		for _, part := range parts {
+			if len(part) > 0 {
+				if err := c.writeConn(part); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	bp := joinBufs.Get().(*[]byte)
 	defer joinBufs.Put(bp)
 	joined := (*bp)[:0]
@@ -348,6 +358,22 @@ func (c *Conn) writeJoined(parts net.Buffers) error {
 		return c.writeConn(joined)
 	}
 	return nil
+}
+
+// joinable reports whether two parts next to each other (skipping empty
+// ones) fit in one piece together.
+func joinable(parts net.Buffers) bool {
+	prev := -1
+	for _, part := range parts {
+		if len(part) == 0 {
+			continue
+		}
+		if prev >= 0 && prev+len(part) <= stallChunk {
+			return true
+		}
+		prev = len(part)
+	}
+	return false
 }
 
 var joinBufs = sync.Pool{New: func() any { b := make([]byte, 0, stallChunk); return &b }}
