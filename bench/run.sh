@@ -27,7 +27,7 @@ if [ "$(nproc --all)" -lt 2 ]; then
 fi
 
 mkdir -p bin
-for s in gorilla coder gws gobwas nbio latch; do
+for s in gorilla coder gws gobwas nbio latch floor-goroutines floor-epoll; do
 	go build -o "bin/$s" "./servers/$s"
 done
 # The same Latch server with gorilla's ReadMessage loop, to show the drop-in figures too.
@@ -71,6 +71,12 @@ How it measures:
   Latch server with gorilla's `ReadMessage` loop unchanged, i.e. what a program gets by only changing
   its import path. `-server-flags -stream` makes gorilla and Latch stream `NextReader` → `NextWriter`.
   Compression is off unless `-compress`.
+- Two floors that are not libraries: minimal echo servers of our own that only frame bytes (no
+  validation at all: no UTF-8, no limits, no fragmentation rules), one read and one write per batch of
+  frames, `floor-goroutines` with a goroutine per connection and `floor-epoll` on one epoll thread with
+  one shared read buffer (`bench/internal/floor`). They show how far every library is from the cost of
+  the kernel and the runtime; they are not counted as peers (*best peer* leaves them out), and they
+  ignore `-compress`.
 - One load client for all servers (`bench/internal/load`): raw RFC 6455 frames, binary messages, a
   closed loop with a fixed number of messages in flight per connection; every echo is compared byte
   for byte with what was sent. The server runs on CPU 0 and the client on CPU 1 (`taskset`).
@@ -82,7 +88,7 @@ How it measures:
   full GC and return free memory to the OS, and then (RSS − RSS before connecting) ÷ 10,000 is
   reported.
 - Every cell starts a fresh server process. Servers alternate within each repeat (gorilla, coder,
-  gws, gobwas, nbio, latch, latch-readmessage, then again); figures are medians over repeats, and ratios are the median
+  gws, gobwas, nbio, latch, latch-readmessage, the two floors, then again); figures are medians over repeats, and ratios are the median
   of the per-repeat ratio to gorilla, so drift across the run cancels out.
 - All servers listen on 127.0.0.1; every load is bounded in time (and in message count).
 

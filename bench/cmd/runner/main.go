@@ -55,7 +55,7 @@ func main() {
 	quick := flag.Bool("quick", false, "quick mode: 1 repeat, short windows (~2 min)")
 	repeats := flag.Int("repeats", 3, "repeats (servers alternate within each)")
 	bin := flag.String("bin", "bin", "directory with the server binaries")
-	libsFlag := flag.String("libs", "gorilla,coder,gws,gobwas,nbio,latch,latch-readmessage", "servers, gorilla first (the ratio base)")
+	libsFlag := flag.String("libs", "gorilla,coder,gws,gobwas,nbio,latch,latch-readmessage,floor-goroutines,floor-epoll", "servers, gorilla first (the ratio base)")
 	serverCPU := flag.Int("server-cpu", 0, "CPU the servers are pinned to (taskset)")
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate")
 	out := flag.String("out", "", "markdown file to write (default stdout)")

@@ -142,14 +142,15 @@ func render(work []workload, libs []string, res map[string][][]metrics, repeats 
 	if latch < 0 {
 		return b.String()
 	}
-	// Peers are the other libraries, not Latch's own variants.
+	// Peers are the other libraries, not Latch's own variants nor the
+	// floors (servers that validate nothing).
 	var peers []int
 	for i, lib := range libs {
-		if !strings.HasPrefix(lib, "latch") {
+		if !strings.HasPrefix(lib, "latch") && !strings.HasPrefix(lib, "floor-") {
 			peers = append(peers, i)
 		}
 	}
-	p("### Latch ÷ each peer\n\nMedian of the per-repeat ratio latch/peer; *best peer* divides by the best of the peers in each repeat. For msg/s higher is better for Latch; for every other metric lower is better.\n\n")
+	p("### Latch ÷ each peer\n\nMedian of the per-repeat ratio latch/peer; *best peer* divides by the best of the peers in each repeat (the floors are not peers: their columns show how far Latch is from the kernel's cost). For msg/s higher is better for Latch; for every other metric lower is better.\n\n")
 	p("| workload | metric |")
 	for i, lib := range libs {
 		if i != latch {
