@@ -70,6 +70,15 @@ type Dialer struct {
 	CompressionThreshold       int
 	CompressionContextTakeover bool
 
+	// CompressionMaxWindowBits, 8..14, asks for an LZ77 window of at most
+	// 2^N bytes in both directions: the offer gets server_max_window_bits=N
+	// and client_max_window_bits=N (RFC 7692 §7.1.2), and a server that
+	// cannot honour them declines compression. Smaller windows compress
+	// worse (docs/compression.md). 0 or 15: no limit asked. Whatever is
+	// asked, the client honours a smaller client_max_window_bits in the
+	// response.
+	CompressionMaxWindowBits int
+
 	// Jar specifies the cookie jar. If Jar is nil, cookies are not sent in
 	// requests and ignored in responses.
 	Jar http.CookieJar
@@ -113,7 +122,10 @@ func (d *Dialer) Dial(urlStr string, requestHeader http.Header) (*Conn, *http.Re
 	return d.DialContext(context.Background(), urlStr, requestHeader)
 }
 
-var errMalformedURL = errors.New("websocket: malformed ws or wss URL")
+var (
+	errMalformedURL  = errors.New("websocket: malformed ws or wss URL")
+	errBadWindowBits = errors.New("websocket: Dialer.CompressionMaxWindowBits must be 0 or 8..15")
+)
 
 // DialContext creates a new client connection. Use requestHeader to specify
 // the origin (Origin), subprotocols (Sec-WebSocket-Protocol) and cookies
@@ -149,6 +161,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		// User name and password are not allowed in websocket URIs.
 		return nil, nil, errMalformedURL
 	}
+	if b := d.CompressionMaxWindowBits; b != 0 && (b < minWindowBits || b > maxWindowBits) {
+		return nil, nil, errBadWindowBits
+	}
 
 	req := &http.Request{
 		Method:     http.MethodGet,
@@ -177,7 +192,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	if len(d.Subprotocols) > 0 {
 		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(d.Subprotocols, ", ")}
 	}
-	deflateConfig := deflate.Config{ContextTakeover: d.CompressionContextTakeover}
+	deflateConfig := deflate.Config{ContextTakeover: d.CompressionContextTakeover, MaxWindowBits: d.CompressionMaxWindowBits}
 	if d.EnableCompression {
 		req.Header["Sec-WebSocket-Extensions"] = []string{deflate.Offer(deflateConfig)}
 	}

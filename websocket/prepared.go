@@ -20,7 +20,7 @@ type PreparedMessage struct {
 	serverFrame []byte // header + payload, unmasked
 
 	mu         sync.Mutex
-	compressed map[int][]byte // by level: deflated payload, without context takeover
+	compressed map[int][]byte // by deflater kind (level, window): deflated payload, without context takeover
 }
 
 // NewPreparedMessage returns an initialized PreparedMessage. You can then
@@ -60,19 +60,20 @@ func (pm *PreparedMessage) frame() []byte {
 	return pm.serverFrame
 }
 
-// deflated returns the message compressed at level, without context
-// takeover, encoded once per level for every connection.
-func (pm *PreparedMessage) deflated(level int) []byte {
+// deflated returns the message compressed by a deflater of kind (see
+// deflaterKind), without context takeover, encoded once per kind for every
+// connection: a connection with a smaller window gets its own encoding.
+func (pm *PreparedMessage) deflated(kind int) []byte {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	if b, ok := pm.compressed[level]; ok {
+	if b, ok := pm.compressed[kind]; ok {
 		return b
 	}
 	if pm.compressed == nil {
 		pm.compressed = make(map[int][]byte, 1)
 	}
-	b := deflateBytes(level, pm.data)
-	pm.compressed[level] = b
+	b := deflateBytes(kind, pm.data)
+	pm.compressed[kind] = b
 	return b
 }
 
@@ -91,7 +92,7 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 			// The encoding depends on this connection's history.
 			return c.WriteMessage(pm.messageType, pm.data)
 		}
-		payload := pm.deflated(int(c.compressLevel.Load()))
+		payload := pm.deflated(c.writeKind())
 		c.msgMu.Lock()
 		defer c.msgMu.Unlock()
 		return c.writeData(frame.Opcode(pm.messageType), true, payload)
