@@ -70,13 +70,14 @@ type Dialer struct {
 	CompressionThreshold       int
 	CompressionContextTakeover bool
 
-	// CompressionMaxWindowBits, 8..14, asks for an LZ77 window of at most
-	// 2^N bytes in both directions: the offer gets server_max_window_bits=N
-	// and client_max_window_bits=N (RFC 7692 §7.1.2), and a server that
-	// cannot honour them declines compression. Smaller windows compress
-	// worse (docs/compression.md). 0 or 15: no limit asked. Whatever is
-	// asked, the client honours a smaller client_max_window_bits in the
-	// response.
+	// CompressionMaxWindowBits is the LZ77 window (RFC 7692 §7.1.2) the
+	// client asks for. 8..14 asks for at most 2^N bytes both ways: the
+	// offer gets server_max_window_bits=N and client_max_window_bits=N, and
+	// a server that cannot honour them declines compression. 15 only offers
+	// client_max_window_bits, which lets the server pick a smaller window
+	// for this client. Either way the client compresses within the window
+	// the response names. 0: neither parameter is offered. Smaller windows
+	// compress worse (docs/compression.md).
 	CompressionMaxWindowBits int
 
 	// Jar specifies the cookie jar. If Jar is nil, cookies are not sent in

@@ -43,8 +43,10 @@ type Config struct {
 	// peer allows it. False: it asks for no context takeover in both directions (no per-connection state).
 	ContextTakeover bool
 
-	// MaxWindowBits, client only: 8..14 offers server_max_window_bits and client_max_window_bits with this
-	// value (RFC 7692 §7.1.2), asking for a window of 2^MaxWindowBits bytes both ways; 0 or 15 offers neither.
+	// MaxWindowBits, client only. 8..14 offers server_max_window_bits and client_max_window_bits with this
+	// value (RFC 7692 §7.1.2), asking for a window of 2^MaxWindowBits bytes both ways; 15 offers
+	// client_max_window_bits without a value (the server may pick our window, its own stays 2^15); 0 offers
+	// neither.
 	MaxWindowBits int
 }
 
@@ -164,15 +166,19 @@ func Accept(offers []Extension, cfg Config) (response string, p Params, ok bool)
 
 // Offer is the client's Sec-WebSocket-Extensions value: "permessage-deflate" plus, when cfg.ContextTakeover
 // is false, "; client_no_context_takeover; server_no_context_takeover", plus, when cfg.MaxWindowBits is
-// 8..14, "; server_max_window_bits=N; client_max_window_bits=N".
+// 8..14, "; server_max_window_bits=N; client_max_window_bits=N", or when it is 15,
+// "; client_max_window_bits".
 func Offer(cfg Config) string {
 	s := ExtensionName
 	if !cfg.ContextTakeover {
 		s += "; " + paramClientNoContextTakeover + "; " + paramServerNoContextTakeover
 	}
-	if n := cfg.MaxWindowBits; n >= 8 && n < maxWindowBits {
+	switch n := cfg.MaxWindowBits; {
+	case n >= 8 && n < maxWindowBits:
 		bits := strconv.Itoa(n)
 		s += "; " + paramServerMaxWindowBits + "=" + bits + "; " + paramClientMaxWindowBits + "=" + bits
+	case n == maxWindowBits:
+		s += "; " + paramClientMaxWindowBits
 	}
 	return s
 }
@@ -202,22 +208,27 @@ func Verify(response []Extension, cfg Config) (Params, error) {
 	if err != nil {
 		return Params{}, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
-	offeredBits := 0 // the window bits we offered both ways, 0: none
-	if n := cfg.MaxWindowBits; n >= 8 && n < maxWindowBits {
-		offeredBits = n
+	// What we offered (see Offer): client_max_window_bits up to offeredClient (0: not offered),
+	// server_max_window_bits=offeredServer (0: not offered).
+	offeredClient, offeredServer := 0, 0
+	if n := cfg.MaxWindowBits; n >= 8 && n <= maxWindowBits {
+		offeredClient = n
+		if n < maxWindowBits {
+			offeredServer = n
+		}
 	}
 	if e.clientMaxWindowBitsSeen {
 		switch {
-		case offeredBits == 0:
+		case offeredClient == 0:
 			// RFC 7692 §7.1.2.2: the server must not include it unless the client offered it.
 			return Params{}, fmt.Errorf("%w: %s was not offered", ErrBadResponse, paramClientMaxWindowBits)
 		case e.clientMaxWindowBits == 0:
 			return Params{}, fmt.Errorf("%w: %s needs a value in a response", ErrBadResponse, paramClientMaxWindowBits)
-		case e.clientMaxWindowBits > offeredBits:
-			return Params{}, fmt.Errorf("%w: %s=%d, offered %d", ErrBadResponse, paramClientMaxWindowBits, e.clientMaxWindowBits, offeredBits)
+		case e.clientMaxWindowBits > offeredClient:
+			return Params{}, fmt.Errorf("%w: %s=%d, offered %d", ErrBadResponse, paramClientMaxWindowBits, e.clientMaxWindowBits, offeredClient)
 		}
 	}
-	if offeredBits != 0 {
+	if offeredBits := offeredServer; offeredBits != 0 {
 		// RFC 7692 §7.1.2.1: a server accepting our server_max_window_bits echoes it, no larger.
 		switch {
 		case e.serverMaxWindowBits == 0:
@@ -243,8 +254,8 @@ func Verify(response []Extension, cfg Config) (Params, error) {
 	switch {
 	case e.clientMaxWindowBits != 0:
 		p.ClientMaxWindowBits = e.clientMaxWindowBits
-	case offeredBits != 0:
-		p.ClientMaxWindowBits = offeredBits
+	case offeredServer != 0:
+		p.ClientMaxWindowBits = offeredServer // we said we would keep to it
 	}
 	return p, nil
 }

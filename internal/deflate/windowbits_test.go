@@ -99,15 +99,19 @@ func TestAcceptDeclinesMalformedWindowBits(t *testing.T) {
 }
 
 // TestOfferWindowBits: MaxWindowBits 8..14 adds both parameters with that
-// value; 0 and 15 add nothing, so the default offer is unchanged.
+// value, 15 client_max_window_bits alone; 0 (and invalid values) add
+// nothing, so the default offer is unchanged.
 func TestOfferWindowBits(t *testing.T) {
 	t.Parallel()
 	for bits := 0; bits <= 16; bits++ {
 		for _, tk := range []bool{false, true} {
 			cfg := Config{ContextTakeover: tk, MaxWindowBits: bits}
 			want := Offer(Config{ContextTakeover: tk})
-			if bits >= 8 && bits <= 14 {
+			switch {
+			case bits >= 8 && bits <= 14:
 				want += fmt.Sprintf("; server_max_window_bits=%d; client_max_window_bits=%d", bits, bits)
+			case bits == 15:
+				want += "; client_max_window_bits"
 			}
 			if got := Offer(cfg); got != want {
 				t.Errorf("Offer(%+v) = %q, want %q", cfg, got, want)
@@ -123,11 +127,12 @@ func TestOfferWindowBits(t *testing.T) {
 // what it offered (MaxWindowBits 0 or 8..15) and what the server answers
 // (server_max_window_bits absent or 8..15; client_max_window_bits absent,
 // without a value, or 8..15). The rules:
-//   - client_max_window_bits in a response needs our offer of it (§7.1.2.2),
-//     a value (its ABNF in a response), and no more than we offered;
-//   - having offered server_max_window_bits=M, the response must carry it,
-//     no larger than M (§7.1.2.1); without our offer any value is fine, we
-//     inflate any window;
+//   - client_max_window_bits in a response needs our offer of it (§7.1.2.2;
+//     MaxWindowBits 8..15), a value (its ABNF in a response), and no more
+//     than we offered (15 for the offer without a value);
+//   - having offered server_max_window_bits=M (MaxWindowBits 8..14), the
+//     response must carry it, no larger than M (§7.1.2.1); without our
+//     offer any value is fine, we inflate any window;
 //   - the params: the server's window as answered, ours as answered, else
 //     the one we offered, else 15.
 func TestVerifyEveryWindowBits(t *testing.T) {
@@ -138,9 +143,9 @@ func TestVerifyEveryWindowBits(t *testing.T) {
 			continue
 		}
 		cfg := Config{ContextTakeover: true, MaxWindowBits: offered}
-		asked := offered
+		asked := offered // server_max_window_bits offered, 0: not
 		if asked == 15 {
-			asked = 0 // 15 asks for nothing
+			asked = 0
 		}
 		for server := 0; server <= 15; server++ {
 			if server > 0 && server < 8 {
@@ -162,7 +167,7 @@ func TestVerifyEveryWindowBits(t *testing.T) {
 				}
 				valid := true
 				switch {
-				case client >= 0 && (asked == 0 || client == 0 || client > asked):
+				case client >= 0 && (offered == 0 || client == 0 || client > offered):
 					valid = false
 				case asked != 0 && (server == 0 || server > asked):
 					valid = false
