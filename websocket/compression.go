@@ -56,6 +56,10 @@ type deflateState struct {
 	deflater     *flate.Writer // kept between messages with writeTakeover
 	deflaterKind int           // of deflater, see deflaterKind
 	deflaterOut  switchWriter  // where deflater writes this message
+	// pooledKind is the kind of the pooled writer in use: it goes back to
+	// that pool even if SetCompressionLevel ran meanwhile, so that no pool
+	// ever hands out a writer with a wider window than its kind.
+	pooledKind int
 }
 
 // switchWriter lets a long-lived flate writer write to a new destination
@@ -309,6 +313,7 @@ func (c *Conn) getDeflater(w io.Writer) *flate.Writer {
 		}
 		return d.deflater
 	}
+	d.pooledKind = kind
 	if fw, ok := deflaters[kind].Get().(*flate.Writer); ok {
 		fw.Reset(w)
 		return fw
@@ -317,8 +322,8 @@ func (c *Conn) getDeflater(w io.Writer) *flate.Writer {
 }
 
 func (c *Conn) putDeflater(fw *flate.Writer) {
-	if !c.deflate.writeTakeover {
-		deflaters[c.writeKind()].Put(fw)
+	if d := c.deflate; !d.writeTakeover {
+		deflaters[d.pooledKind].Put(fw)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchws/latch/internal/deflate"
 	"github.com/latchws/latch/internal/deflate/windowcheck"
 	"github.com/latchws/latch/internal/mask"
 )
@@ -430,6 +431,28 @@ func BenchmarkDeflateWindowBits(b *testing.B) {
 				}
 				b.ReportMetric(float64(out)/float64(n), "ratio")
 			})
+		}
+	}
+}
+
+// TestPooledDeflaterReturnsToItsOwnPool: a level change while a message is
+// being compressed must not put a windowed writer into the pool of
+// NoCompression writers, from which a connection with a smaller window
+// (8 bits) would take it.
+func TestPooledDeflaterReturnsToItsOwnPool(t *testing.T) {
+	c := newConn(&loopConn{frame: []byte{0x82, 0}}, connConfig{isServer: true, compression: &compressionConfig{
+		params: deflate.Params{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 9, ClientMaxWindowBits: 15}}})
+	const noCompression = 0
+	wrong := &deflaters[deflaterKind(noCompression, 8)]
+	for range 20 { // sync.Pool may drop a Put; twenty all dropped will not happen
+		c.SetCompressionLevel(1)
+		fw := c.getDeflater(io.Discard)
+		c.SetCompressionLevel(noCompression)
+		c.putDeflater(fw)
+		for g := wrong.Get(); g != nil; g = wrong.Get() {
+			if g == fw {
+				t.Fatal("the 9-bit writer went into the NoCompression pool")
+			}
 		}
 	}
 }
