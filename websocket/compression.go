@@ -99,7 +99,9 @@ func (c *Conn) EnableWriteCompression(enable bool) {
 // SetCompressionLevel sets the flate compression level for subsequent text
 // and binary messages. This function is a noop if compression was not
 // negotiated with the peer. See the compress/flate package for a
-// description of compression levels.
+// description of compression levels. When the peer limited this side's
+// window below 32 KiB (RFC 7692 §7.1.2), the levels that refer back (-1
+// and 1..9) all use one windowed encoder, about level 5.
 func (c *Conn) SetCompressionLevel(level int) error {
 	if level < minCompressionLevel || level > maxCompressionLevel {
 		return errors.New("websocket: invalid compression level")
