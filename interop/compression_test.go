@@ -41,12 +41,18 @@ type zcase struct {
 	name     string // subtest name, also part of the connection id
 	mode     string // the peer's configuration (each peer's table says which)
 	takeover bool   // Latch's CompressionContextTakeover
+	bits     int    // Latch's Dialer.CompressionMaxWindowBits
 	offer    string // the client's Sec-WebSocket-Extensions, as the server saw it
 	header   string // the agreed response header; "" = compression declined
 	// latchCT, peerCT: the sender keeps its compression context between
 	// messages (RFC 7692 §7.1.1), so a repeated random message shrinks.
 	latchCT, peerCT bool
 	peerMin         int // the smallest message the peer compresses
+	// peerReach: the farthest match the peer's compressor finds, 0: its
+	// whole window. zlib stops 262 bytes short of its window (MAX_DIST),
+	// so with 9 bits (and 8, which zlib turns into 9) it finds none beyond
+	// 250 bytes.
+	peerReach int
 	// refused: the peer rejects the handshake. With Latch as the server it
 	// reports an error containing this text, with Latch as the client the
 	// response status is this.
@@ -190,6 +196,7 @@ func runDeflate(t *testing.T, p zpeer, pcaps caps, ls *latchServer, server, clie
 					HandshakeTimeout:           eventTimeout,
 					EnableCompression:          true,
 					CompressionContextTakeover: zc.takeover,
+					CompressionMaxWindowBits:   zc.bits,
 					NetDialContext:             countingDial,
 				}
 				c, resp, err := d.Dial(url, nil)
@@ -361,13 +368,14 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 	// A compressed message written through NextWriter in several Writes
 	// (RFC 7692 §6.1: RSV1 on the first frame only), echoed by the peer.
 	for _, m := range []struct {
-		what string
-		typ  int
-		msg  []byte
-		cuts []int
+		what   string
+		typ    int
+		msg    []byte
+		cuts   []int
+		period int // the message repeats itself every period bytes
 	}{
-		{"fragmented text", websocket.TextMessage, []byte(fragText), []int{10, 30*133 + 27, 30*300 + 1}},
-		{"fragmented binary", websocket.BinaryMessage, append(append(fragBinary(), fragBinary()...), fragBinary()...), []int{1, 5000}},
+		{"fragmented text", websocket.TextMessage, []byte(fragText), []int{10, 30*133 + 27, 30*300 + 1}, len(fragText) / 400},
+		{"fragmented binary", websocket.BinaryMessage, append(append(fragBinary(), fragBinary()...), fragBinary()...), []int{1, 5000}, 251},
 	} {
 		var w wire
 		w.sent = measure(cc, func() {
@@ -392,7 +400,11 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 		}).got
 		t.Logf("%s, %d bytes: Latch sent %d bytes, the peer %d", m.what, len(m.msg), w.sent, w.got)
 		checkCompressible(t, "Latch", m.what, compressed, w.sent, len(m.msg))
-		checkCompressible(t, "the peer", m.what, compressed && len(m.msg) >= zc.peerMin, w.got, len(m.msg))
+		if zc.peerReach > 0 && m.period > zc.peerReach && compressed {
+			checkBounded(t, "the peer", m.what, w.got, len(m.msg))
+		} else {
+			checkCompressible(t, "the peer", m.what, compressed && len(m.msg) >= zc.peerMin, w.got, len(m.msg))
+		}
 	}
 
 	// The peer sends compressed fragments ("cmd frag big": first fragments
@@ -510,13 +522,58 @@ func TestNodeWSDeflate(t *testing.T) {
 		{name: "takeover-latch-default", mode: "takeover", offer: latchOffer, refused: "400 Bad Request"},
 		{name: "takeover-latch-takeover", mode: "takeover", takeover: true, offer: latchOfferTakeover, header: "permessage-deflate", latchCT: true, peerCT: true},
 	}
+	server = append(server, wsWindowServer...)
+	client = append(client, wsWindowClient...)
 	runDeflate(t, p, caps{}, newDeflateServer(t), server, client)
+}
+
+// Windows under 2^15 with ws (RFC 7692 §7.1.2). ws inflates with the
+// window agreed for its peer, so a Latch back-reference beyond it would
+// fail the connection. The repeated 2 KiB probe can only shrink with a
+// window of 4 KiB or more.
+var wsWindowServer = func() []zcase {
+	var cs []zcase
+	for _, bits := range []int{8, 9, 12, 14} {
+		offer := fmt.Sprintf("permessage-deflate; server_max_window_bits=%d; client_max_window_bits=%d", bits, bits)
+		answer := fmt.Sprintf("; server_max_window_bits=%d", bits)
+		mode := fmt.Sprintf("window%d", bits)
+		reach := 0
+		if bits <= 9 {
+			reach = 250
+		}
+		cs = append(cs,
+			zcase{name: mode + "-latch-default", mode: mode, offer: offer, header: noTakeover + answer, peerReach: reach},
+			zcase{name: mode + "-latch-takeover", mode: mode, takeover: true, offer: offer, header: "permessage-deflate" + answer,
+				latchCT: bits >= 12, peerCT: bits >= 12, peerReach: reach})
+	}
+	return cs
+}()
+
+var wsWindowClient = []zcase{
+	// ws's server with clientMaxWindowBits declines an offer without
+	// client_max_window_bits, Latch's default one.
+	{name: "window9-latch-default", mode: "window9", offer: latchOffer, refused: "400 Bad Request"},
+	// CompressionMaxWindowBits 15 offers it without a value; ws picks 9.
+	{name: "window9-latch-offers-client-bits", mode: "window9", bits: 15, offer: latchOffer + "; client_max_window_bits",
+		header: noTakeoverClientFirst + "; client_max_window_bits=9; server_max_window_bits=9", peerReach: 250},
+	{name: "window9-latch-takeover-offers-client-bits", mode: "window9", takeover: true, bits: 15, offer: "permessage-deflate; client_max_window_bits",
+		header: "permessage-deflate; client_max_window_bits=9; server_max_window_bits=9", peerReach: 250},
+	{name: "window9-latch-asks-9", mode: "window9", bits: 9, offer: latchOffer + "; server_max_window_bits=9; client_max_window_bits=9",
+		header: noTakeoverClientFirst + "; server_max_window_bits=9; client_max_window_bits=9", peerReach: 250},
+	{name: "window8-latch-offers-client-bits", mode: "window8", bits: 15, offer: latchOffer + "; client_max_window_bits",
+		header: noTakeoverClientFirst + "; client_max_window_bits=8; server_max_window_bits=8", peerReach: 250},
+	{name: "window8-latch-takeover-asks-8", mode: "window8", takeover: true, bits: 8, offer: "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+		header: "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8", peerReach: 250},
+	{name: "window12-latch-takeover-offers-client-bits", mode: "window12", takeover: true, bits: 15, offer: "permessage-deflate; client_max_window_bits",
+		header: "permessage-deflate; client_max_window_bits=12; server_max_window_bits=12", latchCT: true, peerCT: true},
+	{name: "window14-latch-asks-14", mode: "window14", bits: 14, offer: latchOffer + "; server_max_window_bits=14; client_max_window_bits=14",
+		header: noTakeoverClientFirst + "; server_max_window_bits=14; client_max_window_bits=14"},
 }
 
 // TestPythonDeflate: websockets' default compression="deflate" (as a
 // server it limits both windows to 12 bits), factories allowing context
-// takeover, and server_max_window_bits=10, which Latch's server declines
-// (it compresses with a 15-bit window only) and Latch's client accepts.
+// takeover, and server_max_window_bits=10, which both Latch's server
+// (compressing within 2^10 bytes) and Latch's client accept.
 func TestPythonDeflate(t *testing.T) {
 	t.Parallel()
 	err := exec.Command(debianPython, "-c", "import websockets").Run()
@@ -529,9 +586,10 @@ func TestPythonDeflate(t *testing.T) {
 		{name: "deflate-latch-takeover", mode: "deflate", takeover: true, offer: pyOffer, header: "permessage-deflate", latchCT: true, peerCT: true},
 		{name: "takeover-latch-default", mode: "takeover", offer: pyOffer, header: noTakeover},
 		{name: "takeover-latch-takeover", mode: "takeover", takeover: true, offer: pyOffer, header: "permessage-deflate", latchCT: true, peerCT: true},
-		// With only this offer there is no compression at all.
-		{name: "window10-latch-default", mode: "window10", offer: pyOffer10, header: ""},
-		{name: "window10-latch-takeover", mode: "window10", takeover: true, offer: pyOffer10, header: ""},
+		// Latch compresses within the 1 KiB window, which cannot reach the
+		// first copy of the 2 KiB probe.
+		{name: "window10-latch-default", mode: "window10", offer: pyOffer10, header: noTakeover + "; server_max_window_bits=10"},
+		{name: "window10-latch-takeover", mode: "window10", takeover: true, offer: pyOffer10, header: "permessage-deflate; server_max_window_bits=10", peerCT: true},
 	}
 	client := []zcase{
 		{name: "deflate-latch-default", mode: "deflate", offer: latchOffer, header: noTakeover + "; server_max_window_bits=12"},

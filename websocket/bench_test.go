@@ -195,7 +195,7 @@ func BenchmarkWriteMessageCompressed(b *testing.B) {
 }
 
 func BenchmarkReadMessageCompressed(b *testing.B) {
-	payload := deflateBytes(defaultCompressionLevel, benchJSON)
+	payload := deflateBytes(deflaterKind(defaultCompressionLevel, maxWindowBits), benchJSON)
 	h := frame.Header{Fin: true, Rsv1: true, Opcode: frame.OpText, Masked: true, Key: [4]byte{1, 2, 3, 4}, Length: int64(len(payload))}
 	fr := make([]byte, h.Size()+len(payload))
 	n := frame.Put(fr, &h)

@@ -70,6 +70,16 @@ type Dialer struct {
 	CompressionThreshold       int
 	CompressionContextTakeover bool
 
+	// CompressionMaxWindowBits is the LZ77 window (RFC 7692 §7.1.2) the
+	// client asks for. 8..14 asks for at most 2^N bytes both ways: the
+	// offer gets server_max_window_bits=N and client_max_window_bits=N, and
+	// a server that cannot honour them declines compression. 15 only offers
+	// client_max_window_bits, which lets the server pick a smaller window
+	// for this client. Either way the client compresses within the window
+	// the response names. 0: neither parameter is offered. Smaller windows
+	// compress worse (docs/compression.md).
+	CompressionMaxWindowBits int
+
 	// Jar specifies the cookie jar. If Jar is nil, cookies are not sent in
 	// requests and ignored in responses.
 	Jar http.CookieJar
@@ -113,7 +123,10 @@ func (d *Dialer) Dial(urlStr string, requestHeader http.Header) (*Conn, *http.Re
 	return d.DialContext(context.Background(), urlStr, requestHeader)
 }
 
-var errMalformedURL = errors.New("websocket: malformed ws or wss URL")
+var (
+	errMalformedURL  = errors.New("websocket: malformed ws or wss URL")
+	errBadWindowBits = errors.New("websocket: Dialer.CompressionMaxWindowBits must be 0 or 8..15")
+)
 
 // DialContext creates a new client connection. Use requestHeader to specify
 // the origin (Origin), subprotocols (Sec-WebSocket-Protocol) and cookies
@@ -149,6 +162,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		// User name and password are not allowed in websocket URIs.
 		return nil, nil, errMalformedURL
 	}
+	if b := d.CompressionMaxWindowBits; b != 0 && (b < minWindowBits || b > maxWindowBits) {
+		return nil, nil, errBadWindowBits
+	}
 
 	req := &http.Request{
 		Method:     http.MethodGet,
@@ -177,7 +193,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	if len(d.Subprotocols) > 0 {
 		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(d.Subprotocols, ", ")}
 	}
-	deflateConfig := deflate.Config{ContextTakeover: d.CompressionContextTakeover}
+	deflateConfig := deflate.Config{ContextTakeover: d.CompressionContextTakeover, MaxWindowBits: d.CompressionMaxWindowBits}
 	if d.EnableCompression {
 		req.Header["Sec-WebSocket-Extensions"] = []string{deflate.Offer(deflateConfig)}
 	}

@@ -22,6 +22,10 @@ const (
 
 	// windowSize is deflate's window: 2^15 bytes (RFC 7692 §7.1.2).
 	windowSize = 1 << 15
+
+	// Window bits of permessage-deflate (RFC 7692 §7.1.2): 8..15.
+	minWindowBits = 8
+	maxWindowBits = 15
 )
 
 // compressionConfig is what a handshake agreed, plus local settings.
@@ -36,6 +40,11 @@ type deflateState struct {
 	readTakeover  bool // immutable: the peer compresses with context takeover
 	writeTakeover bool // immutable: we compress with context takeover
 	threshold     int  // immutable
+	// writeBits is immutable: no back-reference we send reaches further
+	// than 2^writeBits bytes (the peer's max_window_bits for our side,
+	// RFC 7692 §7.1.2). The peer's window needs no setting: a 32 KiB
+	// inflater reads any smaller window.
+	writeBits int
 
 	// Read side, owned by the readMu holder.
 	inflater io.ReadCloser // pooled; set while a compressed message is read
@@ -44,9 +53,13 @@ type deflateState struct {
 	inflated int64  // inflated bytes of the current message
 
 	// Write side, guarded by msgMu.
-	deflater      *flate.Writer // kept between messages with writeTakeover
-	deflaterLevel int
-	deflaterOut   switchWriter // where deflater writes this message
+	deflater     *flate.Writer // kept between messages with writeTakeover
+	deflaterKind int           // of deflater, see deflaterKind
+	deflaterOut  switchWriter  // where deflater writes this message
+	// pooledKind is the kind of the pooled writer in use: it goes back to
+	// that pool even if SetCompressionLevel ran meanwhile, so that no pool
+	// ever hands out a writer with a wider window than its kind.
+	pooledKind int
 }
 
 // switchWriter lets a long-lived flate writer write to a new destination
@@ -63,9 +76,14 @@ func newDeflateState(c *Conn, cfg *compressionConfig) *deflateState {
 	if c.isServer {
 		d.readTakeover = !cfg.params.ClientNoContextTakeover
 		d.writeTakeover = !cfg.params.ServerNoContextTakeover
+		d.writeBits = cfg.params.ServerMaxWindowBits
 	} else {
 		d.readTakeover = !cfg.params.ServerNoContextTakeover
 		d.writeTakeover = !cfg.params.ClientNoContextTakeover
+		d.writeBits = cfg.params.ClientMaxWindowBits
+	}
+	if d.writeBits < minWindowBits || d.writeBits > maxWindowBits {
+		d.writeBits = maxWindowBits // not limited
 	}
 	d.src.c = c
 	return d
@@ -81,7 +99,9 @@ func (c *Conn) EnableWriteCompression(enable bool) {
 // SetCompressionLevel sets the flate compression level for subsequent text
 // and binary messages. This function is a noop if compression was not
 // negotiated with the peer. See the compress/flate package for a
-// description of compression levels.
+// description of compression levels. When the peer limited this side's
+// window below 32 KiB (RFC 7692 §7.1.2), the levels that refer back (-1
+// and 1..9) all use one windowed encoder, about level 5.
 func (c *Conn) SetCompressionLevel(level int) error {
 	if level < minCompressionLevel || level > maxCompressionLevel {
 		return errors.New("websocket: invalid compression level")
@@ -244,34 +264,68 @@ func (d *deflateState) keep(out []byte) {
 
 // Deflating ----------------------------------------------------------------
 
-var deflaters [maxCompressionLevel - minCompressionLevel + 1]sync.Pool
+// A deflater kind is a flate level at the full window, or a window of
+// 2^8..2^14 bytes (RFC 7692 §7.1.2.1). klauspost's NewWriterWindow keeps
+// every match distance below the window it is given; it has one speed
+// (about level 5), so below 15 bits the level only picks between it and
+// the levels that never refer back (HuffmanOnly, NoCompression).
+const (
+	levelKinds  = maxCompressionLevel - minCompressionLevel + 1
+	windowKinds = maxWindowBits - minWindowBits
+)
 
-// getDeflater returns a flate writer at level writing to w: the
-// connection's own with context takeover, else one from a pool.
-func (c *Conn) getDeflater(w io.Writer) *flate.Writer {
-	d := c.deflate
-	level := int(c.compressLevel.Load())
-	if d.writeTakeover {
-		d.deflaterOut.w = w
-		if d.deflater == nil || d.deflaterLevel != level {
-			// A level change starts a new context: referring to less of
-			// the history than the peer keeps is allowed.
-			d.deflater, _ = flate.NewWriter(&d.deflaterOut, level)
-			d.deflaterLevel = level
-		}
-		return d.deflater
+// deflaterKind is the kind for level with a window of 2^bits bytes: an
+// index into deflaters, and the key of PreparedMessage's cache.
+func deflaterKind(level, bits int) int {
+	if bits >= maxWindowBits || level == flate.HuffmanOnly || level == flate.NoCompression {
+		return level - minCompressionLevel
 	}
-	if fw, ok := deflaters[level-minCompressionLevel].Get().(*flate.Writer); ok {
-		fw.Reset(w)
-		return fw
+	return levelKinds + bits - minWindowBits
+}
+
+func newDeflater(w io.Writer, kind int) *flate.Writer {
+	var fw *flate.Writer
+	if kind < levelKinds {
+		fw, _ = flate.NewWriter(w, kind+minCompressionLevel) // the level is valid
+	} else {
+		fw, _ = flate.NewWriterWindow(w, 1<<(kind-levelKinds+minWindowBits)) // 256..16384: valid
 	}
-	fw, _ := flate.NewWriter(w, level)
 	return fw
 }
 
+// writeKind is the deflater kind of this connection's next message.
+func (c *Conn) writeKind() int {
+	return deflaterKind(int(c.compressLevel.Load()), c.deflate.writeBits)
+}
+
+var deflaters [levelKinds + windowKinds]sync.Pool
+
+// getDeflater returns a flate writer writing to w: the connection's own
+// with context takeover, else one from a pool.
+func (c *Conn) getDeflater(w io.Writer) *flate.Writer {
+	d := c.deflate
+	kind := c.writeKind()
+	if d.writeTakeover {
+		d.deflaterOut.w = w
+		if d.deflater == nil || d.deflaterKind != kind {
+			// A level change starts a new context: referring to less of
+			// the history than the peer keeps is allowed.
+			d.deflater = newDeflater(&d.deflaterOut, kind)
+			d.deflaterKind = kind
+		}
+		return d.deflater
+	}
+	d.pooledKind = kind
+	if fw, ok := deflaters[kind].Get().(*flate.Writer); ok {
+		fw.Reset(w)
+		return fw
+	}
+	return newDeflater(w, kind)
+}
+
 func (c *Conn) putDeflater(fw *flate.Writer) {
-	if !c.deflate.writeTakeover {
-		deflaters[int(c.compressLevel.Load())-minCompressionLevel].Put(fw)
+	if d := c.deflate; !d.writeTakeover {
+		deflaters[d.pooledKind].Put(fw)
 	}
 }
 
@@ -285,15 +339,16 @@ func (cb *compressedBuf) Write(p []byte) (int, error) {
 
 var compressedBufs = sync.Pool{New: func() any { return new(compressedBuf) }}
 
-// deflateBytes compresses data as one message without context takeover.
-func deflateBytes(level int, data []byte) []byte {
+// deflateBytes compresses data as one message without context takeover,
+// with a deflater of the given kind.
+func deflateBytes(kind int, data []byte) []byte {
 	var cb compressedBuf
-	pool := &deflaters[level-minCompressionLevel]
+	pool := &deflaters[kind]
 	fw, ok := pool.Get().(*flate.Writer)
 	if ok {
 		fw.Reset(&cb)
 	} else {
-		fw, _ = flate.NewWriter(&cb, level)
+		fw = newDeflater(&cb, kind)
 	}
 	fw.Write(data) // writing to memory cannot fail
 	fw.Flush()

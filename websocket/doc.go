@@ -188,6 +188,12 @@
 // compresses similar messages much better at a memory cost per connection.
 // The read limit applies to the inflated size and is enforced while
 // inflating: a small message that inflates to gigabytes fails the
-// connection with close 1009 after at most the limit. [PreparedMessage]
-// compresses once per level for all connections without context takeover.
+// connection with close 1009 after at most the limit. A peer may ask for
+// an LZ77 window smaller than 32 KiB (server_max_window_bits from a
+// client, client_max_window_bits from a server, RFC 7692 §7.1.2): the
+// connection then compresses with no back-reference beyond that window,
+// 256 bytes to 16 KiB, at some cost in ratio (docs/compression.md);
+// [Dialer.CompressionMaxWindowBits] asks for one. [PreparedMessage]
+// compresses once per level and window for all connections without
+// context takeover.
 package websocket

@@ -21,7 +21,7 @@ type PreparedMessage struct {
 	serverFrame []byte // header + payload, unmasked
 
 	mu         sync.Mutex
-	compressed map[int][]byte // by level: header + deflated payload, without context takeover
+	compressed map[int][]byte // by deflater kind (level, window): header + deflated payload, without context takeover
 }
 
 // NewPreparedMessage returns an initialized PreparedMessage. You can then
@@ -61,25 +61,26 @@ func (pm *PreparedMessage) frame() []byte {
 	return pm.serverFrame
 }
 
-// deflatedFrame returns the server frame of the message compressed at
-// level, without context takeover (RSV1 set, RFC 7692 §6), encoded once
-// per level for every connection; the payload starts at the returned
-// offset.
-func (pm *PreparedMessage) deflatedFrame(level int) ([]byte, int) {
+// deflatedFrame returns the server frame of the message compressed by a
+// deflater of kind (see deflaterKind), without context takeover (RSV1 set,
+// RFC 7692 §6), encoded once per kind for every connection (a connection
+// with a smaller window gets its own encoding); the payload starts at the
+// returned offset.
+func (pm *PreparedMessage) deflatedFrame(kind int) ([]byte, int) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	if b, ok := pm.compressed[level]; ok {
+	if b, ok := pm.compressed[kind]; ok {
 		return b, frameHeaderSize(b)
 	}
 	if pm.compressed == nil {
 		pm.compressed = make(map[int][]byte, 1)
 	}
-	payload := deflateBytes(level, pm.data)
+	payload := deflateBytes(kind, pm.data)
 	h := frame.Header{Fin: true, Rsv1: true, Opcode: frame.Opcode(pm.messageType), Length: int64(len(payload))}
 	b := make([]byte, h.Size()+len(payload))
 	n := frame.Put(b, &h)
 	copy(b[n:], payload)
-	pm.compressed[level] = b
+	pm.compressed[kind] = b
 	return b, n
 }
 
@@ -95,7 +96,7 @@ func (c *Conn) sharedFrame(pm *PreparedMessage) []byte {
 	case c.deflate.writeTakeover:
 		return nil // the encoding depends on this connection's history
 	}
-	b, _ := pm.deflatedFrame(int(c.compressLevel.Load()))
+	b, _ := pm.deflatedFrame(c.writeKind())
 	return b
 }
 
@@ -198,7 +199,7 @@ func (c *Conn) writePreparedLocked(pm *PreparedMessage) error {
 		if c.deflate.writeTakeover {
 			return c.writeCompressed(op, pm.data)
 		}
-		b, n := pm.deflatedFrame(int(c.compressLevel.Load()))
+		b, n := pm.deflatedFrame(c.writeKind())
 		return c.writeData(op, true, b[n:])
 	}
 	return c.writeData(op, false, pm.data)

@@ -15,7 +15,7 @@ import (
 // 12 (compressed echo), 13 (negotiation) and D (protocol errors with
 // compression), against the same three targets as TestConformance.
 func TestCompression(t *testing.T) {
-	runTable(t, slices.Concat(deflateEchoCases(), negotiationCases(), deflateErrorCases()))
+	runTable(t, slices.Concat(deflateEchoCases(), negotiationCases(), windowCases(), deflateErrorCases()))
 }
 
 // zWords mixes ASCII with 2-, 3- and 4-byte UTF-8 so that compressed text
@@ -199,8 +199,8 @@ func negotiationCases() []tcase {
 	}
 	var cs []tcase
 	for i, o := range []string{
-		"permessage-deflate; server_max_window_bits=10", // RFC 7692 §7.1.2.1: Latch always uses 2^15
-		"permessage-deflate; server_max_window_bits=8",
+		"permessage-deflate; server_max_window_bits=16", // RFC 7692 §7.1.2.1: 8..15 only
+		"permessage-deflate; server_max_window_bits=7",
 		"permessage-deflate; x-unknown-param",
 		"permessage-deflate; server_no_context_takeover; server_no_context_takeover",
 		"permessage-deflate; client_max_window_bits=16",
@@ -221,8 +221,8 @@ func negotiationCases() []tcase {
 		}
 	}
 	cs = append(cs,
-		accepted("1 first offer declined, second accepted", []string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, false, pmdNoTakeover),
-		accepted("2 first offer declined, second accepted (takeover)", []string{"permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits"}, true, "permessage-deflate"),
+		accepted("1 first offer declined, second accepted", []string{"permessage-deflate; server_max_window_bits=16, permessage-deflate"}, false, pmdNoTakeover),
+		accepted("2 first offer declined, second accepted (takeover)", []string{"permessage-deflate; server_max_window_bits=7, permessage-deflate; client_max_window_bits"}, true, "permessage-deflate"),
 		accepted("3 unknown param declined, second accepted (takeover)", []string{"permessage-deflate; x-unknown, permessage-deflate; server_no_context_takeover"}, true, "permessage-deflate; server_no_context_takeover"),
 		accepted("4 offers on two header lines", []string{"permessage-deflate; client_max_window_bits=16", "permessage-deflate; client_no_context_takeover"}, true, "permessage-deflate; client_no_context_takeover"),
 		accepted("5 unknown extension before permessage-deflate", []string{"x-webkit-deflate-frame, permessage-deflate"}, true, "permessage-deflate"),
@@ -236,6 +236,177 @@ func negotiationCases() []tcase {
 			frames: []frame{{fin: true, rsv: 4, opcode: opText, payload: deflateFresh(big)}}, want: fail(cProtocol),
 			comp: &zconf{takeover: true}},
 	)
+	return cs
+}
+
+// Autobahn's section 13 (case13_x_x.py): compressed echo under seven
+// client offers, each "permessage-deflate; client_no_context_takeover;
+// client_max_window_bits" plus (server_no_context_takeover,
+// server_max_window_bits): (no, -), (yes, -), (no, 8), (no, 15), (yes, 8),
+// (yes, 15), and the three offers (yes, 8), (yes, -), (no, -) in one header.
+// Autobahn sends its JSON file in messages of 16 B to 128 KiB, whole and
+// auto-fragmented; here each size goes once, whole or in 256-byte frames.
+const ab13Base = "permessage-deflate; client_no_context_takeover; client_max_window_bits"
+
+var ab13Offers = []struct {
+	offer      string
+	serverNCT  bool // the accepted offer asks for server_no_context_takeover
+	serverBits int  // its server_max_window_bits, 0: none
+}{
+	{ab13Base, false, 0},
+	{ab13Base + "; server_no_context_takeover", true, 0},
+	{ab13Base + "; server_max_window_bits=8", false, 8},
+	{ab13Base + "; server_max_window_bits=15", false, 15},
+	{ab13Base + "; server_no_context_takeover; server_max_window_bits=8", true, 8},
+	{ab13Base + "; server_no_context_takeover; server_max_window_bits=15", true, 15},
+	{ab13Base + "; server_no_context_takeover; server_max_window_bits=8, " + ab13Base + "; server_no_context_takeover, " + ab13Base, true, 8},
+}
+
+// ab13Sizes are Autobahn's 13.x payload sizes up to 64 KiB.
+var ab13Sizes = []int{16, 64, 256, 1 << 10, 4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10}
+
+// windowResponse is Latch's exact answer to an accepted offer: with
+// CompressionContextTakeover off it asks for no context takeover both
+// ways; it echoes what the offer asked for; it answers
+// server_max_window_bits with the offered value (RFC 7692 §7.1.1, §7.1.2.1).
+func windowResponse(takeover, serverNCT, clientNCT bool, serverBits int) string {
+	r := "permessage-deflate"
+	if serverNCT || !takeover {
+		r += "; server_no_context_takeover"
+	}
+	if clientNCT || !takeover {
+		r += "; client_no_context_takeover"
+	}
+	if serverBits != 0 {
+		r += fmt.Sprintf("; server_max_window_bits=%d", serverBits)
+	}
+	return r
+}
+
+// windowEcho is the compressed echo of windowCases: every size of
+// ab13Sizes, whole or in frags-byte frames. With a window under 2^15 the
+// raw peer checks every echoed message against it (deflate_test.go), and
+// check asserts that Latch really used most of the window.
+func windowEcho(name string, z *zconf, frag int, bits int) tcase {
+	var frames []frame
+	var want []event
+	for i, n := range ab13Sizes {
+		p := zText(n, uint64(100+i))
+		frames = append(frames, frame{fin: true, opcode: opText, payload: p, deflate: true, zfrags: max(1, n/max(frag, 1))})
+		want = append(want, event{kind: "msg", op: opText, data: p, z: zAuto})
+	}
+	if frag == 0 {
+		for i := range frames {
+			frames[i].zfrags = 1
+		}
+	}
+	tc := tcase{name: name, frames: frames, want: want, comp: z, timeout: 5 * time.Second}
+	if bits > 0 && bits < 15 {
+		tc.check = func(t *testing.T, p *peer) {
+			if p.z.maxDist < 1<<bits/2 {
+				t.Errorf("%s: farthest back-reference %d bytes with a window of %d: the window is not used", implName, p.z.maxDist, 1<<bits)
+			}
+		}
+	}
+	return tc
+}
+
+// Window bits (RFC 7692 §7.1.2): Autobahn's 13.x offers against the
+// server, every other server_max_window_bits, and Autobahn's 13.x server
+// answers against the client.
+func windowCases() []tcase {
+	var cs []tcase
+	for i, o := range ab13Offers {
+		for _, tk := range []bool{false, true} {
+			cfg := "default"
+			if tk {
+				cfg = "takeover"
+			}
+			resp := windowResponse(tk, o.serverNCT, true, o.serverBits)
+			for _, frag := range []int{0, 256} {
+				how := "whole"
+				if frag > 0 {
+					how = "in 256-byte frames"
+				}
+				z := &zconf{takeover: tk, offers: []string{o.offer}, wantResp: resp}
+				tc := windowEcho(fmt.Sprintf("13.A%d %s, %s: %s", i+1, cfg, how, o.offer), z, frag, o.serverBits)
+				tc.only = "server"
+				cs = append(cs, tc)
+			}
+		}
+	}
+	// Every other window, offered alone.
+	for bits := 9; bits <= 14; bits++ {
+		for _, tk := range []bool{false, true} {
+			offer := fmt.Sprintf("permessage-deflate; server_max_window_bits=%d", bits)
+			z := &zconf{takeover: tk, offers: []string{offer}, wantResp: windowResponse(tk, false, false, bits)}
+			tc := windowEcho(fmt.Sprintf("13.B%d takeover=%v: %s", bits, tk, offer), z, 0, bits)
+			tc.only = "server"
+			cs = append(cs, tc)
+		}
+	}
+	// The client: Autobahn's 13.x answers (PerMessageDeflateOfferAccept)
+	// to Latch's offer with CompressionMaxWindowBits 15, which adds
+	// client_max_window_bits. Without takeover Latch offers both
+	// no-context-takeover flags, and every answer applies; with takeover
+	// it offers neither, and Autobahn's accept2, 5 and 6, which need
+	// client_no_context_takeover in the offer, decline: no compression.
+	type answer struct {
+		resp string
+		bits int // client_max_window_bits in resp
+	}
+	noCtx := map[int]answer{
+		1: {"permessage-deflate; server_no_context_takeover", 0},
+		2: {"permessage-deflate; server_no_context_takeover; client_no_context_takeover", 0},
+		3: {"permessage-deflate; server_no_context_takeover; client_max_window_bits=8", 8},
+		4: {"permessage-deflate; server_no_context_takeover; client_max_window_bits=15", 15},
+		5: {"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=8", 8},
+		6: {"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15", 15},
+		7: {"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=8", 8},
+	}
+	withCtx := map[int]answer{
+		1: {"permessage-deflate", 0}, 2: {"", 0},
+		3: {"permessage-deflate; client_max_window_bits=8", 8}, 4: {"permessage-deflate; client_max_window_bits=15", 15},
+		5: {"", 0}, 6: {"", 0}, 7: {"permessage-deflate", 0},
+	}
+	for i := 1; i <= 7; i++ {
+		for _, tk := range []bool{false, true} {
+			a, cfg := noCtx[i], "default"
+			if tk {
+				a, cfg = withCtx[i], "takeover"
+			}
+			z := &zconf{takeover: tk, maxWindowBits: 15, resp: a.resp}
+			if a.resp == "" {
+				big := zText(2000, 13)
+				cs = append(cs, tcase{name: fmt.Sprintf("13.C%d client %s: Autobahn accept%d declines", i, cfg, i), only: "client",
+					frames: []frame{textF(string(big))}, want: []event{{kind: "msg", op: opText, data: big, z: zPlain}}, comp: z})
+				continue
+			}
+			tc := windowEcho(fmt.Sprintf("13.C%d client %s: answer %q", i, cfg, a.resp), z, 256, a.bits)
+			tc.only = "client"
+			cs = append(cs, tc)
+		}
+	}
+	// The client asking for 9 bits both ways; the server answers 9 or less.
+	for _, a := range []answer{
+		{"permessage-deflate; server_no_context_takeover; server_max_window_bits=9", 9},
+		{"permessage-deflate; server_no_context_takeover; server_max_window_bits=8; client_max_window_bits=8", 8},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9", 9},
+	} {
+		z := &zconf{maxWindowBits: 9, resp: a.resp}
+		tc := windowEcho(fmt.Sprintf("13.D client asks 9 bits: answer %q", a.resp), z, 0, a.bits)
+		tc.only = "client"
+		cs = append(cs, tc)
+	}
+	for _, a := range []string{
+		"permessage-deflate; server_max_window_bits=9",
+		"permessage-deflate; server_max_window_bits=8; client_max_window_bits=9",
+	} {
+		z := &zconf{takeover: true, maxWindowBits: 9, resp: a}
+		tc := windowEcho(fmt.Sprintf("13.D client takeover asks 9 bits: answer %q", a), z, 256, 9)
+		tc.only = "client"
+		cs = append(cs, tc)
+	}
 	return cs
 }
 
@@ -318,26 +489,36 @@ func TestCompressionClientRejects(t *testing.T) {
 	for _, c := range []struct {
 		takeover bool
 		resp     string
+		bits     int // CompressionMaxWindowBits
 	}{
-		{false, "permessage-deflate; server_no_context_takeover; client_max_window_bits=10"}, // §7.1.2.2: not offered
-		{true, "permessage-deflate; client_max_window_bits"},
-		{false, "permessage-deflate; server_no_context_takeover; x-unknown"},
-		{false, "permessage-deflate; server_no_context_takeover, permessage-deflate; server_no_context_takeover"},
-		{true, "permessage-deflate, permessage-deflate"},
-		{true, "x-webkit-deflate-frame"},
-		{true, "permessage-deflate, x-webkit-deflate-frame"},
-		{false, "permessage-deflate; server_no_context_takeover; server_no_context_takeover"},
-		{true, "permessage-deflate; server_max_window_bits=7"},
-		{true, "permessage-deflate; server_max_window_bits=16"},
-		{true, "permessage-deflate; server_max_window_bits"},
-		{true, "permessage-deflate; server_no_context_takeover=yes"},
+		{false, "permessage-deflate; server_no_context_takeover; client_max_window_bits=10", 0}, // §7.1.2.2: not offered
+		{true, "permessage-deflate; client_max_window_bits", 0},
+		{false, "permessage-deflate; server_no_context_takeover; x-unknown", 0},
+		{false, "permessage-deflate; server_no_context_takeover, permessage-deflate; server_no_context_takeover", 0},
+		{true, "permessage-deflate, permessage-deflate", 0},
+		{true, "x-webkit-deflate-frame", 0},
+		{true, "permessage-deflate, x-webkit-deflate-frame", 0},
+		{false, "permessage-deflate; server_no_context_takeover; server_no_context_takeover", 0},
+		{true, "permessage-deflate; server_max_window_bits=7", 0},
+		{true, "permessage-deflate; server_max_window_bits=16", 0},
+		{true, "permessage-deflate; server_max_window_bits", 0},
+		{true, "permessage-deflate; server_no_context_takeover=yes", 0},
 		// §7.1.1.1: Latch offered server_no_context_takeover; a response
 		// without it does not answer that offer.
-		{false, "permessage-deflate"},
+		{false, "permessage-deflate", 0},
+		// §7.1.2: window parameters against what Latch offered.
+		{true, "permessage-deflate; client_max_window_bits", 15},                             // a response needs a value
+		{true, "permessage-deflate; client_max_window_bits=8; client_max_window_bits=8", 15}, // duplicate
+		{true, "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10", 9}, // more than offered
+		{true, "permessage-deflate; server_max_window_bits=10", 9},                           // more than offered
+		{true, "permessage-deflate; client_max_window_bits=9", 9},                            // server_max_window_bits missing
+		{true, "permessage-deflate; server_max_window_bits=9; client_max_window_bits=16", 9}, // out of range
+		{true, "permessage-deflate; server_max_window_bits=9; client_max_window_bits=08", 9},
+		{false, "permessage-deflate; server_no_context_takeover; client_max_window_bits=7", 15},
 	} {
-		t.Run(fmt.Sprintf("takeover=%v %s", c.takeover, c.resp), func(t *testing.T) {
+		t.Run(fmt.Sprintf("takeover=%v bits=%d %s", c.takeover, c.bits, c.resp), func(t *testing.T) {
 			t.Parallel()
-			expectDialRejects(t, &zconf{takeover: c.takeover}, c.resp)
+			expectDialRejects(t, &zconf{takeover: c.takeover, maxWindowBits: c.bits}, c.resp)
 		})
 	}
 }

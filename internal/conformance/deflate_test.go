@@ -8,17 +8,25 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/latchws/latch/internal/deflate/windowcheck"
 )
 
 // The raw peer's side of permessage-deflate (RFC 7692), written with the
 // standard library's compress/flate so that it shares no code with Latch
-// (which uses klauspost/compress).
+// (which uses klauspost/compress). When the implementation agreed to a
+// window under 2^15 bytes, its messages also go through windowcheck, a
+// test-only inflater of its own that measures how far back each
+// back-reference reaches (RFC 7692 §7.1.2).
 
 // zconf is how the implementation under test is configured for a case that
 // negotiates compression, and what the handshake must look like.
 type zconf struct {
 	takeover  bool // CompressionContextTakeover
 	threshold int  // CompressionThreshold (0: Latch's default, 128)
+	// Client target: Dialer.CompressionMaxWindowBits (0: not set), which
+	// adds window parameters to the offer.
+	maxWindowBits int
 
 	// Server targets: the raw client's Sec-WebSocket-Extensions header
 	// lines, and the exact response wanted ("" means none, i.e. declined).
@@ -32,10 +40,17 @@ type zconf struct {
 // latchOffer is the offer the Dialer must make (see deflate.Offer): with no
 // context takeover it asks for none either way (RFC 7692 §7.1.1).
 func (z *zconf) latchOffer() string {
-	if z.takeover {
-		return "permessage-deflate"
+	o := "permessage-deflate"
+	if !z.takeover {
+		o += "; client_no_context_takeover; server_no_context_takeover"
 	}
-	return "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+	switch n := z.maxWindowBits; {
+	case n >= 8 && n <= 14:
+		o += fmt.Sprintf("; server_max_window_bits=%d; client_max_window_bits=%d", n, n)
+	case n == 15:
+		o += "; client_max_window_bits"
+	}
+	return o
 }
 
 func (z *zconf) thresholdOrDefault() int {
@@ -69,6 +84,11 @@ type pmd struct {
 	writeTakeover bool // the raw peer keeps its LZ77 window across messages
 	readTakeover  bool // the implementation may refer to earlier messages
 	huffman       bool // the raw peer was granted a window < 2^15: no back-references at all
+	// sutBits is the window the implementation agreed to (RFC 7692
+	// §7.1.2): 8..14, window checks its messages; 0 or 15, not limited.
+	sutBits int
+	window  windowcheck.Inflater
+	maxDist int // farthest back-reference seen, with sutBits < 15
 
 	fw   *flate.Writer
 	out  bytes.Buffer
@@ -90,11 +110,11 @@ func newPMD(resp, offer string, isClient bool) (*pmd, error) {
 		cnct = true
 	}
 	// The peer's window limit is the one it must obey; it inflates any.
-	z := &pmd{}
-	ourBits := "server_max_window_bits"
+	z := &pmd{sutBits: 15}
+	ourBits, sutBits := "server_max_window_bits", "client_max_window_bits"
 	if isClient {
 		z.writeTakeover, z.readTakeover = !cnct, !snct
-		ourBits = "client_max_window_bits"
+		ourBits, sutBits = sutBits, ourBits
 	} else {
 		z.writeTakeover, z.readTakeover = !snct, !cnct
 	}
@@ -107,6 +127,23 @@ func newPMD(resp, offer string, isClient bool) (*pmd, error) {
 		// with a smaller one the raw peer sends literals only.
 		z.huffman = bits < 15
 	}
+	v, ok := ps[sutBits]
+	if !ok && !isClient {
+		// Latch's client keeps to the window it offered even when the
+		// response leaves client_max_window_bits out (the offer is only a
+		// hint, RFC 7692 §7.1.2.2; this holds Latch to its word).
+		if ops, err := extParams(offer); err == nil {
+			v = ops[sutBits]
+		}
+	}
+	if v != "" {
+		bits, err := strconv.Atoi(v)
+		if err != nil || bits < 8 || bits > 15 {
+			return nil, fmt.Errorf("bad %s=%q", sutBits, v)
+		}
+		z.sutBits = bits
+	}
+	z.window.Takeover = z.readTakeover
 	return z, nil
 }
 
@@ -142,9 +179,9 @@ func (z *pmd) compress(p []byte) []byte {
 // an error.
 var zTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
-// inflate decompresses one message from the implementation, at most max
+// inflate decompresses one message from the implementation, at most limit
 // bytes of output.
-func (z *pmd) inflate(data []byte, max int) ([]byte, error) {
+func (z *pmd) inflate(data []byte, limit int) ([]byte, error) {
 	src := io.MultiReader(bytes.NewReader(data), bytes.NewReader(zTail))
 	var r io.ReadCloser
 	if z.readTakeover {
@@ -152,12 +189,26 @@ func (z *pmd) inflate(data []byte, max int) ([]byte, error) {
 	} else {
 		r = flate.NewReader(src)
 	}
-	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("implementation sent invalid deflate data: %w", err)
 	}
-	if len(out) > max {
+	if len(out) > limit {
 		return nil, errors.New("implementation sent a compressed message over the test bound")
+	}
+	if z.sutBits >= 8 && z.sutBits < 15 {
+		// RFC 7692 §7.1.2.1/§7.1.2.2: no back-reference beyond the
+		// agreed window, inside the message or into the previous ones.
+		again, dist, err := z.window.Inflate(data)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("implementation sent deflate data windowcheck rejects: %w", err)
+		case !bytes.Equal(again, out):
+			return nil, errors.New("windowcheck and compress/flate inflate the message differently")
+		case dist > 1<<z.sutBits:
+			return nil, fmt.Errorf("implementation refers %d bytes back with a window of %d (%d bits)", dist, 1<<z.sutBits, z.sutBits)
+		}
+		z.maxDist = max(z.maxDist, dist)
 	}
 	if z.readTakeover {
 		// RFC 7692 §7.2.3.2: the next message may refer to the last

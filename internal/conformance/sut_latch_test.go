@@ -56,6 +56,7 @@ func dial(url string, z *zconf) (wsConn, error) {
 		d.EnableCompression = true
 		d.CompressionContextTakeover = z.takeover
 		d.CompressionThreshold = z.threshold
+		d.CompressionMaxWindowBits = z.maxWindowBits
 	}
 	c, resp, err := d.Dial(url, nil)
 	if resp != nil && resp.Body != nil {

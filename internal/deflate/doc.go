@@ -9,14 +9,14 @@
 // # Server
 //
 // [Accept] walks the client's offers in order and answers the first one it can honour. Offers it cannot
-// honour are skipped, not fatal (RFC 7692 §5). The compressor always uses a 32 KiB window, so an offer
-// that limits server_max_window_bits below 15 is declined: answering a smaller window than the one
-// really used would make the peer's inflater fail.
+// honour are skipped, not fatal (RFC 7692 §5). server_max_window_bits=N (8..15) is answered with the
+// same N, and the compressor then keeps every back-reference within 2^N bytes (RFC 7692 §7.1.2.1).
 //
 // # Client
 //
 // [Offer] builds the single offer the client sends and [Verify] checks the server's answer to it. Any
 // response that does not correspond to that offer must fail the connection (RFC 7692 §5).
+// [Config.MaxWindowBits] asks for a smaller window both ways.
 //
 // # Context takeover
 //

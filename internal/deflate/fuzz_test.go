@@ -2,6 +2,7 @@ package deflate
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,8 @@ var fuzzSeeds = []string{
 	"permessage-deflate; server_no_context_takeover; client_no_context_takeover",
 	`permessage-deflate; server_max_window_bits="15"; client_max_window_bits=8`,
 	"permessage-deflate; server_max_window_bits=08",
+	"permessage-deflate; client_no_context_takeover; client_max_window_bits; server_max_window_bits=8",
+	"permessage-deflate; server_max_window_bits=9; client_max_window_bits=9, permessage-deflate",
 	`a; b="1\0", , c ;d = e`,
 	"PerMessage-Deflate; Server_No_Context_Takeover",
 	"x-webkit-deflate-frame, permessage-deflate; foo",
@@ -90,8 +93,12 @@ func FuzzAccept(f *testing.F) {
 			}
 			return
 		}
-		if p.ServerMaxWindowBits != 15 || p.ClientMaxWindowBits != 15 {
-			t.Fatalf("Accept(%q): window bits %+v, want 15", header, p)
+		// RFC 7692 §7.1.2: the server window is the one offered (or 15), the client's is not limited.
+		if p.ServerMaxWindowBits < 8 || p.ServerMaxWindowBits > 15 || p.ClientMaxWindowBits != 15 {
+			t.Fatalf("Accept(%q): window bits %+v", header, p)
+		}
+		if p.ServerMaxWindowBits < 15 && !strings.Contains(resp, fmt.Sprintf("server_max_window_bits=%d", p.ServerMaxWindowBits)) {
+			t.Fatalf("Accept(%q) = %q: server window %d not in the response", header, resp, p.ServerMaxWindowBits)
 		}
 		if !contextTakeover && (!p.ServerNoContextTakeover || !p.ClientNoContextTakeover) {
 			t.Fatalf("Accept(%q) with no context takeover: %+v", header, p)

@@ -3,6 +3,7 @@ package deflate
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -17,7 +18,7 @@ const (
 	paramClientMaxWindowBits     = "client_max_window_bits"
 )
 
-// maxWindowBits is the LZ77 window we compress with and assume when nothing is said (RFC 7692 §7.1.2).
+// maxWindowBits is the largest LZ77 window, assumed when nothing is said (RFC 7692 §7.1.2).
 const maxWindowBits = 15
 
 var (
@@ -41,6 +42,12 @@ type Config struct {
 	// ContextTakeover: this endpoint keeps compression context across messages in both directions when the
 	// peer allows it. False: it asks for no context takeover in both directions (no per-connection state).
 	ContextTakeover bool
+
+	// MaxWindowBits, client only. 8..14 offers server_max_window_bits and client_max_window_bits with this
+	// value (RFC 7692 §7.1.2), asking for a window of 2^MaxWindowBits bytes both ways; 15 offers
+	// client_max_window_bits without a value (the server may pick our window, its own stays 2^15); 0 offers
+	// neither.
+	MaxWindowBits int
 }
 
 // elementParams is the decoded parameter set of one permessage-deflate element. A window of 0 means the
@@ -116,12 +123,15 @@ func parseWindowBits(v string) (int, bool) {
 // Accept is the server side (RFC 7692 §5, §7.1): from the client's offers (in preference order) pick the first
 // permessage-deflate offer this server can honour, and return the response header value and the params.
 // ok=false: no acceptable offer (then no compression). Offers with unknown parameters, duplicate parameters or
-// invalid values are declined (skipped), not fatal. server_max_window_bits < 15 in an offer is declined
-// (our compressor always uses a 32 KiB window: never answer a window smaller than the one really used).
-// client_max_window_bits (with or without a value) is answered by omitting it (we inflate any window).
-// server_no_context_takeover in an offer is echoed; when cfg.ContextTakeover is false, the response has
-// both server_no_context_takeover and client_no_context_takeover. client_no_context_takeover in an offer
-// is echoed too, so that the returned Params say what the client will really do (RFC 7692 §7.1.1.2).
+// invalid values are declined (skipped), not fatal.
+//
+// server_max_window_bits=N (8..15) is accepted and answered with the same N (RFC 7692 §7.1.2.1): the
+// compressor then uses a window of exactly 2^N bytes, 8 included (zlib turns a request for 8 into 9; we do
+// not need to). client_max_window_bits (with or without a value) is answered by omitting it: we inflate any
+// window, and the value is only a hint (RFC 7692 §7.1.2.2). server_no_context_takeover in an offer is
+// echoed; when cfg.ContextTakeover is false, the response has both server_no_context_takeover and
+// client_no_context_takeover. client_no_context_takeover in an offer is echoed too, so that the returned
+// Params say what the client will really do (RFC 7692 §7.1.1.2).
 func Accept(offers []Extension, cfg Config) (response string, p Params, ok bool) {
 	for _, off := range offers {
 		if !strings.EqualFold(off.Name, ExtensionName) {
@@ -129,10 +139,6 @@ func Accept(offers []Extension, cfg Config) (response string, p Params, ok bool)
 		}
 		e, err := readParams(off.Params)
 		if err != nil {
-			continue
-		}
-		// RFC 7692 §7.1.2.1: accepting means answering a value no larger than offered; we only do 15.
-		if e.serverMaxWindowBits != 0 && e.serverMaxWindowBits < maxWindowBits {
 			continue
 		}
 		p = Params{ServerMaxWindowBits: maxWindowBits, ClientMaxWindowBits: maxWindowBits}
@@ -147,9 +153,11 @@ func Accept(offers []Extension, cfg Config) (response string, p Params, ok bool)
 			b.WriteString("; " + paramClientNoContextTakeover)
 			p.ClientNoContextTakeover = true
 		}
-		// RFC 7692 §7.1.2.1: an offered server_max_window_bits (here 15) must appear in the response.
-		if e.serverMaxWindowBits == maxWindowBits {
-			b.WriteString("; " + paramServerMaxWindowBits + "=15")
+		// RFC 7692 §7.1.2.1: an offered server_max_window_bits must appear in the response, with a value
+		// no larger than offered; we answer the offered value and compress within it.
+		if e.serverMaxWindowBits != 0 {
+			b.WriteString("; " + paramServerMaxWindowBits + "=" + strconv.Itoa(e.serverMaxWindowBits))
+			p.ServerMaxWindowBits = e.serverMaxWindowBits
 		}
 		return b.String(), p, true
 	}
@@ -157,21 +165,33 @@ func Accept(offers []Extension, cfg Config) (response string, p Params, ok bool)
 }
 
 // Offer is the client's Sec-WebSocket-Extensions value: "permessage-deflate" plus, when cfg.ContextTakeover
-// is false, "; client_no_context_takeover; server_no_context_takeover". It never offers
-// client_max_window_bits: we could not honour a smaller window if the server picked one.
+// is false, "; client_no_context_takeover; server_no_context_takeover", plus, when cfg.MaxWindowBits is
+// 8..14, "; server_max_window_bits=N; client_max_window_bits=N", or when it is 15,
+// "; client_max_window_bits".
 func Offer(cfg Config) string {
-	if cfg.ContextTakeover {
-		return ExtensionName
+	s := ExtensionName
+	if !cfg.ContextTakeover {
+		s += "; " + paramClientNoContextTakeover + "; " + paramServerNoContextTakeover
 	}
-	return ExtensionName + "; " + paramClientNoContextTakeover + "; " + paramServerNoContextTakeover
+	switch n := cfg.MaxWindowBits; {
+	case n >= 8 && n < maxWindowBits:
+		bits := strconv.Itoa(n)
+		s += "; " + paramServerMaxWindowBits + "=" + bits + "; " + paramClientMaxWindowBits + "=" + bits
+	case n == maxWindowBits:
+		s += "; " + paramClientMaxWindowBits
+	}
+	return s
 }
 
-// Verify is the client checking the server's response (RFC 7692 §5, §7.1.1.1, §7.1.2.2) to the offer made
+// Verify is the client checking the server's response (RFC 7692 §5, §7.1.1.1, §7.1.2) to the offer made
 // by [Offer] with the same cfg: exactly one permessage-deflate element, no unknown or duplicate params,
-// valid values; client_max_window_bits in the response is an error because we did not offer it;
-// server_max_window_bits=N is accepted (we inflate any window). It returns the params in force.
-// A response with any other extension is an error. An empty response returns [ErrNotNegotiated]; every
-// other error wraps [ErrBadResponse] and means the client must fail the connection (RFC 7692 §5).
+// valid values. client_max_window_bits in the response is an error unless we offered it, and then it needs a
+// value no larger than ours (§7.1.2.2); server_max_window_bits=N is accepted (we inflate any window) but, if
+// we asked for one, must be present and no larger (§7.1.2.1). It returns the params in force: when we
+// offered client_max_window_bits=N and the server left it out, ClientMaxWindowBits is N anyway, the window
+// we said we would use. A response with any other extension is an error. An empty response returns
+// [ErrNotNegotiated]; every other error wraps [ErrBadResponse] and means the client must fail the connection
+// (RFC 7692 §5).
 func Verify(response []Extension, cfg Config) (Params, error) {
 	if len(response) == 0 {
 		return Params{}, ErrNotNegotiated
@@ -188,9 +208,34 @@ func Verify(response []Extension, cfg Config) (Params, error) {
 	if err != nil {
 		return Params{}, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
-	// RFC 7692 §7.1.2.2: the server must not include client_max_window_bits unless the client offered it.
+	// What we offered (see Offer): client_max_window_bits up to offeredClient (0: not offered),
+	// server_max_window_bits=offeredServer (0: not offered).
+	offeredClient, offeredServer := 0, 0
+	if n := cfg.MaxWindowBits; n >= 8 && n <= maxWindowBits {
+		offeredClient = n
+		if n < maxWindowBits {
+			offeredServer = n
+		}
+	}
 	if e.clientMaxWindowBitsSeen {
-		return Params{}, fmt.Errorf("%w: %s was not offered", ErrBadResponse, paramClientMaxWindowBits)
+		switch {
+		case offeredClient == 0:
+			// RFC 7692 §7.1.2.2: the server must not include it unless the client offered it.
+			return Params{}, fmt.Errorf("%w: %s was not offered", ErrBadResponse, paramClientMaxWindowBits)
+		case e.clientMaxWindowBits == 0:
+			return Params{}, fmt.Errorf("%w: %s needs a value in a response", ErrBadResponse, paramClientMaxWindowBits)
+		case e.clientMaxWindowBits > offeredClient:
+			return Params{}, fmt.Errorf("%w: %s=%d, offered %d", ErrBadResponse, paramClientMaxWindowBits, e.clientMaxWindowBits, offeredClient)
+		}
+	}
+	if offeredBits := offeredServer; offeredBits != 0 {
+		// RFC 7692 §7.1.2.1: a server accepting our server_max_window_bits echoes it, no larger.
+		switch {
+		case e.serverMaxWindowBits == 0:
+			return Params{}, fmt.Errorf("%w: %s missing", ErrBadResponse, paramServerMaxWindowBits)
+		case e.serverMaxWindowBits > offeredBits:
+			return Params{}, fmt.Errorf("%w: %s=%d, offered %d", ErrBadResponse, paramServerMaxWindowBits, e.serverMaxWindowBits, offeredBits)
+		}
 	}
 	// RFC 7692 §7.1.1.1: we offered server_no_context_takeover; a response without it accepts no offer of ours.
 	if !cfg.ContextTakeover && !e.serverNoContextTakeover {
@@ -205,6 +250,12 @@ func Verify(response []Extension, cfg Config) (Params, error) {
 	}
 	if e.serverMaxWindowBits != 0 {
 		p.ServerMaxWindowBits = e.serverMaxWindowBits
+	}
+	switch {
+	case e.clientMaxWindowBits != 0:
+		p.ClientMaxWindowBits = e.clientMaxWindowBits
+	case offeredServer != 0:
+		p.ClientMaxWindowBits = offeredServer // we said we would keep to it
 	}
 	return p, nil
 }

@@ -41,7 +41,8 @@ func TestAccept(t *testing.T) {
 		{"chromium, no takeover", "permessage-deflate; client_max_window_bits", noTakeover, bothNoCtx, noCtx},
 		{"node ws default", "permessage-deflate; client_max_window_bits", takeover, "permessage-deflate", full},
 		{"gorilla client", "permessage-deflate; server_no_context_takeover; client_no_context_takeover", takeover, bothNoCtx, noCtx},
-		{"python websockets default (window 12) declined", "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", takeover, "", Params{}},
+		{"python websockets default (window 12)", "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", takeover,
+			"permessage-deflate; server_max_window_bits=12", Params{ServerMaxWindowBits: 12, ClientMaxWindowBits: 15}},
 
 		// Context takeover flags.
 		{"server_no_context_takeover echoed", "permessage-deflate; server_no_context_takeover", takeover,
@@ -55,8 +56,10 @@ func TestAccept(t *testing.T) {
 			"permessage-deflate; server_max_window_bits=15", full},
 		{"server_max_window_bits quoted 15", `permessage-deflate; server_max_window_bits="15"`, takeover,
 			"permessage-deflate; server_max_window_bits=15", full},
-		{"server_max_window_bits=14 declined", "permessage-deflate; server_max_window_bits=14", takeover, "", Params{}},
-		{"server_max_window_bits=8 declined", "permessage-deflate; server_max_window_bits=8", takeover, "", Params{}},
+		{"server_max_window_bits=14 echoed", "permessage-deflate; server_max_window_bits=14", takeover,
+			"permessage-deflate; server_max_window_bits=14", Params{ServerMaxWindowBits: 14, ClientMaxWindowBits: 15}},
+		{"server_max_window_bits=8 echoed", "permessage-deflate; server_max_window_bits=8", noTakeover,
+			bothNoCtx + "; server_max_window_bits=8", Params{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 8, ClientMaxWindowBits: 15}},
 		{"client_max_window_bits=10 omitted", "permessage-deflate; client_max_window_bits=10", takeover, "permessage-deflate", full},
 		{"client_max_window_bits=8 omitted", "permessage-deflate; client_max_window_bits=8", takeover, "permessage-deflate", full},
 		{"client_max_window_bits quoted", `permessage-deflate; client_max_window_bits="9"`, takeover, "permessage-deflate", full},
@@ -88,14 +91,16 @@ func TestAccept(t *testing.T) {
 		{"no offers", "", takeover, "", Params{}},
 
 		// Several offers: the first acceptable one wins (RFC 7692 §5).
-		{"fallback past small window", "permessage-deflate; server_max_window_bits=10, permessage-deflate; client_max_window_bits",
-			takeover, "permessage-deflate", full},
+		{"small window is the first acceptable", "permessage-deflate; server_max_window_bits=10, permessage-deflate; client_max_window_bits",
+			takeover, "permessage-deflate; server_max_window_bits=10", Params{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}},
+		{"fallback past a bad window", "permessage-deflate; server_max_window_bits=16, permessage-deflate; server_max_window_bits=9",
+			takeover, "permessage-deflate; server_max_window_bits=9", Params{ServerMaxWindowBits: 9, ClientMaxWindowBits: 15}},
 		{"fallback past unknown param", "permessage-deflate; foo=1, permessage-deflate; server_no_context_takeover",
 			takeover, "permessage-deflate; server_no_context_takeover", serverNo},
 		{"fallback past other extension", "foo; bar, permessage-deflate", takeover, "permessage-deflate", full},
 		{"first acceptable wins", "permessage-deflate; server_no_context_takeover, permessage-deflate", takeover,
 			"permessage-deflate; server_no_context_takeover", serverNo},
-		{"all declined", "permessage-deflate; server_max_window_bits=10, permessage-deflate; server_max_window_bits=09",
+		{"all declined", "permessage-deflate; server_max_window_bits=7, permessage-deflate; server_max_window_bits=09",
 			takeover, "", Params{}},
 	}
 	for _, tt := range tests {

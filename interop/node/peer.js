@@ -21,6 +21,14 @@ const MAX = 64 << 20;
 const DEFLATE = {
   deflate: true, // ws defaults: context takeover allowed, threshold 1024 bytes
   takeover: { serverNoContextTakeover: false, clientNoContextTakeover: false, threshold: 0 },
+  // Windows under 2^15 (RFC 7692 §7.1.2): as a client ws offers both
+  // parameters with the value; as a server it answers them and declines an
+  // offer without client_max_window_bits. zlib inflates with the agreed
+  // window, so a back-reference beyond it fails the connection.
+  window8: { serverMaxWindowBits: 8, clientMaxWindowBits: 8, threshold: 0 },
+  window9: { serverMaxWindowBits: 9, clientMaxWindowBits: 9, threshold: 0 },
+  window12: { serverMaxWindowBits: 12, clientMaxWindowBits: 12, threshold: 0 },
+  window14: { serverMaxWindowBits: 14, clientMaxWindowBits: 14, threshold: 0 },
 };
 
 // Text and binary fragment offsets for "cmd frag" and "cmd frag big". Both
