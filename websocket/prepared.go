@@ -102,7 +102,7 @@ func (c *Conn) sharedFrame(pm *PreparedMessage) []byte {
 
 // WritePreparedMessage writes prepared message into connection. A server
 // writes the same encoded frame to every connection; a compressed message
-// is deflated once per compression level.
+// is deflated once per compression level and window.
 func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	if pm == nil {
 		return errNilPrepared
