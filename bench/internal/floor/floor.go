@@ -5,11 +5,10 @@
 // runtime cost, so that every library can be read against it. Never use
 // them as servers.
 //
-// They are floors for small messages. With large ones (64 KiB) they still
-// copy each payload once more than they must (into the output, instead of
-// writing it from the read buffer with writev) and unmask eight bytes at a
-// time rather than with SIMD, and a library that does both (Latch) can
-// beat them there.
+// Payloads are unmasked in place in the read buffer (with Latch's own
+// masking, the fastest there is here) and written from there, one writev
+// per read, so a large message costs its system calls and one pass of
+// unmasking.
 package floor
 
 import (
@@ -17,6 +16,8 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
+
+	"github.com/latchws/latch/internal/mask"
 )
 
 // guid is RFC 6455 §1.3's key suffix.
@@ -46,11 +47,55 @@ func HeadEnd(b []byte) int {
 	return -1
 }
 
+// Out is the echo of one read, in pieces for one vectored write: headers
+// and short payloads joined in a buffer of its own, longer payloads as
+// they lie in the read buffer.
+type Out struct {
+	Bufs  [][]byte // the pieces, in order
+	small []byte   // backing of the joined pieces
+	start int      // where in small the piece being joined starts
+}
+
+// Reset empties o for the next read, keeping its buffers.
+func (o *Out) Reset() { o.Bufs, o.small, o.start = o.Bufs[:0], o.small[:0], 0 }
+
+// Len is the number of bytes in o.
+func (o *Out) Len() int {
+	n := len(o.small) - o.start
+	for _, b := range o.Bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// Close ends the piece being joined; call it before writing o.Bufs.
+func (o *Out) Close() {
+	if len(o.small) > o.start {
+		o.Bufs = append(o.Bufs, o.small[o.start:])
+		o.start = len(o.small)
+	}
+}
+
+func (o *Out) join(b []byte) { o.small = append(o.small, b...) }
+
+// inPlace is the payload size from which a piece is written from the read
+// buffer rather than joined.
+const inPlace = 512
+
+func (o *Out) payload(b []byte) {
+	if len(b) < inPlace {
+		o.join(b)
+		return
+	}
+	o.Close()
+	o.Bufs = append(o.Bufs, b)
+}
+
 // Echoer turns the stream of client frames into the stream of server
 // frames that echo them (a ping into a pong, everything else as it came,
 // unmasked), as the bytes arrive: a frame's header is collected, its
-// payload passed on unmasked in whatever pieces come. Idle, it holds
-// nothing but these fields.
+// payload unmasked in place and passed on in whatever pieces come. Idle,
+// it holds nothing but these fields.
 type Echoer struct {
 	head      [14]byte // the header of the next frame, as far as it came
 	headN     int
@@ -61,8 +106,9 @@ type Echoer struct {
 	Closed    bool // a close frame began: the connection is done once it is echoed
 }
 
-// Echo appends to out the echo of in and returns it.
-func (e *Echoer) Echo(out, in []byte) []byte {
+// Echo adds the echo of in to o. It unmasks in's payload bytes in place,
+// and o refers to them: in must stay as it is until o is written.
+func (e *Echoer) Echo(o *Out, in []byte) {
 	for len(in) > 0 && !(e.Closed && !e.inPayload) {
 		if !e.inPayload {
 			k := copy(e.head[e.headN:e.needed()], in)
@@ -71,44 +117,23 @@ func (e *Echoer) Echo(out, in []byte) []byte {
 			if e.headN < e.needed() {
 				continue // needed grows once the length byte is in
 			}
-			out = e.startFrame(out)
+			e.startFrame(o)
 			continue
 		}
 		k := int(min(uint64(len(in)), e.left))
-		start := len(out)
-		out = append(out, in[:k]...)
 		if e.key != [4]byte{} {
-			e.pos = unmask(out[start:], e.key, e.pos)
+			e.pos = mask.Apply(e.key, e.pos, in[:k])
 		}
+		o.payload(in[:k])
 		in = in[k:]
 		if e.left -= uint64(k); e.left == 0 {
 			e.inPayload = false
 		}
 	}
-	return out
 }
 
 // Left is how many payload bytes of the current frame are still to come.
 func (e *Echoer) Left() uint64 { return e.left }
-
-// unmask XORs p with key from position pos, eight bytes at a time, and
-// returns the position after it (RFC 6455 §5.3).
-func unmask(p []byte, key [4]byte, pos int) int {
-	for len(p) > 0 && pos != 0 {
-		p[0] ^= key[pos]
-		p, pos = p[1:], (pos+1)&3
-	}
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	for len(p) >= 8 {
-		binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
-		p = p[8:]
-	}
-	for i := range p {
-		p[i] ^= key[i&3]
-	}
-	return len(p) & 3
-}
 
 // needed is the header length known from the bytes so far.
 func (e *Echoer) needed() int {
@@ -130,7 +155,7 @@ func (e *Echoer) needed() int {
 
 // startFrame writes the server header of the frame whose client header is
 // complete.
-func (e *Echoer) startFrame(out []byte) []byte {
+func (e *Echoer) startFrame(o *Out) {
 	h := e.head[:e.headN]
 	n, at := uint64(h[1]&0x7f), 2
 	switch n {
@@ -148,15 +173,21 @@ func (e *Echoer) startFrame(out []byte) []byte {
 		op = 0xA // pong
 	}
 	e.Closed = op == 0x8
-	out = append(out, h[0]&0xf0|op)
+	var hdr [10]byte
+	hdr[0] = h[0]&0xf0 | op
+	k := 2
 	switch {
 	case n < 126:
-		out = append(out, byte(n))
+		hdr[1] = byte(n)
 	case n < 1<<16:
-		out = append(out, 126, byte(n>>8), byte(n))
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+		k = 4
 	default:
-		out = binary.BigEndian.AppendUint64(append(out, 127), n)
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], n)
+		k = 10
 	}
+	o.join(hdr[:k])
 	e.headN, e.pos, e.left, e.inPayload = 0, 0, n, n > 0
-	return out
 }

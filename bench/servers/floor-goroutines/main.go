@@ -31,8 +31,9 @@ func serve(c net.Conn) {
 	defer c.Close()
 	small := make([]byte, 4096) // what an idle connection holds
 	var head []byte             // the request head while it arrives
+	upgraded := false
 	var e floor.Echoer
-	var out []byte
+	var o floor.Out
 	for {
 		// A large payload on its way is read in large pieces.
 		buf := small
@@ -46,8 +47,7 @@ func serve(c net.Conn) {
 			return
 		}
 		in := buf[:n]
-		if head != nil || out == nil {
-			// Not upgraded yet (out is made at the upgrade).
+		if !upgraded {
 			head = append(head, in...)
 			end := floor.HeadEnd(head)
 			if end < 0 {
@@ -60,19 +60,22 @@ func serve(c net.Conn) {
 			if resp == nil {
 				return
 			}
-			out = append(make([]byte, 0, 4096), resp...)
-			in = head[end:]
-			head = nil
-		}
-		out = e.Echo(out, in)
-		if big != nil {
-			bigBufs.Put(big)
-		}
-		if len(out) > 0 {
-			if _, err := c.Write(out); err != nil {
+			if _, err := c.Write(resp); err != nil {
 				return
 			}
-			out = out[:0]
+			in, head, upgraded = head[end:], nil, true
+		}
+		e.Echo(&o, in)
+		o.Close()
+		if len(o.Bufs) > 0 {
+			bufs := net.Buffers(o.Bufs)
+			if _, err := bufs.WriteTo(c); err != nil { // one writev
+				return
+			}
+		}
+		o.Reset()
+		if big != nil {
+			bigBufs.Put(big)
 		}
 		if e.Closed {
 			return
