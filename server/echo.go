@@ -36,10 +36,10 @@ type echoHandler struct {
 	logger    *slog.Logger
 
 	// Set by the latch Server only.
-	conns   *connSet                   // nil: untracked
-	limiter *hub.Limiter               // nil: no limit; shared with the hub
-	rejects *rejectCounts              // counts the limiter's refusals; set with limiter
-	onOpen  func(conn *websocket.Conn) // nil: nothing to do
+	conns   *connSet                                    // nil: untracked
+	limiter *hub.Limiter                                // nil: no limit; shared with the hub
+	rejects *rejectCounts                               // counts the limiter's refusals; set with limiter
+	onOpen  func(conn *websocket.Conn, r *http.Request) // nil: nothing to do
 }
 
 // rejectCounts counts upgrades a hub.Limiter refused outside the hub, by
@@ -86,7 +86,7 @@ func (h *echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	if h.onOpen != nil {
-		h.onOpen(conn)
+		h.onOpen(conn, r)
 	}
 	if h.readLimit > 0 {
 		conn.SetReadLimit(h.readLimit)

@@ -127,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     &s.echo,
 		limiter:   s.limiter,
 		rejects:   &s.rejects,
-		onOpen:    func(conn *websocket.Conn) { s.metrics.connected(routeEcho, conn) },
+		onOpen:    func(conn *websocket.Conn, r *http.Request) { s.metrics.connected(routeEcho, conn, r) },
 	}
 	mux.Handle("/echo", s.refuseWhileDraining(echo))
 	if cfg.AdminAddr == "" {

@@ -147,8 +147,10 @@ func (c *Conn) closeNetConn(cause error) error {
 		c.closeCause.Store(&cause)
 	}
 	c.stopHeartbeat()
-	if sc, ok := c.conn.(streamConn); ok && !(c.closeSent.Load() && c.closeReceived.Load()) {
-		sc.abortOnClose() // no closing handshake: RST_STREAM (RFC 8441 §5)
+	if sc, ok := c.conn.(streamConn); ok && !c.closeSent.Load() {
+		// Dropped without a close frame: RST_STREAM, where TCP would
+		// reset; after one, END_STREAM, where TCP sends FIN (RFC 8441 §5).
+		sc.abortOnClose()
 	}
 	var err error
 	if tc, ok := c.conn.(*tls.Conn); ok && isWriteFailure(cause) {

@@ -82,7 +82,8 @@
 // [Upgrader.Upgrade] then accepts such a request (Method "CONNECT",
 // :protocol websocket) with the checks of an HTTP/1.1 upgrade, answers 200
 // and returns a Conn that behaves as over HTTP/1.1; closing it ends the
-// stream (END_STREAM after the closing handshake, RST_STREAM otherwise),
+// stream (END_STREAM once a close frame was sent, RST_STREAM when it ends
+// without one, where TCP would send FIN or reset),
 // and the TCP connection and its other streams go on. One rule differs:
 // net/http ends the stream when the handler returns, so over HTTP/2 the
 // handler must not return before the connection is closed. A handler

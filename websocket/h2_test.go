@@ -357,7 +357,7 @@ func TestH2Heartbeat(t *testing.T) {
 // with END_STREAM (the body ends in io.EOF); without it, the stream is
 // reset.
 func TestH2StreamEnd(t *testing.T) {
-	s := newH2TestServer(t, &Upgrader{}, false, func(c *Conn) {
+	s := newH2TestServer(t, &Upgrader{ReadLimit: 16}, false, func(c *Conn) {
 		_, p, err := c.ReadMessage()
 		if err == nil && string(p) == "abort" {
 			c.CloseNow()
@@ -365,6 +365,30 @@ func TestH2StreamEnd(t *testing.T) {
 	})
 	rt, done := rawH2(t, s)
 	defer done()
+	// A message over the read limit fails the connection with 1009: the
+	// close frame, then END_STREAM at once (where TCP would send FIN), not
+	// after the close timeout.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequestWithContext(ctx, "CONNECT", s.srv.URL+"/ws", pr)
+		req.Header = http.Header{"Sec-Websocket-Version": {"13"}, ":protocol": {"websocket"}}
+		resp, err := rt.RoundTrip(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		go pw.Write(append([]byte{0x82, 0x80 | 20, 0, 0, 0, 0}, make([]byte, 20)...))
+		start := time.Now()
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || len(got) < 4 || got[0] != 0x88 || got[2] != 0x03 || got[3] != 0xf1 {
+			t.Fatalf("over the limit: body %x, err %v; want close 1009 then END_STREAM", got, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("the stream ended %v after the failure, want at once", d)
+		}
+		pw.Close()
+		cancel()
+	}
 	for _, abort := range []bool{false, true} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		pr, pw := io.Pipe()

@@ -291,6 +291,10 @@ func (c *h2ClientConn) Close() error {
 	return nil
 }
 
+// CloseWrite ends the client's half of the stream (END_STREAM), where TCP
+// would send FIN; the server's answer can still be read.
+func (c *h2ClientConn) CloseWrite() error { return c.pw.Close() }
+
 func (c *h2ClientConn) expire() {
 	c.expired.Store(true)
 	c.cancel()

@@ -221,6 +221,13 @@ func (c *h2Conn) Close() error {
 	return nil
 }
 
+// CloseWrite is what a failing Conn calls after its close frame, where TCP
+// would send FIN: a server stream cannot end its half and still be read
+// (net/http sends END_STREAM when the handler returns), so it ends the
+// stream cleanly now; a peer that waits for END_STREAM after answering the
+// close frame (as browsers do) then sees a clean close at once.
+func (c *h2Conn) CloseWrite() error { return c.Close() }
+
 // reset sends RST_STREAM: net/http resets the stream at once when its write
 // deadline is set in the past, and fails the write that waits.
 func (c *h2Conn) reset() {
