@@ -126,6 +126,12 @@ func (u *Upgrader) returnError(w http.ResponseWriter, r *http.Request, status in
 // error response — 400 for a malformed request (naming what is missing),
 // 403 for a rejected origin, 405 for a method other than GET, 426 for a
 // WebSocket version other than 13 — and returns a HandshakeError.
+//
+// Over HTTP/2, Upgrade accepts an extended CONNECT with :protocol websocket
+// (RFC 8441) with the same checks, answers 200 and returns a Conn over the
+// stream; a CONNECT for another protocol gets 501, any other HTTP/2 request
+// 400. The handler must then not return before the connection is closed
+// (see [Conn.Done] and the package's HTTP/2 section).
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
 	const badHandshake = "websocket: the client is not using the websocket protocol: "
 
