@@ -74,7 +74,13 @@ func newH2TestServer(t *testing.T, u *Upgrader, h2c bool, handler func(*Conn), c
 	}
 	t.Cleanup(func() {
 		s.srv.Close()
-		s.wg.Wait()
+		waited := make(chan struct{})
+		go func() { s.wg.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			t.Error("a handler is still waiting for its connection to close 10 s after the test")
+		}
 	})
 	return s
 }
@@ -537,5 +543,59 @@ func TestH2FallsBackToHTTP1(t *testing.T) {
 		}
 		pool.CloseIdleConnections()
 		srv.Close()
+	}
+}
+
+// TestH2ClientDeadlineAndAbort: on the client's stream a read deadline
+// fails the read with a timeout, and CloseNow resets the stream: the
+// server's read fails without a close frame, and the connection serves
+// the next WebSocket.
+func TestH2ClientDeadlineAndAbort(t *testing.T) {
+	serverErr := make(chan error, 2)
+	s := newH2TestServer(t, &Upgrader{HeartbeatInterval: -1}, false, func(c *Conn) {
+		_, _, err := c.ReadMessage()
+		serverErr <- err
+		c.Close() // a failed read leaves closing to the application, as over TCP
+	})
+	pool := &HTTP2Pool{}
+	defer pool.CloseIdleConnections()
+	d := s.dialer(pool)
+	c, _, err := d.Dial(s.url("/ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	start := time.Now()
+	if _, _, err := c.ReadMessage(); !isTimeout(err) {
+		t.Fatalf("client read: %v, want a timeout", err)
+	}
+	if time.Since(start) < 150*time.Millisecond {
+		t.Fatalf("the read ended after %v, before its deadline", time.Since(start))
+	}
+	select {
+	case err := <-serverErr:
+		var ce *CloseError
+		if err == nil || (errors.As(err, &ce) && ce.Code != CloseAbnormalClosure) {
+			t.Fatalf("server read after the client's stream ended: %v, want no close frame", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not see the client's stream end")
+	}
+	c2, _, err := d.Dial(s.url("/ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.CloseNow()
+	select {
+	case err := <-serverErr:
+		var ce *CloseError
+		if err == nil || (errors.As(err, &ce) && ce.Code != CloseAbnormalClosure) {
+			t.Fatalf("server read after CloseNow: %v, want no close frame", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not see CloseNow")
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Fatalf("%d TCP connections, want 1", n)
 	}
 }
