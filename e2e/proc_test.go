@@ -123,10 +123,15 @@ func startLatchUnder(t *testing.T, wrapper []string, flags ...string) *latchProc
 	select {
 	case line := <-lines:
 		const prefix = "latch: listening on http://"
-		if !strings.HasPrefix(line, prefix) {
+		const tlsPrefix = "latch: listening on https://"
+		switch {
+		case strings.HasPrefix(line, prefix):
+			p.addr = strings.TrimPrefix(line, prefix)
+		case strings.HasPrefix(line, tlsPrefix):
+			p.addr = strings.TrimPrefix(line, tlsPrefix)
+		default:
 			t.Fatalf("first line %q, want %q + address", line, prefix)
 		}
-		p.addr = strings.TrimPrefix(line, prefix)
 	case <-p.exited:
 		t.Fatalf("latch exited before listening: %v\n%s", p.err, p.stderr)
 	case <-time.After(15 * time.Second):
@@ -175,7 +180,11 @@ func (p *latchProc) metric(t *testing.T, name string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/metrics", nil)
+	addr := p.addr
+	if p.adminAddr != "" {
+		addr = p.adminAddr // /metrics moved there (and it is plain HTTP when latch serves TLS)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -168,7 +168,8 @@ func New(cfg Config) *Hub {
 // ServeHTTP upgrades the request, registers the client and returns; the
 // client's read loop runs on a goroutine of its own (so that net/http frees
 // its per-connection buffers) and unregisters it when the connection ends.
-// Rejections are answered with HTTP errors: 503 while draining or beyond
+// Over HTTP/2 (an RFC 8441 CONNECT) it returns only when the connection is
+// closed: the stream ends with the handler. Rejections are answered with HTTP errors: 503 while draining or beyond
 // MaxConnections, the Limiter's status beyond its limits, 403 (or an
 // *HTTPError's status) when Authorize refuses.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -236,6 +237,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// its buffers for the connection (about 8 KiB) once the handler returns.
 	handedOff = true
 	go h.run(c) // ends in h.end, which frees the slot and leaves
+	if r.ProtoMajor >= 2 {
+		// An HTTP/2 stream ends when its handler returns (RFC 8441).
+		<-conn.Done()
+	}
 }
 
 func reject(w http.ResponseWriter, status int, msg string) {

@@ -67,6 +67,15 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, both set, serve HTTPS (and wss://).
 	TLSCertFile, TLSKeyFile string
 
+	// DisableHTTP2 serves HTTP/1.1 only. By default a TLS server offers
+	// HTTP/2 (ALPN h2) and WebSockets over it (RFC 8441 extended CONNECT,
+	// which the server package turns on: see websocket/xconnect).
+	DisableHTTP2 bool
+
+	// H2C also accepts cleartext HTTP/2 with prior knowledge (RFC 9113
+	// §3.3) on a server without TLS, for a proxy in front that speaks h2c.
+	H2C bool
+
 	// AllowedOrigins lists browser origins accepted besides the server's
 	// own, as websocket.Upgrader.OriginPatterns: "example.com",
 	// "*.example.com", "https://app.example.com", "localhost:*".
@@ -192,6 +201,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return c, errors.New("TLS needs both a certificate and a key file")
+	}
+	if c.H2C && c.DisableHTTP2 {
+		return c, errors.New("h2c is HTTP/2: it cannot go with HTTP/2 disabled")
 	}
 	switch {
 	case c.MaxConnections < 0:

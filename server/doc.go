@@ -60,6 +60,17 @@
 // it off. latch_compressed_connections_total counts the connections that
 // negotiated it, by route.
 //
+// # HTTP/2
+//
+// With TLS the server offers HTTP/2 (ALPN h2) unless Config.DisableHTTP2,
+// and Config.H2C adds cleartext HTTP/2 with prior knowledge. The package
+// imports websocket/xconnect, which turns on net/http's extended CONNECT
+// (RFC 8441) for the whole process, so browsers open their WebSockets to
+// /ws and /echo as streams of the page's connection;
+// latch_http2_connections_total counts them, by route. http.Server's read
+// and write timeouts apply per HTTP/2 stream; the Upgrader lifts them from
+// a WebSocket's stream.
+//
 // # Echo
 //
 // [NewEchoHandler] upgrades a request to a WebSocket connection and sends

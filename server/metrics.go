@@ -25,6 +25,7 @@ type metrics struct {
 	publishes   prometheus.Counter
 	protoErrors *prometheus.CounterVec
 	compressed  *prometheus.CounterVec
+	http2       *prometheus.CounterVec
 	refused     atomic.Uint64 // connections answered 503 at accept, for want of descriptors
 }
 
@@ -63,11 +64,17 @@ func newMetrics(h, echo *hub.Hub, b broker.Broker, in *broker.Interest) *metrics
 	}, []string{"route"})
 	m.compressed.WithLabelValues(routeWS)
 	m.compressed.WithLabelValues(routeEcho)
+	m.http2 = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_http2_connections_total",
+		Help: "WebSocket connections opened as streams of an HTTP/2 connection (RFC 8441 extended CONNECT), by route.",
+	}, []string{"route"})
+	m.http2.WithLabelValues(routeWS)
+	m.http2.WithLabelValues(routeEcho)
 	for _, code := range errorCodes {
 		m.protoErrors.WithLabelValues(code) // export zeros
 	}
 	m.registry.MustRegister(
-		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed,
+		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed, m.http2,
 		&hubCollector{hub: h, echo: echo, refused: &m.refused},
 		&brokerCollector{broker: b, interest: in},
 		collectors.NewGoCollector(),
@@ -89,10 +96,14 @@ func (m *metrics) observeFanout(d time.Duration, recipients int) {
 	m.recipients.Observe(float64(recipients))
 }
 
-// connected counts a new connection on route if it compresses.
-func (m *metrics) connected(route string, conn *websocket.Conn) {
+// connected counts a new connection on route if it compresses and if it
+// is an HTTP/2 stream.
+func (m *metrics) connected(route string, conn *websocket.Conn, r *http.Request) {
 	if conn.Compressed() {
 		m.compressed.WithLabelValues(route).Inc()
+	}
+	if r.ProtoMajor >= 2 {
+		m.http2.WithLabelValues(route).Inc()
 	}
 }
 

@@ -49,7 +49,7 @@ type session struct {
 
 func (p *pubsub) onConnect(c *hub.Client) {
 	p.sessions.Store(c, &session{channels: make(map[string]struct{})})
-	p.metrics.connected(routeWS, c.Conn())
+	p.metrics.connected(routeWS, c.Conn(), c.Request())
 	// The welcome is queued before the read loop starts, so it is the
 	// first message the client gets.
 	_ = c.Send(websocket.TextMessage, encodeWelcome(c.ID()))

@@ -17,6 +17,7 @@ import (
 	"github.com/latchws/latch/hub"
 	"github.com/latchws/latch/server/web"
 	"github.com/latchws/latch/websocket"
+	"github.com/latchws/latch/websocket/xconnect" // RFC 8441 for browsers on HTTP/2
 )
 
 const (
@@ -67,6 +68,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: loading TLS key pair: %w", err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// Serve wraps the listener itself, so ALPN is set here, not by
+		// http.Server.ServeTLS.
+		tlsConfig.NextProtos = []string{"h2", "http/1.1"}
+		if cfg.DisableHTTP2 {
+			tlsConfig.NextProtos = []string{"http/1.1"}
+		}
 	}
 	s := &Server{cfg: cfg, logger: logger, limiter: hub.NewLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	rate := cfg.MaxMessageRate
@@ -118,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 		Limiter:      s.limiter,
 		ReadLimit:    cfg.EchoMaxMessageSize,
 		WriteTimeout: writeTimeout,
-		OnConnect:    func(c *hub.Client) { s.metrics.connected(routeEcho, c.Conn()) },
+		OnConnect:    func(c *hub.Client) { s.metrics.connected(routeEcho, c.Conn(), c.Request()) },
 		Logger:       logger,
 	})
 	s.metrics = newMetrics(s.hub, s.echo, s.broker, ps.interest)
@@ -150,6 +157,13 @@ func New(cfg Config) (*Server, error) {
 
 	s.http = s.newHTTPServer(cfg.Addr, s.handler, cfg.HTTPWriteTimeout)
 	s.http.TLSConfig = tlsConfig
+	// HTTP/2 streams are WebSockets too (RFC 8441): http.Server's
+	// ReadTimeout and WriteTimeout apply per stream, and the Upgrader lifts
+	// them from a WebSocket's stream as it does after a hijack.
+	s.http.Protocols = new(http.Protocols)
+	s.http.Protocols.SetHTTP1(true)
+	s.http.Protocols.SetHTTP2(!cfg.DisableHTTP2)
+	s.http.Protocols.SetUnencryptedHTTP2(cfg.H2C)
 	if cfg.AdminAddr != "" {
 		admin := http.NewServeMux()
 		admin.Handle("GET /metrics", s.metrics.handler())
@@ -291,6 +305,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	ln = newLimitListener(ln, budget, s.metrics.refusedForDescriptors)
 	if s.http.TLSConfig != nil {
 		ln = tls.NewListener(ln, s.http.TLSConfig)
+	}
+	if s.TLS() && !s.cfg.DisableHTTP2 || s.cfg.H2C {
+		s.logger.Info("http2", "tls", s.TLS() && !s.cfg.DisableHTTP2, "h2c", s.cfg.H2C, "websockets_over_http2", xconnect.Enabled())
 	}
 	return s.http.Serve(ln)
 }

@@ -106,6 +106,13 @@ type Dialer struct {
 	MessageTimeout    time.Duration
 	MinMessageRate    int
 	WriteStallTimeout time.Duration
+
+	// HTTP2, when set, opens wss:// WebSockets over HTTP/2 (RFC 8441) where
+	// the server offers it, sharing the pool's connections, and falls back
+	// to HTTP/1.1 where it does not (see HTTP2Pool). nil: HTTP/1.1 only,
+	// as gorilla. A proxy (Proxy) or NetDialTLSContext connection is used
+	// for HTTP/2 as well when it negotiates h2.
+	HTTP2 *HTTP2Pool
 }
 
 // DefaultDialer is a dialer with all fields set to the default values.
@@ -220,9 +227,21 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		defer cancel()
 	}
 
-	netConn, err := d.dialConn(ctx, req)
-	if err != nil {
-		return nil, nil, err
+	hs := handshakeCheck{d: d, requestHeader: requestHeader, deflate: deflateConfig, url: u}
+	var netConn net.Conn
+	if d.HTTP2 != nil && (u.Scheme == "https" || d.HTTP2.PriorKnowledge) {
+		var c *Conn
+		var resp *http.Response
+		c, resp, netConn, err = d.dialHTTP2(ctx, req, hs)
+		if c != nil || err != nil {
+			return c, resp, err
+		}
+	}
+	if netConn == nil {
+		netConn, err = d.dialConn(ctx, req, []string{"http/1.1"})
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -245,45 +264,19 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	if err != nil {
 		return nil, nil, ctxErr(ctx, err)
 	}
-	if d.Jar != nil {
-		if rc := resp.Cookies(); len(rc) > 0 {
-			d.Jar.SetCookies(u, rc)
-		}
-	}
 	if resp.StatusCode != http.StatusSwitchingProtocols ||
 		!headerHasToken(resp.Header, "Upgrade", "websocket") ||
 		!headerHasToken(resp.Header, "Connection", "upgrade") ||
 		resp.Header.Get("Sec-Websocket-Accept") != acceptKey(challengeKey) {
-		// Keep a little of the body for the caller to read.
-		buf := make([]byte, 1024)
-		n, _ := io.ReadFull(resp.Body, buf)
-		resp.Body = io.NopCloser(bytes.NewReader(buf[:n]))
+		hs.cookies(resp)
+		keepBody(resp)
 		return nil, resp, ErrBadHandshake
 	}
-	// RFC 6455 §4.1: fail on an extension or subprotocol we did not offer.
-	var compression *compressionConfig
-	if ext := resp.Header["Sec-Websocket-Extensions"]; len(ext) > 0 {
-		if !d.EnableCompression {
-			resp.Body = io.NopCloser(bytes.NewReader(nil))
-			return nil, resp, errors.New("websocket: server selected an extension that was not offered")
-		}
-		exts, err := deflate.ParseExtensions(ext)
-		var params deflate.Params
-		if err == nil {
-			params, err = deflate.Verify(exts, deflateConfig)
-		}
-		if err != nil {
-			resp.Body = io.NopCloser(bytes.NewReader(nil))
-			return nil, resp, errors.New("websocket: bad Sec-WebSocket-Extensions in response: " + err.Error())
-		}
-		compression = &compressionConfig{params: params, level: d.CompressionLevel, threshold: d.CompressionThreshold}
-	}
-	subprotocol := resp.Header.Get("Sec-Websocket-Protocol")
-	if subprotocol != "" && !contains(d.Subprotocols, subprotocol) && !contains(headerTokens(requestHeader, "Sec-Websocket-Protocol"), subprotocol) {
-		resp.Body = io.NopCloser(bytes.NewReader(nil))
-		return nil, resp, errors.New("websocket: server selected a subprotocol that was not offered: " + subprotocol)
-	}
+	subprotocol, compression, err := hs.check(resp)
 	resp.Body = io.NopCloser(bytes.NewReader(nil))
+	if err != nil {
+		return nil, resp, err
+	}
 
 	var buffered []byte
 	if n := br.Buffered(); n > 0 {
@@ -293,7 +286,63 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	stop()
 	netConn.SetDeadline(time.Time{})
 	ok = true
-	return newConn(netConn, connConfig{
+	return newConn(netConn, d.connConfig(subprotocol, buffered, compression)), resp, nil
+}
+
+// handshakeCheck checks a handshake response, over HTTP/1.1 or HTTP/2.
+type handshakeCheck struct {
+	d             *Dialer
+	requestHeader http.Header
+	deflate       deflate.Config
+	url           *url.URL
+}
+
+func (hs handshakeCheck) cookies(resp *http.Response) {
+	if hs.d.Jar != nil {
+		if rc := resp.Cookies(); len(rc) > 0 {
+			hs.d.Jar.SetCookies(hs.url, rc)
+		}
+	}
+}
+
+// check takes the cookies of a successful handshake response and checks
+// its extensions and subprotocol: RFC 6455 §4.1, fail on an extension or
+// subprotocol we did not offer.
+func (hs handshakeCheck) check(resp *http.Response) (subprotocol string, compression *compressionConfig, err error) {
+	d := hs.d
+	hs.cookies(resp)
+	if ext := resp.Header["Sec-Websocket-Extensions"]; len(ext) > 0 {
+		if !d.EnableCompression {
+			return "", nil, errors.New("websocket: server selected an extension that was not offered")
+		}
+		exts, err := deflate.ParseExtensions(ext)
+		var params deflate.Params
+		if err == nil {
+			params, err = deflate.Verify(exts, hs.deflate)
+		}
+		if err != nil {
+			return "", nil, errors.New("websocket: bad Sec-WebSocket-Extensions in response: " + err.Error())
+		}
+		compression = &compressionConfig{params: params, level: d.CompressionLevel, threshold: d.CompressionThreshold}
+	}
+	subprotocol = resp.Header.Get("Sec-Websocket-Protocol")
+	if subprotocol != "" && !contains(d.Subprotocols, subprotocol) && !contains(headerTokens(hs.requestHeader, "Sec-Websocket-Protocol"), subprotocol) {
+		return "", nil, errors.New("websocket: server selected a subprotocol that was not offered: " + subprotocol)
+	}
+	return subprotocol, compression, nil
+}
+
+// keepBody keeps a little of a refusal's body for the caller to read.
+func keepBody(resp *http.Response) {
+	buf := make([]byte, 1024)
+	n, _ := io.ReadFull(resp.Body, buf)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(buf[:n]))
+}
+
+// connConfig is the configuration of a client Conn made by d.
+func (d *Dialer) connConfig(subprotocol string, buffered []byte, compression *compressionConfig) connConfig {
+	return connConfig{
 		isServer:          false,
 		subprotocol:       subprotocol,
 		readBufSize:       d.ReadBufferSize,
@@ -308,7 +357,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		writeStall:        d.WriteStallTimeout,
 		buffered:          buffered,
 		compression:       compression,
-	}), resp, nil
+	}
 }
 
 // maxResponseHead bounds the server's handshake response head, as
@@ -364,7 +413,7 @@ func newChallengeKey() (string, error) {
 
 // dialConn opens the transport: directly or through a proxy, then TLS for
 // https.
-func (d *Dialer) dialConn(ctx context.Context, req *http.Request) (net.Conn, error) {
+func (d *Dialer) dialConn(ctx context.Context, req *http.Request, nextProtos []string) (net.Conn, error) {
 	u := req.URL
 	hostPort := u.Host
 	if u.Port() == "" {
@@ -413,8 +462,9 @@ func (d *Dialer) dialConn(ctx context.Context, req *http.Request) (net.Conn, err
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}
-	// The upgrade is an HTTP/1.1 request: never let ALPN pick h2.
-	cfg.NextProtos = []string{"http/1.1"}
+	// An upgrade is an HTTP/1.1 request: ALPN offers h2 only when an
+	// HTTP2Pool can take it.
+	cfg.NextProtos = nextProtos
 	tlsConn := tls.Client(conn, cfg)
 	if err := tlsConn.HandshakeContext(ctx); err != nil {
 		conn.Close()

@@ -158,6 +158,11 @@ func (c *Conn) closeNetConn(cause error) error {
 		c.closeCause.Store(&cause)
 	}
 	c.stopHeartbeat()
+	if sc, ok := c.conn.(streamConn); ok && !c.closeSent.Load() {
+		// Dropped without a close frame: RST_STREAM, where TCP would
+		// reset; after one, END_STREAM, where TCP sends FIN (RFC 8441 §5).
+		sc.abortOnClose()
+	}
 	var err error
 	if tc, ok := c.conn.(*tls.Conn); ok && isWriteFailure(cause) {
 		// tls.Conn.Close would send close_notify first, waiting up to 5 s
@@ -182,6 +187,12 @@ func isWriteFailure(err error) bool {
 	_, ok := err.(*writeFailedError)
 	return ok
 }
+
+// Done returns a channel that is closed once the connection is closed:
+// after the closing handshake, a failure or CloseNow. Over HTTP/2 the
+// handler that called [Upgrader.Upgrade] must not return before: net/http
+// ends the stream when it does (see the package's HTTP/2 section).
+func (c *Conn) Done() <-chan struct{} { return c.doneChan() }
 
 // doneChan returns a channel that is closed once the network connection
 // is closed. It is made on first use: most connections never wait on it,

@@ -67,6 +67,47 @@
 // through any wrapping. A connection that ends without a close frame is
 // reported as a *CloseError with code [CloseAbnormalClosure].
 //
+// # HTTP/2
+//
+// Browsers open a wss:// WebSocket as a stream of the page's HTTP/2
+// connection (RFC 8441, extended CONNECT) when the server announces
+// SETTINGS_ENABLE_CONNECT_PROTOCOL. Go 1.26's net/http does so only with
+// GODEBUG=http2xconnect=1, which it reads from the environment once, at
+// start-up: os.Setenv in main comes too late and a //go:debug directive
+// does not reach it. Either start the program with that variable or import
+// the package that sets it before net/http reads it:
+//
+//	import _ "github.com/latchws/latch/websocket/xconnect"
+//
+// [Upgrader.Upgrade] then accepts such a request (Method "CONNECT",
+// :protocol websocket) with the checks of an HTTP/1.1 upgrade, answers 200
+// and returns a Conn that behaves as over HTTP/1.1; closing it ends the
+// stream (END_STREAM once a close frame was sent, RST_STREAM when it ends
+// without one, where TCP would send FIN or reset),
+// and the TCP connection and its other streams go on. One rule differs:
+// net/http ends the stream when the handler returns, so over HTTP/2 the
+// handler must not return before the connection is closed. A handler
+// that serves the connection itself (reads until an error, then Close)
+// needs nothing more; one that hands the connection to goroutines, as the
+// gorilla chat example does, waits for [Conn.Done]:
+//
+//	go client.writePump()
+//	go client.readPump()
+//	if r.ProtoMajor >= 2 {
+//		<-conn.Done() // the stream lives as long as this handler
+//	}
+//
+// Deadlines are the stream's: one that passes ends the stream, where it
+// leaves a TCP connection usable. http.Server's ReadTimeout and
+// WriteTimeout apply to each stream; Upgrade lifts them, as it clears a
+// hijacked connection's deadlines.
+//
+// A [Dialer] with an [HTTP2Pool] opens wss:// WebSockets over HTTP/2 when
+// the server offers extended CONNECT, several to one server on one
+// connection, and falls back to HTTP/1.1 when it does not. It is opt-in:
+// most Go servers speak h2 without extended CONNECT today, and an
+// automatic h2 dial would cost them a second connection for the fallback.
+//
 // # Dead peers
 //
 // A TCP connection whose peer vanished (power loss, a dropped NAT entry)

@@ -159,6 +159,11 @@ func (c *Conn) setProgressDeadline(now int64) {
 func (c *Conn) creditProgress(n int) {
 	if c.progressDeadline != 0 {
 		c.progressDeadline = min(c.progressDeadline+int64(n)*int64(c.msgNsPerByte.Load()), math.MaxInt64/2)
+		if _, ok := c.conn.(streamConn); ok && c.progressArmed {
+			// A passed deadline ends an HTTP/2 stream's body for good:
+			// move it now rather than retry after it fires early.
+			c.setProgressDeadline(monoNow())
+		}
 	}
 }
 

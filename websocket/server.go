@@ -126,9 +126,22 @@ func (u *Upgrader) returnError(w http.ResponseWriter, r *http.Request, status in
 // error response — 400 for a malformed request (naming what is missing),
 // 403 for a rejected origin, 405 for a method other than GET, 426 for a
 // WebSocket version other than 13 — and returns a HandshakeError.
+//
+// Over HTTP/2, Upgrade accepts an extended CONNECT with :protocol websocket
+// (RFC 8441) with the same checks, answers 200 and returns a Conn over the
+// stream; a CONNECT for another protocol gets 501, any other HTTP/2 request
+// 400. The handler must then not return before the connection is closed
+// (see [Conn.Done] and the package's HTTP/2 section).
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
 	const badHandshake = "websocket: the client is not using the websocket protocol: "
 
+	if isExtendedConnect(r) {
+		return u.upgradeHTTP2(w, r, responseHeader)
+	}
+	if r.ProtoMajor >= 2 {
+		// HTTP/2 has no Upgrade: a WebSocket is an extended CONNECT.
+		return u.returnError(w, r, http.StatusBadRequest, badHandshake+"over HTTP/2 a WebSocket is a CONNECT with :protocol websocket (RFC 8441)")
+	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
 		return u.returnError(w, r, http.StatusBadRequest, badHandshake+"'upgrade' token not found in 'Connection' header (a proxy in front of this server may be dropping it)")
 	}
@@ -142,30 +155,8 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if !r.ProtoAtLeast(1, 1) {
 		return u.returnError(w, r, http.StatusBadRequest, "websocket: the request is not HTTP/1.1 or later")
 	}
-	versions := r.Header["Sec-Websocket-Version"]
-	if len(versions) > 1 {
-		return u.returnError(w, r, http.StatusBadRequest, "websocket: more than one 'Sec-WebSocket-Version' header")
-	}
-	switch v := r.Header.Get("Sec-Websocket-Version"); v {
-	case "13":
-	case "":
-		return u.returnError(w, r, http.StatusBadRequest, "websocket: 'Sec-WebSocket-Version' header is missing")
-	default:
-		// RFC 6455 §4.4: tell the client which version we speak.
-		w.Header().Set("Sec-Websocket-Version", "13")
-		return u.returnError(w, r, http.StatusUpgradeRequired, "websocket: unsupported version "+v+": only 13 is supported")
-	}
-	if _, ok := responseHeader["Sec-Websocket-Extensions"]; ok {
-		return u.returnError(w, r, http.StatusInternalServerError, "websocket: application specific 'Sec-WebSocket-Extensions' headers are unsupported")
-	}
-	if u.CheckOrigin != nil {
-		if !u.CheckOrigin(r) {
-			return u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin")
-		}
-	} else if !u.sameOriginOrAllowed(r) {
-		// Say which rule refused it: the default check, not a CheckOrigin
-		// the program never set.
-		return u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed: the Origin header is neither this server's own origin nor in Upgrader.OriginPatterns")
+	if err := u.checkRequest(w, r, responseHeader); err != nil {
+		return nil, err
 	}
 	keys := r.Header["Sec-Websocket-Key"]
 	if len(keys) != 1 || !validKey(keys[0]) {
@@ -175,19 +166,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 
 	subprotocol := u.selectSubprotocol(r, responseHeader)
 
-	var compression *compressionConfig
-	var extensionResponse string
-	if u.EnableCompression {
-		// A malformed offer is declined, not fatal: the client still
-		// gets a connection, without compression.
-		if offers, err := deflate.ParseExtensions(r.Header["Sec-Websocket-Extensions"]); err == nil {
-			resp, params, ok := deflate.Accept(offers, deflate.Config{ContextTakeover: u.CompressionContextTakeover})
-			if ok {
-				extensionResponse = resp
-				compression = &compressionConfig{params: params, level: u.CompressionLevel, threshold: u.CompressionThreshold}
-			}
-		}
-	}
+	extensionResponse, compression := u.negotiateCompression(r)
 
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -248,6 +227,67 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		netConn.SetWriteDeadline(time.Time{})
 	}
 
+	return newConn(netConn, u.connConfig(subprotocol, buffered, compression)), nil
+}
+
+// checkRequest makes the checks an HTTP/1.1 upgrade and an HTTP/2
+// extended CONNECT share (RFC 6455 §4.2.1, RFC 8441 §5): the version, the
+// application's response header and the origin. It answers a failure.
+func (u *Upgrader) checkRequest(w http.ResponseWriter, r *http.Request, responseHeader http.Header) error {
+	versions := r.Header["Sec-Websocket-Version"]
+	if len(versions) > 1 {
+		_, err := u.returnError(w, r, http.StatusBadRequest, "websocket: more than one 'Sec-WebSocket-Version' header")
+		return err
+	}
+	switch v := r.Header.Get("Sec-Websocket-Version"); v {
+	case "13":
+	case "":
+		_, err := u.returnError(w, r, http.StatusBadRequest, "websocket: 'Sec-WebSocket-Version' header is missing")
+		return err
+	default:
+		// RFC 6455 §4.4: tell the client which version we speak.
+		w.Header().Set("Sec-Websocket-Version", "13")
+		_, err := u.returnError(w, r, http.StatusUpgradeRequired, "websocket: unsupported version "+v+": only 13 is supported")
+		return err
+	}
+	if _, ok := responseHeader["Sec-Websocket-Extensions"]; ok {
+		_, err := u.returnError(w, r, http.StatusInternalServerError, "websocket: application specific 'Sec-WebSocket-Extensions' headers are unsupported")
+		return err
+	}
+	if u.CheckOrigin != nil {
+		if !u.CheckOrigin(r) {
+			_, err := u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin")
+			return err
+		}
+	} else if !u.sameOriginOrAllowed(r) {
+		// Say which rule refused it: the default check, not a CheckOrigin
+		// the program never set.
+		_, err := u.returnError(w, r, http.StatusForbidden, "websocket: request origin not allowed: the Origin header is neither this server's own origin nor in Upgrader.OriginPatterns")
+		return err
+	}
+	return nil
+}
+
+// negotiateCompression answers the client's permessage-deflate offers
+// (RFC 7692 §5); a malformed offer is declined, not fatal: the client still
+// gets a connection, without compression.
+func (u *Upgrader) negotiateCompression(r *http.Request) (response string, cfg *compressionConfig) {
+	if !u.EnableCompression {
+		return "", nil
+	}
+	offers, err := deflate.ParseExtensions(r.Header["Sec-Websocket-Extensions"])
+	if err != nil {
+		return "", nil
+	}
+	resp, params, ok := deflate.Accept(offers, deflate.Config{ContextTakeover: u.CompressionContextTakeover})
+	if !ok {
+		return "", nil
+	}
+	return resp, &compressionConfig{params: params, level: u.CompressionLevel, threshold: u.CompressionThreshold}
+}
+
+// connConfig is the configuration of a server Conn made by u.
+func (u *Upgrader) connConfig(subprotocol string, buffered []byte, compression *compressionConfig) connConfig {
 	hbInterval := u.HeartbeatInterval
 	if hbInterval == 0 {
 		hbInterval = DefaultHeartbeatInterval
@@ -259,7 +299,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if writeStall == 0 {
 		writeStall = DefaultWriteStallTimeout
 	}
-	return newConn(netConn, connConfig{
+	return connConfig{
 		isServer:          true,
 		subprotocol:       subprotocol,
 		readBufSize:       u.ReadBufferSize,
@@ -274,7 +314,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		writeStall:        writeStall,
 		buffered:          buffered,
 		compression:       compression,
-	}), nil
+	}
 }
 
 func (u *Upgrader) selectSubprotocol(r *http.Request, responseHeader http.Header) string {

@@ -21,6 +21,8 @@
 //	-addr ADDR                  LATCH_ADDR: listen address (default ":8080"; port 0 picks a free port)
 //	-tls-cert FILE              LATCH_TLS_CERT: TLS certificate (PEM); with -tls-key, serve HTTPS and wss://
 //	-tls-key FILE               LATCH_TLS_KEY: TLS private key (PEM)
+//	-http2=BOOL                 LATCH_HTTP2: with TLS, offer HTTP/2 and WebSockets over it (RFC 8441) (default true)
+//	-h2c                        LATCH_H2C: also accept cleartext HTTP/2 with prior knowledge, for an h2c proxy (default false)
 //	-allowed-origins LIST       LATCH_ALLOWED_ORIGINS: comma-separated origins accepted besides the server's own
 //	-allowed-hosts LIST         LATCH_ALLOWED_HOSTS: comma-separated Host patterns served, others get 421 (IP
 //	                            literals always pass; empty: localhost names only on a loopback -addr, else any)

@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type serveConfig struct {
 	addr              string
 	tlsCert, tlsKey   string
+	http2, h2c        bool
 	allowedOrigins    string // comma-separated
 	allowedHosts      string // comma-separated
 	adminAddr         string
@@ -114,6 +115,8 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen `address`; port 0 picks a free port")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and wss://")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.BoolVar(&cfg.http2, "http2", true, "with TLS, offer HTTP/2 and WebSockets over it (RFC 8441) on /ws and /echo; false: HTTP/1.1 only")
+	fs.BoolVar(&cfg.h2c, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge, WebSockets included, for a proxy in front that speaks h2c")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated browser `origins` accepted besides the server's own, e.g. \"example.com,*.example.com,localhost:*\"")
 	fs.StringVar(&cfg.allowedHosts, "allowed-hosts", "", "comma-separated `hosts` the Host header may name, e.g. \"example.com,*.example.com\"; others get 421 (IP literals always pass; empty: only localhost names on a loopback -addr, else any)")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "serve /metrics and /debug/pprof/ on this `address` only (empty: /metrics on -addr, no pprof)")
@@ -222,6 +225,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-send-queue must be positive, got %d", cfg.sendQueue)
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
 		return bad("-tls-cert and -tls-key go together")
+	case cfg.h2c && !cfg.http2:
+		return bad("-h2c is HTTP/2: it cannot go with -http2=false")
 	}
 	for _, pat := range splitList(cfg.allowedHosts) {
 		if _, err := path.Match(strings.ToLower(pat), ""); err != nil {
@@ -255,6 +260,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		Addr:                       cfg.addr,
 		TLSCertFile:                cfg.tlsCert,
 		TLSKeyFile:                 cfg.tlsKey,
+		DisableHTTP2:               !cfg.http2,
+		H2C:                        cfg.h2c,
 		AllowedOrigins:             splitList(cfg.allowedOrigins),
 		AllowedHosts:               splitList(cfg.allowedHosts),
 		AdminAddr:                  cfg.adminAddr,

@@ -13,7 +13,7 @@ import (
 
 // TestCompression runs the permessage-deflate cases (RFC 7692): sections
 // 12 (compressed echo), 13 (negotiation) and D (protocol errors with
-// compression), against the same three targets as TestConformance.
+// compression), against the same targets as TestConformance.
 func TestCompression(t *testing.T) {
 	runTable(t, slices.Concat(deflateEchoCases(), negotiationCases(), windowCases(), deflateErrorCases()))
 }
