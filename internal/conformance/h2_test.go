@@ -289,11 +289,7 @@ func startClientH2(t *testing.T, tc tcase, release <-chan struct{}) (*peer, <-ch
 		defer close(done)
 		d := websocket.Dialer{HandshakeTimeout: 3 * time.Second, HTTP2: pool,
 			TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
-		if tc.comp != nil {
-			d.EnableCompression = true
-			d.CompressionContextTakeover = tc.comp.takeover
-			d.CompressionThreshold = tc.comp.threshold
-		}
+		tc.comp.configure(&d)
 		c, hresp, err := d.Dial("wss"+strings.TrimPrefix(srv.URL, "https")+"/echo", nil)
 		if err != nil {
 			appErr <- fmt.Errorf("dial: %w", err)

@@ -49,15 +49,20 @@ func upgrade(w http.ResponseWriter, r *http.Request, z *zconf) (wsConn, error) {
 	return c, nil
 }
 
-// dial connects; z != nil enables compression.
-func dial(url string, z *zconf) (wsConn, error) {
-	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+// configure sets d's compression as z says; a nil z leaves it off.
+func (z *zconf) configure(d *websocket.Dialer) {
 	if z != nil {
 		d.EnableCompression = true
 		d.CompressionContextTakeover = z.takeover
 		d.CompressionThreshold = z.threshold
 		d.CompressionMaxWindowBits = z.maxWindowBits
 	}
+}
+
+// dial connects; z != nil enables compression.
+func dial(url string, z *zconf) (wsConn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+	z.configure(&d)
 	c, resp, err := d.Dial(url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
