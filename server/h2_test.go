@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -123,5 +125,49 @@ func TestH2C(t *testing.T) {
 			t.Fatalf("echo %q %v", p, err)
 		}
 		conn.Close()
+	}
+}
+
+// TestHTTP2Settings: over TLS the server's first SETTINGS frame offers
+// extended CONNECT (RFC 8441 §3) and RFC 9113's default frame size of
+// 16 KiB rather than Go's 1 MiB: Go's HTTP/2 client keeps a request-body
+// buffer of the server's frame size, up to 512 KiB, for every WebSocket.
+func TestHTTP2Settings(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, roots := writeCert(t)
+	_, addr := serve(t, server.Config{TLSCertFile: certFile, TLSKeyFile: keyFile})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// Client preface and an empty SETTINGS frame (RFC 9113 §3.4).
+	if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	var head [9]byte
+	if _, err := io.ReadFull(c, head[:]); err != nil {
+		t.Fatal(err)
+	}
+	length := int(head[0])<<16 | int(head[1])<<8 | int(head[2])
+	if head[3] != 4 || length%6 != 0 {
+		t.Fatalf("first frame type %d length %d, want SETTINGS", head[3], length)
+	}
+	payload := make([]byte, length)
+	if _, err := io.ReadFull(c, payload); err != nil {
+		t.Fatal(err)
+	}
+	settings := map[uint16]uint32{}
+	for p := payload; len(p) >= 6; p = p[6:] {
+		settings[binary.BigEndian.Uint16(p)] = binary.BigEndian.Uint32(p[2:])
+	}
+	const maxFrameSize, enableConnect = 0x5, 0x8
+	if settings[enableConnect] != 1 {
+		t.Errorf("SETTINGS %v without ENABLE_CONNECT_PROTOCOL = 1", settings)
+	}
+	// Absent means the default, 16,384 (RFC 9113 §6.5.2).
+	if v, ok := settings[maxFrameSize]; ok && v != 16<<10 {
+		t.Errorf("SETTINGS_MAX_FRAME_SIZE %d, want 16384", v)
 	}
 }

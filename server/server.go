@@ -20,6 +20,9 @@ import (
 	"github.com/latchws/latch/websocket/xconnect" // RFC 8441 for browsers on HTTP/2
 )
 
+// http2FrameSize is the largest HTTP/2 frame the server accepts.
+const http2FrameSize = 16 << 10
+
 const (
 	readHeaderTimeout = 10 * time.Second
 	handshakeTimeout  = 10 * time.Second
@@ -164,6 +167,10 @@ func New(cfg Config) (*Server, error) {
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetHTTP2(!cfg.DisableHTTP2)
 	s.http.Protocols.SetUnencryptedHTTP2(cfg.H2C)
+	// RFC 9113's default frame size rather than Go's 1 MiB: Go's HTTP/2
+	// client keeps a request-body buffer of the server's frame size (up to
+	// 512 KiB) for every stream, i.e. every WebSocket (docs/http2.md).
+	s.http.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: http2FrameSize}
 	if cfg.AdminAddr != "" {
 		admin := http.NewServeMux()
 		admin.Handle("GET /metrics", s.metrics.handler())

@@ -35,7 +35,7 @@ type h2TestServer struct {
 	wg    sync.WaitGroup
 }
 
-func newH2TestServer(t *testing.T, u *Upgrader, h2c bool, handler func(*Conn), configure ...func(*http.Server)) *h2TestServer {
+func newH2TestServer(t testing.TB, u *Upgrader, h2c bool, handler func(*Conn), configure ...func(*http.Server)) *h2TestServer {
 	t.Helper()
 	if u == nil {
 		u = &Upgrader{}
