@@ -12,16 +12,16 @@ import (
 	"github.com/latchws/latch/internal/mask"
 )
 
-// loopConn is an in-memory net.Conn: reads replay one encoded frame
+// replayConn is an in-memory net.Conn: reads replay one encoded frame
 // forever, writes are discarded. It isolates the library's own cost.
-type loopConn struct {
+type replayConn struct {
 	memConnAddrs
 	frame []byte
 	off   int
 	sink  io.Writer // where writes go; nil: discarded
 }
 
-func (c *loopConn) Read(p []byte) (int, error) {
+func (c *replayConn) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		k := copy(p[n:], c.frame[c.off:])
@@ -30,13 +30,13 @@ func (c *loopConn) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-func (c *loopConn) Write(p []byte) (int, error) {
+func (c *replayConn) Write(p []byte) (int, error) {
 	if c.sink != nil {
 		return c.sink.Write(p)
 	}
 	return len(p), nil
 }
-func (c *loopConn) Close() error { return nil }
+func (c *replayConn) Close() error { return nil }
 
 // memConnAddrs gives the in-memory test conns the rest of net.Conn:
 // empty addresses and deadlines that do nothing.
@@ -61,7 +61,7 @@ func clientFrame(op frame.Opcode, size int) []byte {
 }
 
 func benchServerConn(b *testing.B, op frame.Opcode, size int) *Conn {
-	return newConn(&loopConn{frame: clientFrame(op, size)}, connConfig{isServer: true})
+	return newConn(&replayConn{frame: clientFrame(op, size)}, connConfig{isServer: true})
 }
 
 var benchSizes = []struct {
@@ -114,7 +114,7 @@ func BenchmarkWriteMessage(b *testing.B) {
 	for _, side := range []string{"server", "client"} {
 		for _, s := range benchSizes {
 			b.Run(side+"/"+s.name, func(b *testing.B) {
-				c := newConn(&loopConn{frame: []byte{0}}, connConfig{isServer: side == "server"})
+				c := newConn(&replayConn{frame: []byte{0}}, connConfig{isServer: side == "server"})
 				data := make([]byte, s.size)
 				b.SetBytes(int64(s.size))
 				b.ReportAllocs()
@@ -131,7 +131,7 @@ func BenchmarkWriteMessage(b *testing.B) {
 func BenchmarkNextWriter(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
-			c := newConn(&loopConn{frame: []byte{0}}, connConfig{isServer: true})
+			c := newConn(&replayConn{frame: []byte{0}}, connConfig{isServer: true})
 			data := make([]byte, s.size)
 			b.SetBytes(int64(s.size))
 			b.ReportAllocs()
@@ -153,7 +153,7 @@ func BenchmarkWritePreparedMessage(b *testing.B) {
 	const conns = 100
 	cs := make([]*Conn, conns)
 	for i := range cs {
-		cs[i] = newConn(&loopConn{frame: []byte{0}}, connConfig{isServer: true})
+		cs[i] = newConn(&replayConn{frame: []byte{0}}, connConfig{isServer: true})
 	}
 	pm, _ := NewPreparedMessage(TextMessage, make([]byte, 1024))
 	b.ReportAllocs()
@@ -179,7 +179,7 @@ func BenchmarkWriteMessageCompressed(b *testing.B) {
 	for _, takeover := range []bool{false, true} {
 		b.Run(fmt.Sprintf("takeover=%v", takeover), func(b *testing.B) {
 			var wire countWriter
-			c := newConn(&loopConn{frame: []byte{0}, sink: &wire}, connConfig{isServer: true, compression: &compressionConfig{
+			c := newConn(&replayConn{frame: []byte{0}, sink: &wire}, connConfig{isServer: true, compression: &compressionConfig{
 				params: deflate.Params{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover},
 			}})
 			b.SetBytes(int64(len(benchJSON)))
@@ -201,7 +201,7 @@ func BenchmarkReadMessageCompressed(b *testing.B) {
 	n := frame.Put(fr, &h)
 	copy(fr[n:], payload)
 	mask.Apply(h.Key, 0, fr[n:])
-	c := newConn(&loopConn{frame: fr}, connConfig{isServer: true, compression: &compressionConfig{
+	c := newConn(&replayConn{frame: fr}, connConfig{isServer: true, compression: &compressionConfig{
 		params: deflate.Params{ServerNoContextTakeover: true, ClientNoContextTakeover: true},
 	}})
 	b.SetBytes(int64(len(benchJSON)))

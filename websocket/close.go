@@ -48,10 +48,16 @@ func (c *Conn) CloseWithCode(code int, reason string) error {
 // CloseNow closes the network connection at once, without a closing
 // handshake. Blocked reads and writes return errors.
 func (c *Conn) CloseNow() error {
+	if c.rd.mem {
+		c.conn.(*loopConn).abort()
+	}
 	return c.closeNetConn(nil)
 }
 
 func (c *Conn) closeHandshake(code int, reason string) error {
+	if c.rd.mem {
+		return c.closeOnLoop(code, reason)
+	}
 	if c.closeStarted.Swap(true) {
 		<-c.doneChan() // the first call ends within the close timeout
 		return nil

@@ -274,7 +274,7 @@ func FuzzInflate(f *testing.F) {
 			op = frame.OpText
 		}
 		const limit = 4096
-		c := newConn(&loopConn{frame: maskedFrame(op, true, payload)}, connConfig{
+		c := newConn(&replayConn{frame: maskedFrame(op, true, payload)}, connConfig{
 			isServer:    true,
 			readLimit:   limit,
 			compression: &compressionConfig{},

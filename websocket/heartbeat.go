@@ -45,8 +45,8 @@ func (c *Conn) SetHeartbeat(interval, timeout time.Duration) {
 		}
 		return
 	}
-	if c.closed.Load() {
-		return
+	if c.closed.Load() || c.rd.mem {
+		return // closed, or the event loop's timer judges (engine.go)
 	}
 	if hb.timer == nil {
 		hb.timer = time.AfterFunc(interval, c.heartbeatTick)

@@ -34,6 +34,11 @@ type netReader struct {
 	needBuf   bool   // the callback found no cached buffer
 	idle      bool   // the callback could not cache its buffer before waiting
 	peeked    bool   // waitFn has looked for data once
+
+	// mem: an event loop owns the connection (engine.go) and lends buf,
+	// its bytes, before each run of the reader. A read that needs more
+	// returns errNeedInput instead of waiting; buf is never pooled here.
+	mem bool
 }
 
 func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
@@ -116,6 +121,9 @@ func (nr *netReader) fillOnce() (int, error) {
 			}
 		}
 	}
+	if nr.mem {
+		return 0, nr.c.needInput()
+	}
 	if nr.buf == nil {
 		nr.take()
 	}
@@ -140,7 +148,7 @@ func (nr *netReader) read(p []byte) (int, error) {
 		return n, nil
 	}
 	nr.c.armProgress()
-	if len(p) < int(nr.size) {
+	if len(p) < int(nr.size) || nr.mem {
 		if err := nr.fill(); err != nil {
 			return 0, err
 		}
@@ -384,6 +392,10 @@ func (nr *netReader) releaseIfIdle() {
 
 // drop returns the buffer to the pool for good: the connection is done.
 func (nr *netReader) drop() {
+	if nr.mem {
+		nr.buf, nr.r, nr.w = nil, 0, 0 // the loop's, not ours
+		return
+	}
 	if nr.buf != nil {
 		nr.give()
 	}
@@ -476,6 +488,10 @@ func (sp *sizedPools) put(b *[]byte, hint uint32) {
 // loop for connections whose deadlines do nothing.
 func (nr *netReader) discardToEOF(deadline time.Time) {
 	nr.drop()
+	if nr.mem {
+		nr.c.conn.(*loopConn).lingerUntil(deadline) // the loop discards
+		return
+	}
 	var scratch [512]byte
 	for total := 0; total < maxLingerBytes && time.Now().Before(deadline); {
 		var n int

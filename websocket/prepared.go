@@ -110,6 +110,11 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	if isControl(pm.messageType) {
 		return c.writeControl(pm.messageType, pm.data, time.Time{})
 	}
+	if c.rd.mem {
+		if err := c.engineRoom(); err != nil {
+			return err
+		}
+	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
 	if b := c.sharedFrame(pm); b != nil {
@@ -131,6 +136,11 @@ func (c *Conn) WritePreparedMessages(pms []*PreparedMessage) error {
 	for _, pm := range pms {
 		if pm == nil {
 			return errNilPrepared
+		}
+	}
+	if c.rd.mem {
+		if err := c.engineRoom(); err != nil {
+			return err
 		}
 	}
 	c.msgMu.Lock()

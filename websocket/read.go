@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,9 @@ import (
 // another goroutine is reading.
 func (c *Conn) beginRead() error {
 	if !c.appReading.CompareAndSwap(false, true) {
+		if c.rd.mem {
+			return ErrEngineRead
+		}
 		return ErrConcurrentRead
 	}
 	// Close may be draining the connection; it gives the role back when done.
@@ -145,9 +149,10 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		return 0, err
 	}
-	if c.msgType == TextMessage && n > 0 && !c.utf8.Write(p[:n]) {
-		// RFC 6455 §8.1: fail at once, not when the message ends.
-		return 0, c.failProtocol(frame.CloseInvalidPayload, "invalid UTF-8 in text message")
+	if n > 0 {
+		if err := c.checkText(p[:n]); err != nil {
+			return 0, err
+		}
 	}
 	if err == io.EOF {
 		return n, c.endMessage()
@@ -178,15 +183,30 @@ func (c *Conn) readFrames(p []byte) (int, error) {
 	if err != nil {
 		return 0, c.netReadError(err)
 	}
-	p = p[:n]
-	if c.frameMasked {
-		c.maskPos = uint8(mask.Apply(c.frameKey, int(c.maskPos), p))
-	}
-	c.frameLeft -= int64(n)
+	c.unmaskPayload(p[:n])
 	if c.frameLeft == 0 && c.frameFin {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// unmaskPayload unmasks p, the next payload bytes of the current frame, in
+// place, and counts them as read.
+func (c *Conn) unmaskPayload(p []byte) {
+	if c.frameMasked {
+		c.maskPos = uint8(mask.Apply(c.frameKey, int(c.maskPos), p))
+	}
+	c.frameLeft -= int64(len(p))
+}
+
+// checkText validates p, the next payload bytes of the current message,
+// when the message is text.
+func (c *Conn) checkText(p []byte) error {
+	if c.msgType == TextMessage && !c.utf8.Write(p) {
+		// RFC 6455 §8.1: fail at once, not when the message ends.
+		return c.failProtocol(frame.CloseInvalidPayload, "invalid UTF-8 in text message")
+	}
+	return nil
 }
 
 // endMessage finishes the current message and returns io.EOF.
@@ -275,12 +295,18 @@ func (c *Conn) readHeader() (frame.Header, error) {
 			}
 			return h, c.failProtocol(frame.CloseProtocolError, err.Error())
 		}
-		if done {
-			c.rd.consume(n)
-			return h, nil
-		}
 		need := 2
-		if b := c.rd.buffered(); len(b) >= 2 {
+		if done {
+			// A control frame is taken with its payload (at most 125
+			// bytes, RFC 6455 §5.5), so that handleControl never waits
+			// after the header is consumed: an engine can stop between
+			// any two frames and go on when more input arrives.
+			if !h.Opcode.IsControl() || int64(len(c.rd.buffered())-n) >= h.Length {
+				c.rd.consume(n)
+				return h, nil
+			}
+			need = n + int(h.Length)
+		} else if b := c.rd.buffered(); len(b) >= 2 {
 			need = frameHeaderSize(b)
 		}
 		if err := c.rd.ensure(need); err != nil {
@@ -308,10 +334,8 @@ func frameHeaderSize(b []byte) int {
 func (c *Conn) handleControl(h *frame.Header) error {
 	// The payload (at most 125 bytes, RFC 6455 §5.5) is used in place in
 	// the read buffer: no copy, and no stack space on this deep path. It
-	// stays valid until the next read from the network.
-	if err := c.rd.ensure(int(h.Length)); err != nil {
-		return c.netReadError(err)
-	}
+	// stays valid until the next read from the network. readHeader has
+	// buffered it.
 	p := c.rd.buffered()[:h.Length]
 	c.rd.consume(len(p))
 	if h.Masked {
@@ -401,6 +425,10 @@ func (c *Conn) failWith(err error, code int, reason string) {
 	c.sendClose(code, reason, deadline)
 	closeWrite(c)
 	c.conn.SetReadDeadline(deadline)
+	if c.rd.mem {
+		c.lingerAndClose(deadline) // the event loop lingers (engine.go)
+		return
+	}
 	go c.lingerAndClose(deadline)
 }
 
@@ -420,6 +448,15 @@ func (c *Conn) lingerAndClose(deadline time.Time) {
 
 // netReadError records a failed network read as the sticky read error.
 func (c *Conn) netReadError(err error) error {
+	switch err {
+	case errNeedInput:
+		return err // an engine's input ran out; it feeds more later (engine.go)
+	case errEngineStop:
+		if c.readErr != nil {
+			return c.readErr // why the engine stopped this read
+		}
+		err = net.ErrClosed
+	}
 	if err == ErrMessageTimeout {
 		// RFC 6455 §7.4.1: 1008 is the generic code for a policy the peer
 		// broke, here the message bound (progress.go).
@@ -636,6 +673,9 @@ func (c *Conn) readRest(p []byte) ([]byte, error) {
 		p = p[:len(p)+n]
 		if err == io.EOF {
 			return p, nil
+		}
+		if err == errNeedInput {
+			return p, err // an engine goes on with p when more arrives
 		}
 		if err != nil {
 			return nil, err

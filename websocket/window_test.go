@@ -440,7 +440,7 @@ func BenchmarkDeflateWindowBits(b *testing.B) {
 // NoCompression writers, from which a connection with a smaller window
 // (8 bits) would take it.
 func TestPooledDeflaterReturnsToItsOwnPool(t *testing.T) {
-	c := newConn(&loopConn{frame: []byte{0x82, 0}}, connConfig{isServer: true, compression: &compressionConfig{
+	c := newConn(&replayConn{frame: []byte{0x82, 0}}, connConfig{isServer: true, compression: &compressionConfig{
 		params: deflate.Params{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 9, ClientMaxWindowBits: 15}}})
 	const noCompression = 0
 	wrong := &deflaters[deflaterKind(noCompression, 8)]

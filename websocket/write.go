@@ -51,6 +51,11 @@ func (c *Conn) writeOther(messageType int, data []byte) error {
 // writeMessage writes one data message as one frame, compressed when
 // compression applies.
 func (c *Conn) writeMessage(op frame.Opcode, data []byte) error {
+	if c.rd.mem {
+		if err := c.engineRoom(); err != nil {
+			return err
+		}
+	}
 	c.msgMu.Lock()
 	var err error
 	if c.compressing(len(data)) {
@@ -493,6 +498,11 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	case TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage:
 	default:
 		return nil, errBadMessageType
+	}
+	if c.rd.mem {
+		if err := c.engineRoom(); err != nil {
+			return nil, err
+		}
 	}
 	c.msgMu.Lock()
 	c.lockFrame()

@@ -148,6 +148,10 @@ func startServer(t *testing.T, tc tcase, release <-chan struct{}, app func(wsCon
 }
 
 func startClient(t *testing.T, tc tcase, release <-chan struct{}) (*peer, <-chan error) {
+	return startClientApp(t, tc, release, echoMessages)
+}
+
+func startClientApp(t *testing.T, tc tcase, release <-chan struct{}, app func(wsConn) error) (*peer, <-chan error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +172,7 @@ func startClient(t *testing.T, tc tcase, release <-chan struct{}) (*peer, <-chan
 		if tc.readLimit > 0 {
 			c.SetReadLimit(tc.readLimit)
 		}
-		appErr <- echoMessages(c)
+		appErr <- app(c)
 		closeAfter(c, release)
 	}()
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(3 * time.Second))

@@ -5,6 +5,8 @@ package conformance
 import (
 	"errors"
 	"net/http"
+	"sync"
+	"testing"
 	"time"
 
 	websocket "github.com/latchws/latch/websocket"
@@ -71,4 +73,41 @@ func dial(url string, z *zconf) (wsConn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// The same cases against connections served by an Engine (on Linux, its
+// epoll loops): server and client.
+func init() {
+	targets = append(targets,
+		target{"server-engine", "server", func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
+			return startServer(t, tc, r, echoOnEngine)
+		}},
+		target{"client-engine", "client", func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
+			return startClientApp(t, tc, r, echoOnEngine)
+		}},
+	)
+}
+
+var testEngine = sync.OnceValue(func() *websocket.Engine {
+	e, err := websocket.NewEngine(websocket.EngineConfig{})
+	if err != nil {
+		panic(err)
+	}
+	return e
+})
+
+// echoOnEngine is echoMessages on an engine: it returns what OnClose
+// reports.
+func echoOnEngine(c wsConn) error {
+	done := make(chan error, 1)
+	err := testEngine().Serve(c.(*websocket.Conn), websocket.Handler{
+		OnMessage: func(c *websocket.Conn, mt int, p []byte) {
+			c.WriteMessage(mt, p) // a failed write closes the connection: OnClose says why
+		},
+		OnClose: func(_ *websocket.Conn, err error) { done <- err },
+	})
+	if err != nil {
+		return err
+	}
+	return <-done
 }

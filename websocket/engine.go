@@ -1,0 +1,434 @@
+package websocket
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/latchws/latch/internal/frame"
+)
+
+// An Engine serves connections without a goroutine each. After
+// [Upgrader.Upgrade] (or a dial) the application hands the connection to
+// [Engine.Serve] and returns from its handler; the engine's event loops
+// read every connection it holds and deliver messages to callbacks. On
+// Linux the loops wait in epoll, each with one read buffer shared by its
+// connections, so an idle connection holds no buffer and no goroutine, only
+// its Conn. Elsewhere, and for connections without a plain descriptor (TLS,
+// HTTP/2 streams), the engine runs one goroutine per connection instead,
+// with the same callbacks: the driver is chosen per connection and is
+// invisible to the callbacks.
+//
+// A connection on an engine is a *Conn like any other for writing and
+// closing: every write method, Close, CloseWithCode, CloseNow, the
+// heartbeat, limits, compression and handlers work as on a blocking Conn.
+// Its read methods return [ErrEngineRead]: reads arrive by callback.
+type Engine struct {
+	cfg   EngineConfig
+	loops []*eventLoop // empty: goroutines only
+	next  atomic.Uint32
+	pool  *workerPool // nil: callbacks run on the loops
+
+	mu     sync.Mutex
+	closed bool
+	conns  sync.WaitGroup // connections not yet ended, on either driver
+
+	blocking sync.Map // *Conn served on goroutines, for Close
+}
+
+// inCallbacks reports whether a loop is running callbacks now: a write
+// that finds a full output queue waits for room only when it cannot be
+// one of them (see loopConn.awaitRoom).
+func (e *Engine) inCallbacks() bool {
+	for _, l := range e.loops {
+		if l.inCallback.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// EngineConfig configures an [Engine]. The zero value is a good default.
+type EngineConfig struct {
+	// Loops is the number of event loops; 0 means GOMAXPROCS.
+	Loops int
+
+	// Workers, when > 0, runs the callbacks on a pool of that many
+	// goroutines instead of on the event loops, in order per connection.
+	// Callbacks may then block; payloads are copied for them. With 0 (the
+	// default) callbacks run on the loop that read the message and must
+	// not block: a callback that waits holds up every connection of its
+	// loop.
+	Workers int
+
+	// MaxQueuedBytes bounds a connection's output that the socket has not
+	// taken yet. A write from another goroutine that finds the queue full
+	// waits for room (within the write deadline and the write stall
+	// timeout); a write from a callback, which must not wait, fails with
+	// [ErrQueueFull] and the connection is closed with 1008. 0 means
+	// [DefaultMaxQueuedBytes]. A message that starts below the bound is
+	// always queued whole.
+	MaxQueuedBytes int
+
+	// Goroutines serves every connection on a goroutine of its own, as on
+	// platforms without epoll.
+	Goroutines bool
+}
+
+// DefaultMaxQueuedBytes is the default output queue bound of a connection
+// on an [Engine].
+const DefaultMaxQueuedBytes = 1 << 20
+
+// Handler is what an [Engine] calls for a connection. Both functions are
+// called on one goroutine at a time per connection, in order.
+type Handler struct {
+	// OnMessage receives each data message: messageType is TextMessage or
+	// BinaryMessage, and payload is valid only until OnMessage returns
+	// (copy it to keep it). Text has been checked for UTF-8 and compressed
+	// messages inflated. Control frames are handled by the connection's
+	// ping, pong and close handlers, as on a blocking Conn.
+	OnMessage func(c *Conn, messageType int, payload []byte)
+
+	// OnClose is called once, when reading has ended: err is a *CloseError
+	// when the peer closed (or [CloseAbnormalClosure] when it vanished),
+	// or the cause ([ErrHeartbeatTimeout], [ErrReadLimit],
+	// [ErrMessageTimeout], a protocol error, [ErrQueueFull], net.ErrClosed
+	// after CloseNow or Engine.Close). Nothing is delivered after it. The
+	// engine finishes the closing handshake and closes the socket itself.
+	OnClose func(c *Conn, err error)
+}
+
+var (
+	// ErrEngineRead is returned by the read methods of a connection that is
+	// served by an [Engine]: its messages arrive through Handler.OnMessage.
+	ErrEngineRead = errors.New("websocket: connection is served by an Engine; messages arrive through its Handler")
+
+	// ErrQueueFull is returned by a write from an engine callback when the
+	// connection's output queue is over [EngineConfig.MaxQueuedBytes]:
+	// the peer does not read fast enough. The connection is closed with
+	// 1008 (Policy Violation).
+	ErrQueueFull = errors.New("websocket: output queue full, peer reads too slowly")
+
+	errEngineClosed = errors.New("websocket: engine closed")
+)
+
+// NewEngine starts an engine's event loops.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	e := &Engine{cfg: cfg}
+	if e.cfg.MaxQueuedBytes <= 0 {
+		e.cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if cfg.Workers > 0 {
+		e.pool = newWorkerPool(cfg.Workers)
+	}
+	if !cfg.Goroutines && epollAvailable {
+		n := cfg.Loops
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		for range n {
+			l, err := newEventLoop(e)
+			if err != nil {
+				e.Close()
+				return nil, err
+			}
+			e.loops = append(e.loops, l)
+			go l.run()
+		}
+	}
+	return e, nil
+}
+
+// Driver names how the engine serves plain TCP and Unix connections:
+// "epoll" or "goroutines".
+func (e *Engine) Driver() string {
+	if len(e.loops) > 0 {
+		return "epoll"
+	}
+	return "goroutines"
+}
+
+// Serve hands c to the engine, which reads it from now on and calls h. It
+// must be called before c is shared with other goroutines and before any
+// read. The caller may return from its HTTP handler at once: over HTTP/1.1
+// the connection no longer needs it. Over HTTP/2 the stream ends with the
+// handler, so the handler must wait for [Conn.Done] there.
+func (e *Engine) Serve(c *Conn, h Handler) error {
+	if h.OnMessage == nil {
+		h.OnMessage = func(*Conn, int, []byte) {}
+	}
+	if h.OnClose == nil {
+		h.OnClose = func(*Conn, error) {}
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return errEngineClosed
+	}
+	e.conns.Add(1)
+	e.mu.Unlock()
+	if len(e.loops) > 0 {
+		if fd, ok := loopable(c); ok {
+			l := e.loops[int(e.next.Add(1))%len(e.loops)]
+			err := l.adopt(c, fd, h)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, errNotLoopable) {
+				e.conns.Done()
+				return err
+			}
+		}
+	}
+	if !c.appReading.CompareAndSwap(false, true) {
+		e.conns.Done()
+		return ErrConcurrentRead
+	}
+	c.appReading.Store(false)
+	e.blocking.Store(c, struct{}{})
+	go e.serveBlocking(c, h)
+	return nil
+}
+
+// serveBlocking is the goroutine driver: the blocking Conn's read loop,
+// with the engine's callbacks.
+func (e *Engine) serveBlocking(c *Conn, h Handler) {
+	defer e.conns.Done()
+	defer e.blocking.Delete(c)
+	var buf []byte
+	for {
+		mt, p, err := c.AppendMessage(buf[:0])
+		if err != nil {
+			c.CloseNow()
+			if e.pool != nil {
+				e.pool.closed(c, h, err)
+			} else {
+				h.OnClose(c, err)
+			}
+			return
+		}
+		if e.pool != nil {
+			e.pool.run(c, h, mt, p)
+		} else {
+			h.OnMessage(c, mt, p)
+		}
+		// Keep a buffer for the next message unless it grew large.
+		if cap(p) <= 64<<10 {
+			buf = p
+		} else {
+			buf = nil
+		}
+	}
+}
+
+// Close stops the engine: connections still on it are dropped (CloseNow)
+// and their OnClose is called with net.ErrClosed, then the loops end.
+// Close them with a handshake first (Conn.Close) for a graceful stop.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	for _, l := range e.loops {
+		l.shutdown()
+	}
+	e.blocking.Range(func(c, _ any) bool {
+		c.(*Conn).closeNetConn(net.ErrClosed)
+		return true
+	})
+	e.conns.Wait()
+	if e.pool != nil {
+		e.pool.stop()
+	}
+	return nil
+}
+
+// workerPool runs callbacks off the loops, in order per connection: each
+// connection has a queue, and a connection is on the pool's run queue at
+// most once, so one worker at a time works through its messages.
+type workerPool struct {
+	runq chan *workQueue
+	wg   sync.WaitGroup
+	qs   sync.Map // *Conn -> *workQueue
+}
+
+type workQueue struct {
+	mu        sync.Mutex
+	c         *Conn
+	h         Handler
+	tasks     []workTask
+	scheduled bool
+}
+
+type workTask struct {
+	mt      int
+	payload []byte
+	closeBy error // set: the OnClose task
+	close   bool
+}
+
+func newWorkerPool(n int) *workerPool {
+	p := &workerPool{runq: make(chan *workQueue, 1024)}
+	for range n {
+		p.wg.Add(1)
+		go p.work()
+	}
+	return p
+}
+
+func (p *workerPool) work() {
+	defer p.wg.Done()
+	for q := range p.runq {
+		for {
+			q.mu.Lock()
+			if len(q.tasks) == 0 {
+				q.scheduled = false
+				q.mu.Unlock()
+				break
+			}
+			t := q.tasks[0]
+			q.tasks[0] = workTask{}
+			q.tasks = q.tasks[1:]
+			q.mu.Unlock()
+			if t.close {
+				p.qs.Delete(q.c)
+				q.h.OnClose(q.c, t.closeBy)
+				continue
+			}
+			q.h.OnMessage(q.c, t.mt, t.payload)
+		}
+	}
+}
+
+func (p *workerPool) queue(c *Conn, h Handler) *workQueue {
+	if q, ok := p.qs.Load(c); ok {
+		return q.(*workQueue)
+	}
+	q, _ := p.qs.LoadOrStore(c, &workQueue{c: c, h: h})
+	return q.(*workQueue)
+}
+
+// run queues a message (its payload copied) for c's callbacks.
+func (p *workerPool) run(c *Conn, h Handler, mt int, payload []byte) {
+	p.push(p.queue(c, h), workTask{mt: mt, payload: append([]byte(nil), payload...)})
+}
+
+// closed queues c's OnClose after its messages.
+func (p *workerPool) closed(c *Conn, h Handler, err error) {
+	p.push(p.queue(c, h), workTask{close: true, closeBy: err})
+}
+
+func (p *workerPool) push(q *workQueue, t workTask) {
+	q.mu.Lock()
+	q.tasks = append(q.tasks, t)
+	schedule := !q.scheduled
+	q.scheduled = true
+	q.mu.Unlock()
+	if schedule {
+		p.runq <- q
+	}
+}
+
+func (p *workerPool) stop() {
+	close(p.runq)
+	p.wg.Wait()
+}
+
+// errNotLoopable: the connection has no descriptor an event loop can own;
+// it is served on a goroutine.
+var errNotLoopable = errors.New("websocket: connection cannot be served by an event loop")
+
+// loopable reports whether c's network connection is a plain socket an
+// event loop can take over: TCP or Unix, not TLS or an HTTP/2 stream.
+func loopable(c *Conn) (net.Conn, bool) {
+	switch nc := c.conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return nc, true
+	}
+	return nil, false
+}
+
+// The reader's side of the engine: what an event loop asks of the Conn
+// besides the blocking read path it shares (nextMessage, readRest,
+// handleControl and the rules they apply).
+
+// payloadInPlace returns the rest of the current message, a single frame
+// whose payload is all buffered, unmasked and checked in place in the read
+// buffer: the event loop's read that copies nothing. The caller owns the
+// read side.
+func (c *Conn) payloadInPlace() ([]byte, error) {
+	n := int(c.frameLeft)
+	p := c.rd.buffered()[:n]
+	c.rd.consume(n)
+	c.unmaskPayload(p)
+	if err := c.checkText(p); err != nil {
+		return nil, err
+	}
+	return p, c.endMessage()
+}
+
+// messageBuffered reports whether the rest of the message being read, and
+// the control frames between its frames, are in the read buffer. A frame
+// the parser refuses counts as complete: the reader reports it. An event
+// loop inflates a compressed message only once it is all there, since the
+// flate reader cannot stop and go on later.
+func (c *Conn) messageBuffered() bool {
+	b := c.rd.buffered()
+	left, fin := c.frameLeft, c.frameFin
+	for {
+		if int64(len(b)) < left {
+			return false
+		}
+		b = b[left:]
+		if fin {
+			return true
+		}
+		h, n, done, err := frame.Parse(b)
+		if err != nil {
+			return true
+		}
+		if !done {
+			return false
+		}
+		b, left = b[n:], h.Length
+		if !h.Opcode.IsControl() {
+			fin = h.Fin
+		}
+	}
+}
+
+// engineRoom waits, before a data message is written to a connection on an
+// event loop, until its output queue has room.
+func (c *Conn) engineRoom() error {
+	return c.conn.(*loopConn).awaitRoom()
+}
+
+// closeOnLoop is Close for a connection on an event loop: it sends the
+// close frame and returns; the loop reads on, discarding data, until the
+// peer's close frame or the close timeout, then closes the socket. It
+// must not wait as Close does: it may be called from a callback, on the
+// loop that has to read the peer's answer.
+func (c *Conn) closeOnLoop(code int, reason string) error {
+	if c.closeStarted.Swap(true) || c.closed.Load() {
+		return nil
+	}
+	lc := c.conn.(*loopConn)
+	lc.closeBy.Store(monoNow() + int64(c.closeTimeoutDuration()))
+	if err := c.closeSentBy(code, reason); err != nil {
+		c.closeNetConn(nil)
+		return err
+	}
+	if c.closeReceived.Load() {
+		c.closeNetConn(nil)
+	}
+	return nil
+}
+
+// errEngineStop ends a read inside an event loop's inflation when the
+// connection ends (engine_linux.go).
+var errEngineStop = errors.New("websocket: engine stopped the read")

@@ -1,0 +1,1140 @@
+//go:build linux
+
+package websocket
+
+import (
+	"io"
+	"iter"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const epollAvailable = true
+
+const (
+	// loopBufSize is an event loop's read buffer, shared by all of its
+	// connections.
+	loopBufSize = 64 << 10
+
+	// loopTick is how often a loop looks at its connections' clocks:
+	// heartbeats, read deadlines and message bounds, write stalls, close
+	// timeouts. One pass over a table per loop, no timer per connection.
+	loopTick = 250 * time.Millisecond
+
+	// wakeSlot marks the loop's wake-up pipe in epoll events.
+	wakeSlot = -1
+)
+
+// eventLoop is one epoll instance and the goroutine that waits in it. It
+// reads every connection it holds into one buffer and runs the
+// connection's reader (the blocking Conn's, fed from that buffer) until it
+// needs more input. Level-triggered: a connection is read once per wake-up,
+// so one busy peer cannot starve the others.
+type eventLoop struct {
+	e            *Engine
+	epfd         int
+	wakeR, wakeW int
+	woken        atomic.Bool // a byte is in the wake-up pipe
+	buf          []byte
+	_            [64]byte    // inCallback on a line of its own
+	inCallback   atomic.Bool // the loop is running callbacks
+	_            [63]byte
+
+	mu       sync.Mutex // guards pending and stopping
+	pending  []*loopConn
+	stopping bool
+
+	// Owned by the loop goroutine.
+	slots []*loopConn
+	free  []int32
+	live  int
+	done  chan struct{}
+}
+
+// loopConn is a connection on an event loop, and the net.Conn its Conn
+// writes to: writes go to the socket at once when nothing is queued and
+// the loop is not reading this connection, else into the queue the loop
+// flushes. Kept small: every idle connection holds one.
+type loopConn struct {
+	c    *Conn
+	l    *eventLoop
+	h    Handler
+	fd   int32
+	slot int32 // loop-owned; -1 until registered
+
+	// The write side, guarded by mu. The loop takes it too, to flush.
+	mu          sync.Mutex
+	out         *[]byte // output the socket has not taken; nil when none
+	werr        *error  // sticky write failure
+	room        chan struct{}
+	lastWrite   int64 // monoNow when the socket last took bytes, or the queue began
+	dispatching bool  // the loop runs this connection's reader: writes queue
+	outArmed    bool  // EPOLLOUT is on
+	closeReq    bool  // Close was called: flush, then close
+	aborted     bool  // CloseNow: drop the queue
+	fdClosed    bool
+	requested   bool // on the loop's pending list; guarded by l.mu
+	shutWrite   bool // CloseWrite: shut down writing once flushed
+	unixSocket  bool // immutable
+
+	// Owned by the loop goroutine.
+	readDone  bool // OnClose has been called
+	wrShut    bool
+	part      *partial
+	lastInput int64
+
+	readDeadline  atomic.Int64 // UnixNano; 0 = none
+	writeDeadline atomic.Int64
+	closeBy       atomic.Int64 // monoNow by which the socket is closed; 0 = none
+	lingerBy      atomic.Int64 // monoNow: read and discard until EOF or then
+	addrs         atomic.Pointer[connAddrs]
+}
+
+// partial is what a connection holds between reads only while a frame
+// or a message is incomplete.
+type partial struct {
+	in        []byte     // bytes of an incomplete frame header or control frame
+	msg       []byte     // the payload of an unfinished message so far
+	inflating *inflation // a compressed message arriving
+	discard   int        // bytes discarded while lingering
+}
+
+type connAddrs struct{ local, remote net.Addr }
+
+func newEventLoop(e *Engine) (*eventLoop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	l := &eventLoop{e: e, epfd: epfd, wakeR: p[0], wakeW: p[1], buf: make([]byte, loopBufSize), done: make(chan struct{})}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeSlot}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wakeR, &ev); err != nil {
+		l.closeFds()
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return l, nil
+}
+
+func (l *eventLoop) closeFds() {
+	syscall.Close(l.epfd)
+	syscall.Close(l.wakeR)
+	syscall.Close(l.wakeW)
+}
+
+// adopt takes c over from its net.Conn: the descriptor is duplicated and
+// the net.Conn closed, so that the runtime poller and net/http let go of
+// the connection, and the Conn is switched to reading from the loop.
+func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Handler) error {
+	raw, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return errNotLoopable
+	}
+	fd := -1
+	var derr error
+	if err := raw.Control(func(s uintptr) {
+		fd, derr = dupCloexec(int(s))
+	}); err != nil {
+		return err
+	}
+	if derr != nil {
+		return os.NewSyscallError("fcntl", derr)
+	}
+	if !c.appReading.CompareAndSwap(false, true) {
+		syscall.Close(fd)
+		return ErrConcurrentRead
+	}
+	_, isUnix := nc.(*net.UnixConn)
+	lc := &loopConn{c: c, l: l, h: h, fd: int32(fd), slot: -1, unixSocket: isUnix}
+
+	c.lockFrame()
+	c.flushHeldLocked() // frames held for coalescing go out first, on nc
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+		c.holdTimer = nil
+	}
+	if b := c.rd.buffered(); len(b) > 0 {
+		lc.part = &partial{in: append([]byte(nil), b...)}
+	}
+	c.rd.drop()
+	c.rd.raw, c.rd.rawFn, c.rd.waitFn = nil, nil, nil
+	c.rd.mem = true
+	c.writeFn = nil
+	c.hb.mu.Lock()
+	if c.hb.timer != nil {
+		c.hb.timer.Stop()
+		c.hb.timer = nil
+	}
+	c.hb.mu.Unlock()
+	if ns := c.readDeadline.Load(); ns != 0 {
+		lc.readDeadline.Store(ns)
+	}
+	if ns := c.writeDeadline.Load(); ns != 0 {
+		lc.writeDeadline.Store(ns)
+	}
+	c.conn = lc
+	c.unlockFrame()
+	nc.Close() // our duplicate keeps the socket open
+
+	if !l.request(lc) {
+		lc.abort()
+		c.closeNetConn(errEngineClosed)
+		syscall.Close(fd)
+		return errEngineClosed
+	}
+	return nil
+}
+
+func dupCloexec(fd int) (int, error) {
+	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
+}
+
+// request puts lc on the loop's list of connections to look at (a new
+// connection, a close, output to arm) and wakes the loop. It reports false
+// when the loop is stopping.
+func (l *eventLoop) request(lc *loopConn) bool {
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		return false
+	}
+	if !lc.requested {
+		lc.requested = true
+		l.pending = append(l.pending, lc)
+	}
+	l.mu.Unlock()
+	l.wake()
+	return true
+}
+
+func (l *eventLoop) wake() {
+	if !l.woken.Swap(true) {
+		b := [1]byte{1}
+		syscall.Write(l.wakeW, b[:])
+	}
+}
+
+func (l *eventLoop) shutdown() {
+	l.mu.Lock()
+	l.stopping = true
+	l.mu.Unlock()
+	l.wake()
+	<-l.done
+}
+
+func (l *eventLoop) run() {
+	defer close(l.done)
+	events := make([]syscall.EpollEvent, 256)
+	nextTick := monoNow() + int64(loopTick)
+	for {
+		wait := int((nextTick - monoNow()) / int64(time.Millisecond))
+		n, err := syscall.EpollWait(l.epfd, events, max(wait, 0))
+		if err != nil && err != syscall.EINTR {
+			panic("websocket: epoll_wait: " + err.Error())
+		}
+		for i := range max(n, 0) {
+			ev := &events[i]
+			if ev.Fd == wakeSlot {
+				continue // the pending list below is why
+			}
+			lc := l.slots[ev.Fd]
+			if lc == nil {
+				continue
+			}
+			if ev.Events&syscall.EPOLLOUT != 0 {
+				l.writable(lc)
+			}
+			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0 && !lc.isClosed() {
+				l.readable(lc)
+			}
+		}
+		if l.woken.Load() {
+			var b [64]byte
+			syscall.Read(l.wakeR, b[:])
+			l.woken.Store(false)
+		}
+		if l.servePending() {
+			l.closeAll()
+			l.closeFds()
+			return
+		}
+		if now := monoNow(); now >= nextTick {
+			l.tick(now)
+			nextTick = now + int64(loopTick)
+		}
+	}
+}
+
+// servePending looks at the connections other goroutines asked about. It
+// reports whether the loop is to stop.
+func (l *eventLoop) servePending() bool {
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = nil
+	stop := l.stopping
+	for _, lc := range pending {
+		lc.requested = false
+	}
+	l.mu.Unlock()
+	for _, lc := range pending {
+		if lc.slot < 0 {
+			l.register(lc)
+		}
+		l.service(lc)
+	}
+	clear(pending)
+	return stop
+}
+
+// register adds a new connection to the loop and reads what came with
+// its handshake.
+func (l *eventLoop) register(lc *loopConn) {
+	if n := len(l.free); n > 0 {
+		lc.slot = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		lc.slot = int32(len(l.slots))
+		l.slots = append(l.slots, nil)
+	}
+	// (lc.slot is the loop's own variable until the lock below.)
+	slot := lc.slot
+	lc.slot = -1
+	l.slots[slot] = lc
+	l.live++
+	lc.lastInput = monoNow()
+	// Writers on other goroutines read slot (armOut): it is set under mu.
+	lc.mu.Lock()
+	lc.slot = slot
+	events := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP)
+	if lc.out != nil {
+		events |= syscall.EPOLLOUT
+		lc.outArmed = true
+	}
+	ev := syscall.EpollEvent{Events: events, Fd: slot}
+	err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(lc.fd), &ev)
+	lc.mu.Unlock()
+	if err != nil {
+		lc.c.netReadError(os.NewSyscallError("epoll_ctl", err))
+		l.endRead(lc)
+		l.closeFd(lc)
+		return
+	}
+	if lc.part != nil && len(lc.part.in) > 0 {
+		in := lc.part.in
+		lc.part.in = nil
+		l.process(lc, in, len(in))
+	}
+}
+
+func (lc *loopConn) isClosed() bool {
+	lc.mu.Lock()
+	closed := lc.fdClosed
+	lc.mu.Unlock()
+	return closed
+}
+
+// readable reads once from a connection and runs its reader.
+func (l *eventLoop) readable(lc *loopConn) {
+	c := lc.c
+	p := lc.part
+	if lc.readDone {
+		l.discard(lc)
+		return
+	}
+	// What is left of an incomplete frame (a header, a control frame:
+	// at most 139 bytes) goes in front of the shared buffer.
+	buf := l.buf
+	start := 0
+	if p != nil && len(p.in) > 0 {
+		start = copy(buf, p.in)
+		p.in = p.in[:0]
+	}
+	n, err := readFD(int(lc.fd), buf[start:])
+	if err == syscall.EAGAIN {
+		if start > 0 {
+			p.in = append(p.in, buf[:start]...) // put them back
+		}
+		return
+	}
+	if err != nil || n == 0 {
+		if err == nil {
+			err = io.EOF
+		} else {
+			err = &net.OpError{Op: "read", Net: lc.network(), Err: os.NewSyscallError("read", err)}
+		}
+		c.netReadError(err)
+		l.afterRead(lc)
+		return
+	}
+	lc.lastInput = monoNow()
+	c.creditProgress(n)
+	l.process(lc, buf, start+n)
+}
+
+// process lends buf[:n] to the connection's reader, delivers the messages
+// it completes, keeps what is left of an incomplete frame, and flushes the
+// output the callbacks queued.
+func (l *eventLoop) process(lc *loopConn, buf []byte, n int) {
+	c := lc.c
+	c.rd.buf, c.rd.r, c.rd.w = buf[:n], 0, n
+	lc.mu.Lock()
+	lc.dispatching = true
+	lc.mu.Unlock()
+	l.inCallback.Store(true)
+	l.dispatch(lc)
+	l.inCallback.Store(false)
+	l.keepRest(lc)
+	l.afterRead(lc)
+}
+
+// keepRest keeps the bytes the reader left in its buffer: the start of a
+// frame. The shared buffer is free again afterwards.
+func (l *eventLoop) keepRest(lc *loopConn) {
+	c := lc.c
+	var rest []byte
+	if c.rd.buf != nil {
+		rest = c.rd.buffered()
+	}
+	p := lc.part
+	switch {
+	case len(rest) == 0:
+		if p != nil {
+			p.in = p.in[:0]
+			if cap(p.in) > 4096 {
+				p.in = nil
+			}
+		}
+	default:
+		if p == nil {
+			p = &partial{}
+			lc.part = p
+		}
+		if cap(p.in) < len(rest) {
+			p.in = make([]byte, 0, max(len(rest), 512))
+		}
+		p.in = append(p.in[:0], rest...)
+	}
+	c.rd.buf, c.rd.r, c.rd.w = nil, 0, 0
+	if p != nil && p.in == nil && p.msg == nil && p.inflating == nil && p.discard == 0 {
+		lc.part = nil
+	}
+}
+
+// dispatch runs the reader over the buffered input until it needs more,
+// delivering each message that completes. Everything the protocol says
+// happens inside the Conn's own read path: frame rules, control frames,
+// the closing handshake, UTF-8, limits, inflating.
+func (l *eventLoop) dispatch(lc *loopConn) {
+	c := lc.c
+	for c.readErr == nil && !c.closed.Load() {
+		if pt := lc.part; pt != nil && pt.inflating != nil {
+			// A compressed message is being inflated as it arrives.
+			if !pt.inflating.step() {
+				return
+			}
+			in := pt.inflating
+			pt.inflating = nil
+			l.delivered(lc, in.mt, in.p, in.err, in.buf)
+			continue
+		}
+		if c.msgType == 0 {
+			if err := c.nextMessage(); err != nil {
+				return // errNeedInput, or the failure is in readErr
+			}
+		}
+		mt := c.msgType
+		var p []byte
+		var err error
+		var inflated *[]byte
+		switch {
+		case c.msgCompressed && !c.messageBuffered():
+			lc.partial().inflating = newInflation(c, mt)
+			continue
+		case c.msgCompressed:
+			inflated = inflateBufs.Get().(*[]byte)
+			p, err = c.readRest((*inflated)[:0])
+		case (lc.part == nil || lc.part.msg == nil) && c.frameFin && int64(len(c.rd.buffered())) >= c.frameLeft:
+			p, err = c.payloadInPlace()
+		default:
+			if lc.part == nil {
+				lc.part = &partial{}
+			}
+			msg := lc.part.msg
+			if msg == nil {
+				msg = make([]byte, 0, min(max(512, c.frameLeft), readAllocFloor))
+			}
+			msg, err = c.readRest(msg)
+			if err == errNeedInput {
+				lc.part.msg = msg
+				return
+			}
+			lc.part.msg = nil
+			p = msg
+		}
+		l.delivered(lc, mt, p, err, inflated)
+	}
+}
+
+// delivered hands a message the reader completed to OnMessage, unless
+// the read failed; inflated is the pooled buffer p is in, if any.
+func (l *eventLoop) delivered(lc *loopConn, mt int, p []byte, err error, inflated *[]byte) {
+	if (err == nil || err == io.EOF) && !lc.c.closeStarted.Load() { // Close discards data while it waits
+		l.deliver(lc, mt, p)
+	}
+	if inflated != nil && cap(p) <= 1<<20 {
+		*inflated = p[:0]
+		inflateBufs.Put(inflated)
+	}
+}
+
+func (lc *loopConn) partial() *partial {
+	if lc.part == nil {
+		lc.part = &partial{}
+	}
+	return lc.part
+}
+
+// inflation inflates a compressed message that has not all arrived, in a
+// coroutine (iter.Pull): the flate reader pulls its input and cannot stop
+// and go on later, so it runs on a stack of its own, which hands control
+// back to the loop whenever the buffered input runs out (needInput) and
+// gets it back when more has arrived. Text is thus checked as it is
+// inflated, and fails fast (RFC 6455 §8.1), as on a blocking Conn. The
+// coroutine exists only while such a message is arriving.
+type inflation struct {
+	yield  func(struct{}) bool
+	resume func() (struct{}, bool)
+	stop   func()
+	mt     int
+	p      []byte
+	err    error
+	buf    *[]byte
+}
+
+func newInflation(c *Conn, mt int) *inflation {
+	in := &inflation{mt: mt}
+	in.resume, in.stop = iter.Pull(func(yield func(struct{}) bool) {
+		in.yield = yield
+		in.buf = inflateBufs.Get().(*[]byte)
+		in.p, in.err = c.readRest((*in.buf)[:0])
+		in.yield = nil
+	})
+	return in
+}
+
+// step runs the inflation on the input now buffered: true when the
+// message is complete (or failed), false when it needs more.
+func (in *inflation) step() bool {
+	_, more := in.resume()
+	return !more
+}
+
+// needInput is what a read from the loop's buffer does when the bytes run
+// out: inside an inflation it waits for the loop to lend more; otherwise
+// it reports errNeedInput and the loop calls the reader again later.
+func (c *Conn) needInput() error {
+	lc := c.conn.(*loopConn)
+	if pt := lc.part; pt != nil && pt.inflating != nil && pt.inflating.yield != nil {
+		if !pt.inflating.yield(struct{}{}) {
+			return errEngineStop
+		}
+		return nil // the loop has lent the next bytes
+	}
+	return errNeedInput
+}
+
+func (l *eventLoop) deliver(lc *loopConn, mt int, p []byte) {
+	if pool := l.e.pool; pool != nil {
+		pool.run(lc.c, lc.h, mt, p)
+		return
+	}
+	lc.h.OnMessage(lc.c, mt, p)
+}
+
+// afterRead flushes what the callbacks wrote and ends the connection if
+// reading is over.
+func (l *eventLoop) afterRead(lc *loopConn) {
+	lc.mu.Lock()
+	lc.dispatching = false
+	werr := l.flushLocked(lc)
+	lc.mu.Unlock()
+	if werr != nil {
+		l.writeFailed(lc, werr)
+	}
+	c := lc.c
+	if c.readErr != nil && !lc.readDone {
+		l.endRead(lc)
+		if !c.closed.Load() {
+			c.closeNetConn(nil) // the peer is gone, or the reader failed it and lingers
+		}
+	}
+	l.service(lc)
+}
+
+// endRead calls OnClose, once.
+func (l *eventLoop) endRead(lc *loopConn) {
+	if lc.readDone {
+		return
+	}
+	lc.readDone = true
+	c := lc.c
+	err := c.readErr
+	if err == nil {
+		if cause := c.closeCause.Load(); cause != nil {
+			err = *cause
+		} else {
+			err = net.ErrClosed
+		}
+	}
+	if pt := lc.part; pt != nil {
+		pt.msg = nil
+		if pt.inflating != nil {
+			pt.inflating.stop() // its read returns readErr
+			pt.inflating = nil
+		}
+	}
+	if pool := l.e.pool; pool != nil {
+		pool.closed(c, lc.h, err)
+		return
+	}
+	prev := l.inCallback.Swap(true)
+	lc.h.OnClose(c, err)
+	l.inCallback.Store(prev)
+}
+
+// discard reads and drops input once reading is over: the connection
+// lingers for the peer's FIN (RFC 6455 §7.1.1, §7.1.7) or waits for its
+// output to drain.
+func (l *eventLoop) discard(lc *loopConn) {
+	n, err := readFD(int(lc.fd), l.buf)
+	if err == syscall.EAGAIN {
+		return
+	}
+	if lc.part == nil {
+		lc.part = &partial{}
+	}
+	lc.part.discard += n
+	if err != nil || n == 0 || lc.part.discard > maxLingerBytes {
+		l.closeFd(lc)
+	}
+}
+
+// service acts on a close that was asked for: once the output is flushed
+// (or dropped), the socket is shut down for writing and, if the
+// connection lingers, read until the peer's FIN; then closed.
+func (l *eventLoop) service(lc *loopConn) {
+	lc.mu.Lock()
+	if lc.fdClosed {
+		lc.mu.Unlock()
+		return
+	}
+	closing, aborted := lc.closeReq, lc.aborted
+	flushed := lc.out == nil || aborted || lc.werr != nil
+	shut := lc.shutWrite && flushed && !lc.wrShut
+	if !flushed && !lc.outArmed {
+		l.armOut(lc, true)
+	}
+	lc.mu.Unlock()
+	if shut {
+		lc.wrShut = true
+		syscall.Shutdown(int(lc.fd), syscall.SHUT_WR)
+	}
+	if !closing {
+		return
+	}
+	l.endRead(lc)
+	if aborted || (flushed && lc.lingerBy.Load() == 0) {
+		l.closeFd(lc)
+		return
+	}
+	if flushed && !lc.wrShut {
+		lc.wrShut = true
+		syscall.Shutdown(int(lc.fd), syscall.SHUT_WR)
+	}
+	if lc.closeBy.Load() == 0 {
+		lc.closeBy.Store(monoNow() + int64(lc.c.closeTimeoutDuration()))
+	}
+}
+
+// writable flushes a connection's queue when the socket takes more.
+func (l *eventLoop) writable(lc *loopConn) {
+	lc.mu.Lock()
+	werr := l.flushLocked(lc)
+	lc.mu.Unlock()
+	if werr != nil {
+		l.writeFailed(lc, werr)
+	}
+	l.service(lc)
+}
+
+// flushLocked writes the queue; on EAGAIN it arms EPOLLOUT, when drained
+// it disarms it and wakes writers waiting for room. It returns a write
+// failure for the caller to act on without lc.mu. Caller holds lc.mu.
+func (l *eventLoop) flushLocked(lc *loopConn) error {
+	if lc.out == nil || lc.fdClosed {
+		return nil
+	}
+	if lc.aborted || lc.werr != nil {
+		lc.dropOut()
+		return nil
+	}
+	out := *lc.out
+	for len(out) > 0 {
+		n, err := writeFD(int(lc.fd), out)
+		if err == syscall.EAGAIN {
+			break
+		}
+		if err != nil {
+			werr := error(&net.OpError{Op: "write", Net: lc.network(), Err: os.NewSyscallError("write", err)})
+			lc.werr = &werr
+			lc.dropOut()
+			return werr
+		}
+		out = out[n:]
+		lc.lastWrite = monoNow()
+	}
+	if len(out) > 0 {
+		*lc.out = (*lc.out)[:copy(*lc.out, out)]
+		if !lc.outArmed {
+			l.armOut(lc, true)
+		}
+		return nil
+	}
+	lc.dropOut()
+	if lc.outArmed {
+		l.armOut(lc, false)
+	}
+	return nil
+}
+
+// armOut turns EPOLLOUT on or off. From the loop only, or under lc.mu
+// with lc registered.
+func (l *eventLoop) armOut(lc *loopConn, on bool) {
+	if lc.slot < 0 {
+		return
+	}
+	events := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP)
+	if on {
+		events |= syscall.EPOLLOUT
+	}
+	ev := syscall.EpollEvent{Events: events, Fd: lc.slot}
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, int(lc.fd), &ev)
+	lc.outArmed = on
+}
+
+// dropOut releases the queue and wakes writers waiting for room. Caller
+// holds lc.mu.
+func (lc *loopConn) dropOut() {
+	if lc.out != nil {
+		if cap(*lc.out) == outBufSize {
+			*lc.out = (*lc.out)[:0]
+			outBufs.Put(lc.out)
+		}
+		lc.out = nil
+	}
+	if lc.room != nil {
+		close(lc.room)
+		lc.room = nil
+	}
+}
+
+// writeFailed closes a connection whose socket refused output.
+func (l *eventLoop) writeFailed(lc *loopConn, err error) {
+	lc.c.closeNetConn(&writeFailedError{err})
+	l.service(lc)
+}
+
+// closeFd closes the socket; writers see net.ErrClosed from now on.
+func (l *eventLoop) closeFd(lc *loopConn) {
+	lc.mu.Lock()
+	if lc.fdClosed {
+		lc.mu.Unlock()
+		return
+	}
+	lc.fdClosed = true
+	lc.dropOut()
+	// Closing removes the descriptor from epoll: no dup of it exists.
+	syscall.Close(int(lc.fd))
+	lc.mu.Unlock()
+	if !lc.readDone {
+		lc.c.closeNetConn(nil)
+		l.endRead(lc)
+	}
+	lc.part = nil
+	if lc.slot >= 0 {
+		l.slots[lc.slot] = nil
+		l.free = append(l.free, lc.slot)
+		l.live--
+	}
+	l.e.conns.Done()
+}
+
+// closeAll drops every connection when the engine stops.
+func (l *eventLoop) closeAll() {
+	for _, lc := range l.slots {
+		if lc != nil {
+			lc.abort()
+			lc.c.closeNetConn(net.ErrClosed)
+			l.closeFd(lc)
+		}
+	}
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for _, lc := range pending {
+		if lc.slot < 0 {
+			lc.abort()
+			lc.c.closeNetConn(net.ErrClosed)
+			l.closeFd(lc)
+		}
+	}
+}
+
+// tick looks at every connection's clocks.
+func (l *eventLoop) tick(now int64) {
+	wall := time.Now().UnixNano()
+	for _, lc := range l.slots {
+		if lc == nil {
+			continue
+		}
+		l.tickConn(lc, now, wall)
+	}
+}
+
+func (l *eventLoop) tickConn(lc *loopConn, now, wall int64) {
+	c := lc.c
+	if by := lc.closeBy.Load(); by != 0 && now >= by {
+		// Close's handshake, a flush or a linger ran out of time.
+		lc.abort()
+		c.closeNetConn(nil)
+		l.closeFd(lc)
+		return
+	}
+	if by := lc.lingerBy.Load(); by != 0 && now >= by {
+		l.closeFd(lc)
+		return
+	}
+	if !lc.readDone && c.readErr == nil {
+		if d := lc.readDeadline.Load(); d != 0 && wall >= d {
+			// The application's read deadline, or the message bound.
+			timeout := &net.OpError{Op: "read", Net: lc.network(), Err: os.ErrDeadlineExceeded}
+			if retry, err := c.progressTimeout(timeout); !retry {
+				c.netReadError(err)
+				l.afterRead(lc)
+				return
+			}
+		}
+		if l.heartbeat(lc, now) {
+			return
+		}
+	}
+	lc.mu.Lock()
+	stalled := false
+	if lc.out != nil && !lc.aborted {
+		if stall := c.writeStall.Load(); stall > 0 && now-lc.lastWrite >= stall {
+			stalled = true
+		}
+		if d := lc.writeDeadline.Load(); d != 0 && wall >= d {
+			stalled = true
+		}
+	}
+	lc.mu.Unlock()
+	if stalled {
+		lc.mu.Lock()
+		werr := error(ErrWriteStalled)
+		lc.werr = &werr
+		lc.dropOut()
+		lc.mu.Unlock()
+		l.writeFailed(lc, ErrWriteStalled)
+	}
+}
+
+// heartbeat is the loop's version of heartbeatTick: the engine is always
+// waiting for input, so the time since the last byte decides. It reports
+// whether the connection was dropped.
+func (l *eventLoop) heartbeat(lc *loopConn, now int64) bool {
+	c := lc.c
+	hb := &c.hb
+	hb.mu.Lock()
+	interval, timeout := int64(hb.interval), int64(hb.timeout)
+	if interval <= 0 {
+		hb.mu.Unlock()
+		return false
+	}
+	if hb.pingSentAt != 0 {
+		if lc.lastInput <= hb.pingSentAt {
+			hb.mu.Unlock()
+			if now-hb.pingSentAt >= timeout {
+				c.fail(ErrHeartbeatTimeout)
+				l.closeFd(lc)
+				return true
+			}
+			return false
+		}
+		hb.pingSentAt = 0
+	}
+	if now-lc.lastInput < interval {
+		hb.mu.Unlock()
+		return false
+	}
+	hb.pingSentAt = now
+	hb.mu.Unlock()
+	if err := c.WriteControl(PingMessage, nil, time.Time{}); err != nil && err != ErrCloseSent {
+		c.fail(err)
+		l.closeFd(lc)
+		return true
+	}
+	return false
+}
+
+// The loop's system calls, retried on EINTR.
+func readFD(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
+
+func writeFD(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Write(fd, p)
+		if err != syscall.EINTR {
+			return max(n, 0), err
+		}
+	}
+}
+
+const outBufSize = 4096
+
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufSize); return &b }}
+
+// queue appends p to the output queue. Caller holds lc.mu.
+func (lc *loopConn) queue(p []byte) {
+	if lc.out == nil {
+		lc.out = outBufs.Get().(*[]byte)
+		lc.lastWrite = monoNow()
+	}
+	*lc.out = append(*lc.out, p...)
+}
+
+// Write is the Conn's output: straight to the socket when nothing is
+// queued and the loop is not reading this connection, else queued. It
+// never waits; awaitRoom, before a message starts, is where a writer waits.
+func (lc *loopConn) Write(p []byte) (int, error) {
+	total := len(p)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.werr != nil {
+		return 0, *lc.werr
+	}
+	if lc.fdClosed || lc.aborted {
+		return 0, net.ErrClosed
+	}
+	if lc.out == nil && !lc.dispatching {
+		for len(p) > 0 {
+			n, err := writeFD(int(lc.fd), p)
+			if err == syscall.EAGAIN {
+				break
+			}
+			if err != nil {
+				werr := error(&net.OpError{Op: "write", Net: lc.network(), Err: os.NewSyscallError("write", err)})
+				lc.werr = &werr
+				return 0, werr
+			}
+			p = p[n:]
+		}
+		if len(p) == 0 {
+			return total, nil
+		}
+		lc.queue(p)
+		if !lc.outArmed && lc.slot >= 0 {
+			lc.l.armOut(lc, true)
+		}
+		return total, nil
+	}
+	lc.queue(p)
+	if !lc.dispatching && !lc.outArmed && lc.slot >= 0 {
+		lc.l.armOut(lc, true)
+	}
+	return total, nil
+}
+
+// awaitRoom lets a data message start only while the queue is under the
+// engine's bound. A writer that may be a callback on a loop must not
+// wait: it gets ErrQueueFull, and the connection is closed with 1008.
+// Any other writer waits for room within its write deadline and the
+// write stall timeout, as a blocking write would.
+func (lc *loopConn) awaitRoom() error {
+	bound := lc.l.e.cfg.MaxQueuedBytes
+	lc.mu.Lock()
+	for lc.out != nil && len(*lc.out) >= bound && lc.werr == nil && !lc.fdClosed && !lc.aborted {
+		if lc.dispatching || lc.l.e.inCallbacks() {
+			lc.mu.Unlock()
+			lc.c.CloseWithCode(ClosePolicyViolation, "output queue full")
+			return ErrQueueFull
+		}
+		if lc.room == nil {
+			lc.room = make(chan struct{})
+		}
+		room := lc.room
+		wait := time.Duration(lc.c.writeStall.Load())
+		if d := lc.writeDeadline.Load(); d != 0 {
+			if left := time.Until(time.Unix(0, d)); wait <= 0 || left < wait {
+				wait = left
+			}
+		}
+		lc.mu.Unlock()
+		if wait <= 0 && lc.c.writeStall.Load() <= 0 && lc.writeDeadline.Load() == 0 {
+			<-room
+		} else {
+			t := time.NewTimer(max(wait, 0))
+			select {
+			case <-room:
+				t.Stop()
+			case <-t.C:
+				err := error(ErrWriteStalled)
+				if d := lc.writeDeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+					err = errWriteTimeout
+				}
+				lc.c.closeNetConn(&writeFailedError{err})
+				return err
+			}
+		}
+		lc.mu.Lock()
+	}
+	lc.mu.Unlock()
+	return nil
+}
+
+// lingerUntil makes the loop read and drop input until the peer's FIN or
+// the deadline, before it closes the socket.
+func (lc *loopConn) lingerUntil(deadline time.Time) {
+	lc.lingerBy.Store(monoNow() + int64(time.Until(deadline)))
+}
+
+// abort drops the queue: CloseNow, or a close that ran out of time.
+func (lc *loopConn) abort() {
+	lc.mu.Lock()
+	lc.aborted = true
+	lc.dropOut()
+	lc.mu.Unlock()
+}
+
+func (lc *loopConn) Read([]byte) (int, error) { return 0, ErrEngineRead }
+
+// Close asks the loop to close the socket once the output is flushed.
+func (lc *loopConn) Close() error {
+	lc.mu.Lock()
+	if lc.closeReq || lc.fdClosed {
+		lc.mu.Unlock()
+		return nil
+	}
+	lc.closeReq = true
+	lc.mu.Unlock()
+	lc.l.request(lc)
+	return nil
+}
+
+// CloseWrite shuts the socket down for writing once the output is flushed.
+func (lc *loopConn) CloseWrite() error {
+	lc.mu.Lock()
+	lc.shutWrite = true
+	lc.mu.Unlock()
+	lc.l.request(lc)
+	return nil
+}
+
+func (lc *loopConn) network() string {
+	if lc.unixSocket {
+		return "unix"
+	}
+	return "tcp"
+}
+
+func (lc *loopConn) LocalAddr() net.Addr  { return lc.addresses().local }
+func (lc *loopConn) RemoteAddr() net.Addr { return lc.addresses().remote }
+
+// addresses are looked up on first use: most servers never ask, and an
+// idle connection should not hold them.
+func (lc *loopConn) addresses() *connAddrs {
+	if a := lc.addrs.Load(); a != nil {
+		return a
+	}
+	a := &connAddrs{}
+	lc.mu.Lock()
+	if !lc.fdClosed {
+		if sa, err := syscall.Getsockname(int(lc.fd)); err == nil {
+			a.local = sockaddrToAddr(sa)
+		}
+		if sa, err := syscall.Getpeername(int(lc.fd)); err == nil {
+			a.remote = sockaddrToAddr(sa)
+		}
+	}
+	lc.mu.Unlock()
+	if a.local == nil {
+		a.local = lc.zeroAddr()
+	}
+	if a.remote == nil {
+		a.remote = lc.zeroAddr()
+	}
+	if !lc.addrs.CompareAndSwap(nil, a) {
+		return lc.addrs.Load()
+	}
+	return a
+}
+
+func (lc *loopConn) zeroAddr() net.Addr {
+	if lc.unixSocket {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
+}
+
+func sockaddrToAddr(sa syscall.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrInet6:
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return nil
+}
+
+func (lc *loopConn) SetDeadline(t time.Time) error {
+	lc.SetReadDeadline(t)
+	return lc.SetWriteDeadline(t)
+}
+
+func (lc *loopConn) SetReadDeadline(t time.Time) error {
+	lc.readDeadline.Store(unixNano(t))
+	return nil
+}
+
+func (lc *loopConn) SetWriteDeadline(t time.Time) error {
+	lc.writeDeadline.Store(unixNano(t))
+	return nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}

@@ -1,0 +1,31 @@
+//go:build !linux
+
+package websocket
+
+import (
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// Without epoll every connection is served on a goroutine (engine.go);
+// these are never created.
+const epollAvailable = false
+
+type eventLoop struct{ inCallback atomic.Bool }
+
+func newEventLoop(*Engine) (*eventLoop, error)          { return nil, errNotLoopable }
+func (*eventLoop) run()                                 {}
+func (*eventLoop) shutdown()                            {}
+func (*eventLoop) adopt(*Conn, net.Conn, Handler) error { return errNotLoopable }
+
+type loopConn struct {
+	net.Conn
+	closeBy atomic.Int64
+}
+
+func (*loopConn) awaitRoom() error      { return nil }
+func (*loopConn) lingerUntil(time.Time) {}
+func (*loopConn) abort()                {}
+
+func (c *Conn) needInput() error { return errNeedInput }
