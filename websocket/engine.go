@@ -432,3 +432,16 @@ func (c *Conn) closeOnLoop(code int, reason string) error {
 // errEngineStop ends a read inside an event loop's inflation when the
 // connection ends (engine_linux.go).
 var errEngineStop = errors.New("websocket: engine stopped the read")
+
+// QueuedBytes returns how many bytes written to c the socket has not taken
+// yet. Only a connection on an event loop queues output; on any other it
+// is 0. A fan-out that must never wait (a hub publishing to many clients)
+// checks it before writing and applies its own slow-consumer policy, since
+// a write from outside the loops waits while the queue is over the
+// engine's bound.
+func (c *Conn) QueuedBytes() int {
+	if !c.rd.mem {
+		return 0
+	}
+	return c.conn.(*loopConn).queued()
+}

@@ -1138,3 +1138,12 @@ func unixNano(t time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+func (lc *loopConn) queued() int {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.out == nil {
+		return 0
+	}
+	return len(*lc.out)
+}

@@ -29,3 +29,5 @@ func (*loopConn) lingerUntil(time.Time) {}
 func (*loopConn) abort()                {}
 
 func (c *Conn) needInput() error { return errNeedInput }
+
+func (*loopConn) queued() int { return 0 }
