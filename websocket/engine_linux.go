@@ -347,7 +347,6 @@ func (lc *loopConn) isClosed() bool {
 
 // readable reads once from a connection and runs its reader.
 func (l *eventLoop) readable(lc *loopConn) {
-	c := lc.c
 	p := lc.part
 	if lc.readDone {
 		l.discard(lc)
@@ -355,16 +354,15 @@ func (l *eventLoop) readable(lc *loopConn) {
 	}
 	// What is left of an incomplete frame (a header, a control frame:
 	// at most 139 bytes) goes in front of the shared buffer.
-	buf := l.buf
 	start := 0
 	if p != nil && len(p.in) > 0 {
-		start = copy(buf, p.in)
+		start = copy(l.buf, p.in)
 		p.in = p.in[:0]
 	}
-	n, err := readFD(int(lc.fd), buf[start:])
+	n, err := readFD(int(lc.fd), l.buf[start:])
 	if err == syscall.EAGAIN {
 		if start > 0 {
-			p.in = append(p.in, buf[:start]...) // put them back
+			p.in = append(p.in, l.buf[:start]...) // put them back
 		}
 		return
 	}
@@ -374,13 +372,24 @@ func (l *eventLoop) readable(lc *loopConn) {
 		} else {
 			err = &net.OpError{Op: "read", Net: lc.network(), Err: os.NewSyscallError("read", err)}
 		}
-		c.netReadError(err)
-		l.afterRead(lc)
+		l.readFailed(lc, err)
 		return
 	}
+	l.received(lc, start, n)
+}
+
+// received runs the reader over n new bytes in the shared buffer, behind
+// start bytes kept from before.
+func (l *eventLoop) received(lc *loopConn, start, n int) {
 	lc.lastInput = monoNow()
-	c.creditProgress(n)
-	l.process(lc, buf, start+n)
+	lc.c.creditProgress(n)
+	l.process(lc, l.buf, start+n)
+}
+
+// readFailed ends reading on a failed read or the peer's FIN.
+func (l *eventLoop) readFailed(lc *loopConn, err error) {
+	lc.c.netReadError(err)
+	l.afterRead(lc)
 }
 
 // process lends buf[:n] to the connection's reader, delivers the messages
