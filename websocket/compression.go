@@ -51,6 +51,9 @@ type deflateState struct {
 	src      inflateSource
 	dict     []byte // last 32 KiB of inflated output, with readTakeover
 	inflated int64  // inflated bytes of the current message
+	// readFailed is the inflater's error, held back while the bytes it
+	// decoded before it are read.
+	readFailed error
 
 	// Write side, guarded by msgMu.
 	deflater     *flate.Writer // kept between messages with writeTakeover
@@ -209,8 +212,17 @@ func (c *Conn) inflate(p []byte) (int, error) {
 	}
 	var n int
 	var err error
+	if d.readFailed != nil {
+		err, d.readFailed = d.readFailed, nil
+	}
 	for n == 0 && err == nil {
 		n, err = d.inflater.Read(p)
+	}
+	if n > 0 && err != nil && err != io.EOF {
+		// The bytes decoded before the failure go first, so that invalid
+		// text in them is found (1007) however the reads were sized; the
+		// error comes with the next read.
+		d.readFailed, err = err, nil
 	}
 	d.inflated += int64(n)
 	if limit := c.readLimit.Load(); limit > 0 && d.inflated > limit {

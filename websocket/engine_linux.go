@@ -352,13 +352,7 @@ func (l *eventLoop) readable(lc *loopConn) {
 		l.discard(lc)
 		return
 	}
-	// What is left of an incomplete frame (a header, a control frame:
-	// at most 139 bytes) goes in front of the shared buffer.
-	start := 0
-	if p != nil && len(p.in) > 0 {
-		start = copy(l.buf, p.in)
-		p.in = p.in[:0]
-	}
+	start := l.takeRest(lc)
 	n, err := readFD(int(lc.fd), l.buf[start:])
 	if err == syscall.EAGAIN {
 		if start > 0 {
@@ -378,6 +372,19 @@ func (l *eventLoop) readable(lc *loopConn) {
 	l.received(lc, start, n)
 }
 
+// takeRest puts what is left of an incomplete frame (a header, a control
+// frame: at most 139 bytes) in front of the shared buffer and returns its
+// length.
+func (l *eventLoop) takeRest(lc *loopConn) int {
+	p := lc.part
+	if p == nil || len(p.in) == 0 {
+		return 0
+	}
+	start := copy(l.buf, p.in)
+	p.in = p.in[:0]
+	return start
+}
+
 // received runs the reader over n new bytes in the shared buffer, behind
 // start bytes kept from before.
 func (l *eventLoop) received(lc *loopConn, start, n int) {
@@ -386,9 +393,25 @@ func (l *eventLoop) received(lc *loopConn, start, n int) {
 	l.process(lc, l.buf, start+n)
 }
 
-// readFailed ends reading on a failed read or the peer's FIN.
+// readFailed ends reading on a failed read, the peer's FIN or a passed
+// deadline. A compressed message being inflated gets the error where its
+// read waits, as a blocking read would: the inflater then gives up what
+// it decoded, and invalid text in it fails the connection with 1007
+// rather than the network's error.
 func (l *eventLoop) readFailed(lc *loopConn, err error) {
-	lc.c.netReadError(err)
+	if pt := lc.part; pt != nil && pt.inflating != nil && pt.inflating.yield != nil {
+		in := pt.inflating
+		in.failed = err
+		in.step()
+		pt.inflating = nil
+		if cap(in.p) <= 1<<20 && in.buf != nil {
+			*in.buf = in.p[:0]
+			inflateBufs.Put(in.buf)
+		}
+	}
+	if lc.c.readErr == nil {
+		lc.c.netReadError(err)
+	}
 	l.afterRead(lc)
 }
 
@@ -530,6 +553,7 @@ type inflation struct {
 	p      []byte
 	err    error
 	buf    *[]byte
+	failed error // the read's error, given where it waits
 }
 
 func newInflation(c *Conn, mt int) *inflation {
@@ -556,8 +580,12 @@ func (in *inflation) step() bool {
 func (c *Conn) needInput() error {
 	lc := c.conn.(*loopConn)
 	if pt := lc.part; pt != nil && pt.inflating != nil && pt.inflating.yield != nil {
-		if !pt.inflating.yield(struct{}{}) {
+		in := pt.inflating
+		if !in.yield(struct{}{}) {
 			return errEngineStop
+		}
+		if in.failed != nil {
+			return in.failed
 		}
 		return nil // the loop has lent the next bytes
 	}
@@ -841,8 +869,7 @@ func (l *eventLoop) tickConn(lc *loopConn, now, wall int64) {
 			// The application's read deadline, or the message bound.
 			timeout := &net.OpError{Op: "read", Net: lc.network(), Err: os.ErrDeadlineExceeded}
 			if retry, err := c.progressTimeout(timeout); !retry {
-				c.netReadError(err)
-				l.afterRead(lc)
+				l.readFailed(lc, err)
 				return
 			}
 		}

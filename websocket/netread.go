@@ -71,20 +71,17 @@ func (nr *netReader) consume(n int) {
 	}
 }
 
-// ensure makes at least n (<= size) bytes available in the buffer. A
-// frame has begun, so its bound applies (progress.go).
-func (nr *netReader) ensure(n int) error {
-	for nr.w-nr.r < n {
-		if nr.buf != nil && nr.r > 0 && len(nr.buf)-nr.r < n {
-			nr.w = copy(nr.buf, nr.buf[nr.r:nr.w])
-			nr.r = 0
-		}
-		nr.c.armProgress()
-		if err := nr.fill(); err != nil {
-			return err
-		}
+// more reads once more, with room in the buffer for n (<= size) bytes
+// from the read position. The caller parses again after each read, so a
+// header is judged by every byte that has come, however the reads split
+// it. A frame has begun, so its bound applies (progress.go).
+func (nr *netReader) more(n int) error {
+	if nr.buf != nil && nr.r > 0 && len(nr.buf)-nr.r < n {
+		nr.w = copy(nr.buf, nr.buf[nr.r:nr.w])
+		nr.r = 0
 	}
-	return nil
+	nr.c.armProgress()
+	return nr.fill()
 }
 
 // fill reads once from the network into the free part of the buffer.

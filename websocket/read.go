@@ -309,7 +309,7 @@ func (c *Conn) readHeader() (frame.Header, error) {
 		} else if b := c.rd.buffered(); len(b) >= 2 {
 			need = frameHeaderSize(b)
 		}
-		if err := c.rd.ensure(need); err != nil {
+		if err := c.rd.more(need); err != nil {
 			return h, c.netReadError(err)
 		}
 	}
