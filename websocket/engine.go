@@ -81,9 +81,9 @@ type EngineConfig struct {
 // on an [Engine].
 const DefaultMaxQueuedBytes = 1 << 20
 
-// Handler is what an [Engine] calls for a connection. Both functions are
+// Callbacks are what an [Engine] calls for a connection. Both functions are
 // called on one goroutine at a time per connection, in order.
-type Handler struct {
+type Callbacks struct {
 	// OnMessage receives each data message: messageType is TextMessage or
 	// BinaryMessage, and payload is valid only until OnMessage returns
 	// (copy it to keep it). Text has been checked for UTF-8 and compressed
@@ -102,8 +102,8 @@ type Handler struct {
 
 var (
 	// ErrEngineRead is returned by the read methods of a connection that is
-	// served by an [Engine]: its messages arrive through Handler.OnMessage.
-	ErrEngineRead = errors.New("websocket: connection is served by an Engine; messages arrive through its Handler")
+	// served by an [Engine]: its messages arrive through Callbacks.OnMessage.
+	ErrEngineRead = errors.New("websocket: connection is served by an Engine; messages arrive through its Callbacks")
 
 	// ErrQueueFull is returned by a write from an engine callback when the
 	// connection's output queue is over [EngineConfig.MaxQueuedBytes]:
@@ -155,7 +155,7 @@ func (e *Engine) Driver() string {
 // read. The caller may return from its HTTP handler at once: over HTTP/1.1
 // the connection no longer needs it. Over HTTP/2 the stream ends with the
 // handler, so the handler must wait for [Conn.Done] there.
-func (e *Engine) Serve(c *Conn, h Handler) error {
+func (e *Engine) Serve(c *Conn, h Callbacks) error {
 	if h.OnMessage == nil {
 		h.OnMessage = func(*Conn, int, []byte) {}
 	}
@@ -194,7 +194,7 @@ func (e *Engine) Serve(c *Conn, h Handler) error {
 
 // serveBlocking is the goroutine driver: the blocking Conn's read loop,
 // with the engine's callbacks.
-func (e *Engine) serveBlocking(c *Conn, h Handler) {
+func (e *Engine) serveBlocking(c *Conn, h Callbacks) {
 	defer e.conns.Done()
 	defer e.blocking.Delete(c)
 	var buf []byte
@@ -260,7 +260,7 @@ type workerPool struct {
 type workQueue struct {
 	mu        sync.Mutex
 	c         *Conn
-	h         Handler
+	h         Callbacks
 	tasks     []workTask
 	scheduled bool
 }
@@ -305,7 +305,7 @@ func (p *workerPool) work() {
 	}
 }
 
-func (p *workerPool) queue(c *Conn, h Handler) *workQueue {
+func (p *workerPool) queue(c *Conn, h Callbacks) *workQueue {
 	if q, ok := p.qs.Load(c); ok {
 		return q.(*workQueue)
 	}
@@ -314,12 +314,12 @@ func (p *workerPool) queue(c *Conn, h Handler) *workQueue {
 }
 
 // run queues a message (its payload copied) for c's callbacks.
-func (p *workerPool) run(c *Conn, h Handler, mt int, payload []byte) {
+func (p *workerPool) run(c *Conn, h Callbacks, mt int, payload []byte) {
 	p.push(p.queue(c, h), workTask{mt: mt, payload: append([]byte(nil), payload...)})
 }
 
 // closed queues c's OnClose after its messages.
-func (p *workerPool) closed(c *Conn, h Handler, err error) {
+func (p *workerPool) closed(c *Conn, h Callbacks, err error) {
 	p.push(p.queue(c, h), workTask{close: true, closeBy: err})
 }
 
@@ -403,7 +403,10 @@ func (c *Conn) messageBuffered() bool {
 }
 
 // engineRoom waits, before a data message is written to a connection on an
-// event loop, until its output queue has room.
+// event loop, until its output queue has room. Not inlined: the write
+// paths of a blocking Conn pay only for the test of c.rd.mem.
+//
+//go:noinline
 func (c *Conn) engineRoom() error {
 	return c.conn.(*loopConn).awaitRoom()
 }

@@ -62,7 +62,7 @@ type eventLoop struct {
 type loopConn struct {
 	c    *Conn
 	l    *eventLoop
-	h    Handler
+	h    Callbacks
 	fd   int32
 	slot int32 // loop-owned; -1 until registered
 
@@ -133,7 +133,7 @@ func (l *eventLoop) closeFds() {
 // adopt takes c over from its net.Conn: the descriptor is duplicated and
 // the net.Conn closed, so that the runtime poller and net/http let go of
 // the connection, and the Conn is switched to reading from the loop.
-func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Handler) error {
+func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
 	raw, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return errNotLoopable

@@ -89,7 +89,7 @@ func readEngine(t *testing.T, stream, chunks []byte, mode byte, limit uint16) []
 	var events []string
 	c := newConn(nc, fuzzConnConfig(mode, limit))
 	e.conns.Add(1)
-	h := Handler{
+	h := Callbacks{
 		OnMessage: func(c *Conn, mt int, p []byte) { events = append(events, messageEvent(mt, p)) },
 		OnClose:   func(c *Conn, err error) { events = append(events, outcome(err)) },
 	}

@@ -17,7 +17,7 @@ type eventLoop struct{ inCallback atomic.Bool }
 func newEventLoop(*Engine) (*eventLoop, error)          { return nil, errNotLoopable }
 func (*eventLoop) run()                                 {}
 func (*eventLoop) shutdown()                            {}
-func (*eventLoop) adopt(*Conn, net.Conn, Handler) error { return errNotLoopable }
+func (*eventLoop) adopt(*Conn, net.Conn, Callbacks) error { return errNotLoopable }
 
 type loopConn struct {
 	net.Conn

@@ -45,7 +45,7 @@ func forEachDriver(t *testing.T, cfg EngineConfig, f func(t *testing.T, e *Engin
 }
 
 // engineServer serves upgraded connections on e with h.
-func engineServer(t *testing.T, e *Engine, u Upgrader, h Handler) string {
+func engineServer(t *testing.T, e *Engine, u Upgrader, h Callbacks) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := u.Upgrade(w, r, nil)
@@ -60,8 +60,8 @@ func engineServer(t *testing.T, e *Engine, u Upgrader, h Handler) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
-func echoHandler(closed chan<- error) Handler {
-	return Handler{
+func echoHandler(closed chan<- error) Callbacks {
+	return Callbacks{
 		OnMessage: func(c *Conn, mt int, p []byte) { c.WriteMessage(mt, p) },
 		OnClose: func(c *Conn, err error) {
 			if closed != nil {
@@ -170,7 +170,7 @@ func TestEngineReadMethodsRefused(t *testing.T) {
 	}
 	defer e.Close()
 	got := make(chan error, 3)
-	url := engineServer(t, e, Upgrader{}, Handler{
+	url := engineServer(t, e, Upgrader{}, Callbacks{
 		OnMessage: func(c *Conn, _ int, _ []byte) {
 			_, _, err1 := c.ReadMessage()
 			_, _, err2 := c.NextReader()
@@ -199,7 +199,7 @@ func TestEngineCloseFromCallback(t *testing.T) {
 	forEachDriver(t, EngineConfig{}, func(t *testing.T, e *Engine) {
 		closed := make(chan error, 1)
 		returned := make(chan time.Duration, 1)
-		url := engineServer(t, e, Upgrader{}, Handler{
+		url := engineServer(t, e, Upgrader{}, Callbacks{
 			OnMessage: func(c *Conn, _ int, p []byte) {
 				start := time.Now()
 				c.CloseWithCode(CloseGoingAway, "bye")
@@ -230,7 +230,7 @@ func TestEngineCloseNow(t *testing.T) {
 	forEachDriver(t, EngineConfig{}, func(t *testing.T, e *Engine) {
 		closed := make(chan error, 1)
 		conns := make(chan *Conn, 1)
-		url := engineServer(t, e, Upgrader{}, Handler{
+		url := engineServer(t, e, Upgrader{}, Callbacks{
 			OnMessage: func(c *Conn, _ int, _ []byte) { conns <- c },
 			OnClose:   func(c *Conn, err error) { closed <- err },
 		})
@@ -296,7 +296,7 @@ func TestEngineSlowReaderFromCallback(t *testing.T) {
 	result := make(chan error, 1)
 	maxQueued := make(chan int, 1)
 	closed := make(chan error, 1)
-	url := engineServer(t, e, Upgrader{}, Handler{
+	url := engineServer(t, e, Upgrader{}, Callbacks{
 		OnMessage: func(c *Conn, _ int, _ []byte) {
 			c.SetCloseTimeout(300 * time.Millisecond)
 			payload := make([]byte, 32<<10)
@@ -332,7 +332,7 @@ func TestEngineSlowReaderFromCallback(t *testing.T) {
 func TestEngineSlowReaderFromGoroutine(t *testing.T) {
 	forEachDriver(t, EngineConfig{MaxQueuedBytes: 128 << 10}, func(t *testing.T, e *Engine) {
 		conns := make(chan *Conn, 1)
-		url := engineServer(t, e, Upgrader{WriteStallTimeout: 300 * time.Millisecond}, Handler{
+		url := engineServer(t, e, Upgrader{WriteStallTimeout: 300 * time.Millisecond}, Callbacks{
 			OnMessage: func(c *Conn, _ int, _ []byte) { conns <- c },
 		})
 		nc, _ := rawClient(t, url, 4096)
@@ -460,7 +460,7 @@ func TestEngineReadDeadline(t *testing.T) {
 func TestEngineChurn(t *testing.T) {
 	forEachDriver(t, EngineConfig{}, func(t *testing.T, e *Engine) {
 		var closes atomic.Int64
-		url := engineServer(t, e, Upgrader{}, Handler{
+		url := engineServer(t, e, Upgrader{}, Callbacks{
 			OnMessage: func(c *Conn, mt int, p []byte) { c.WriteMessage(mt, p) },
 			OnClose:   func(*Conn, error) { closes.Add(1) },
 		})
@@ -516,7 +516,7 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 // arrive in order.
 func TestEngineWorkers(t *testing.T) {
 	forEachDriver(t, EngineConfig{Workers: 4}, func(t *testing.T, e *Engine) {
-		url := engineServer(t, e, Upgrader{}, Handler{
+		url := engineServer(t, e, Upgrader{}, Callbacks{
 			OnMessage: func(c *Conn, mt int, p []byte) {
 				time.Sleep(time.Millisecond) // blocking is allowed here
 				c.WriteMessage(mt, p)
@@ -577,7 +577,7 @@ func TestEngineCloseDropsConnections(t *testing.T) {
 			t.Fatal("connection open after Engine.Close")
 		}
 		c.CloseNow()
-		if err := e.Serve(c, Handler{}); err == nil {
+		if err := e.Serve(c, Callbacks{}); err == nil {
 			t.Fatal("Serve after Close succeeded")
 		}
 	}

@@ -100,7 +100,7 @@ var testEngine = sync.OnceValue(func() *websocket.Engine {
 // reports.
 func echoOnEngine(c wsConn) error {
 	done := make(chan error, 1)
-	err := testEngine().Serve(c.(*websocket.Conn), websocket.Handler{
+	err := testEngine().Serve(c.(*websocket.Conn), websocket.Callbacks{
 		OnMessage: func(c *websocket.Conn, mt int, p []byte) {
 			c.WriteMessage(mt, p) // a failed write closes the connection: OnClose says why
 		},
