@@ -14,9 +14,9 @@ const epollAvailable = false
 
 type eventLoop struct{ inCallback atomic.Bool }
 
-func newEventLoop(*Engine) (*eventLoop, error)          { return nil, errNotLoopable }
-func (*eventLoop) run()                                 {}
-func (*eventLoop) shutdown()                            {}
+func newEventLoop(*Engine) (*eventLoop, error)            { return nil, errNotLoopable }
+func (*eventLoop) run()                                   {}
+func (*eventLoop) shutdown()                              {}
 func (*eventLoop) adopt(*Conn, net.Conn, Callbacks) error { return errNotLoopable }
 
 type loopConn struct {
