@@ -215,6 +215,56 @@
 // 4 KiB for good, which the runtime does not undo while the goroutine
 // waits.
 //
+// # Event engine
+//
+// A server that holds very many connections, most of them idle, can serve
+// them without a goroutine each. After Upgrade, hand the connection to an
+// [Engine] and return from the handler; the engine's event loops (epoll
+// on Linux, about one per CPU, each with one read buffer for all its
+// connections) read every connection and call back with each message:
+//
+//	engine, err := websocket.NewEngine(websocket.EngineConfig{})
+//	...
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		conn, err := upgrader.Upgrade(w, r, nil)
+//		if err != nil {
+//			return
+//		}
+//		engine.Serve(conn, websocket.Callbacks{
+//			OnMessage: func(c *websocket.Conn, messageType int, p []byte) {
+//				c.WriteMessage(messageType, p) // p is valid during the call
+//			},
+//			OnClose: func(c *websocket.Conn, err error) {},
+//		})
+//	}
+//
+// An idle connection on the engine then holds its Conn and nothing else:
+// no goroutine, no buffer, no timer (heartbeats, message bounds, deadlines
+// and close timeouts are checked by each loop in one pass over its
+// connections every 250 ms). The connection reads through the same code
+// as a blocking Conn, fed from the loop's buffer instead of the socket,
+// so the protocol rules, limits, compression and handlers are the same;
+// a compressed message that arrives over several reads is inflated as it
+// comes, on a coroutine that lives only as long as that message.
+//
+// Writes work as on any Conn and never block a loop: what the socket does
+// not take at once is queued, up to [EngineConfig.MaxQueuedBytes], and
+// written when the socket can take more; messages a callback writes while
+// the loop reads its connection go out together, one system call for a
+// read's worth of answers. A goroutine that finds the queue full waits for
+// room, within its write deadline and the write stall timeout; a callback,
+// which must not wait, gets [ErrQueueFull] and the connection is closed
+// with 1008. Close sends the close frame and returns at once; the loop
+// finishes the handshake and OnClose reports how it ended. The read
+// methods return [ErrEngineRead].
+//
+// Callbacks run on the loop by default and must not block: a callback
+// that waits holds up every connection of its loop. [EngineConfig.Workers]
+// runs them on a pool of goroutines instead, in order per connection,
+// with the payload copied. Connections without a plain descriptor (TLS,
+// HTTP/2 streams) and every connection on platforms without epoll are
+// served on a goroutine each, with the same callbacks.
+//
 // # Compression
 //
 // Set [Upgrader.EnableCompression] or [Dialer.EnableCompression] to

@@ -198,3 +198,73 @@ func ExampleDialer_compression() {
 	// true
 	// permessage-deflate; server_no_context_takeover; client_no_context_takeover
 }
+
+// An Engine serves connections without a goroutine each: the handler hands
+// the connection over and returns, and messages arrive by callback.
+func ExampleEngine() {
+	engine, err := websocket.NewEngine(websocket.EngineConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer engine.Close()
+	closed := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		engine.Serve(conn, websocket.Callbacks{
+			OnMessage: func(c *websocket.Conn, messageType int, p []byte) {
+				c.WriteMessage(messageType, p) // p is valid during the call only
+			},
+			OnClose: func(c *websocket.Conn, err error) { closed <- err },
+		})
+		// The handler returns: net/http lets go of the connection.
+	}))
+	defer srv.Close()
+
+	conn, _, err := websocket.DefaultDialer.Dial(wsURL(srv), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn.WriteMessage(websocket.TextMessage, []byte("hello"))
+	_, p, _ := conn.ReadMessage()
+	fmt.Println(string(p))
+	conn.Close()
+	fmt.Println(<-closed)
+	// Output:
+	// hello
+	// websocket: close 1000 (normal)
+}
+
+// The same echo server on goroutines, the way a gorilla program serves
+// it: one goroutine per connection reads in a loop.
+func ExampleEngine_goroutines() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		go func() { // returning from the handler frees net/http's buffers
+			defer conn.Close()
+			for {
+				messageType, p, err := conn.ReadMessage()
+				if err != nil {
+					return
+				}
+				conn.WriteMessage(messageType, p)
+			}
+		}()
+	}))
+	defer srv.Close()
+
+	conn, _, err := websocket.DefaultDialer.Dial(wsURL(srv), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	conn.WriteMessage(websocket.TextMessage, []byte("hello"))
+	_, p, _ := conn.ReadMessage()
+	fmt.Println(string(p))
+	// Output: hello
+}
