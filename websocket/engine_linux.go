@@ -3,6 +3,7 @@
 package websocket
 
 import (
+	"errors"
 	"io"
 	"iter"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 const epollAvailable = true
@@ -162,7 +164,7 @@ func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
 		c.holdTimer = nil
 	}
 	if b := c.rd.buffered(); len(b) > 0 {
-		lc.part = &partial{in: append([]byte(nil), b...)}
+		lc.partial().in = append(lc.part.in[:0], b...)
 	}
 	c.rd.drop()
 	c.rd.raw, c.rd.rawFn, c.rd.waitFn = nil, nil, nil
@@ -234,15 +236,42 @@ func (l *eventLoop) shutdown() {
 	<-l.done
 }
 
+// run is the loop. It waits in the runtime's poller, not in a blocking
+// epoll_wait: an epoll descriptor is readable while it has events, so the
+// loop's goroutine parks on it like any goroutine on a socket and holds no
+// thread or P while it waits (a blocking system call would keep its P until
+// the runtime's monitor takes it back, tens of microseconds later, which at
+// GOMAXPROCS=1 stalls every other goroutine that long per wait). The
+// epoll_wait that collects the events never blocks.
 func (l *eventLoop) run() {
 	defer close(l.done)
 	events := make([]syscall.EpollEvent, 256)
+	poller, err := l.pollable()
+	if err != nil {
+		panic("websocket: event loop: " + err.Error())
+	}
+	defer poller.Close()
+	raw, err := poller.SyscallConn()
+	if err != nil {
+		panic("websocket: event loop: " + err.Error())
+	}
+	var n int
+	collect := func(uintptr) bool {
+		var err error
+		for {
+			n, err = syscall.EpollWait(l.epfd, events, 0)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		return n > 0 || (err != nil && err != syscall.EAGAIN)
+	}
 	nextTick := monoNow() + int64(loopTick)
+	poller.SetReadDeadline(time.Now().Add(loopTick))
 	for {
-		wait := int((nextTick - monoNow()) / int64(time.Millisecond))
-		n, err := syscall.EpollWait(l.epfd, events, max(wait, 0))
-		if err != nil && err != syscall.EINTR {
-			panic("websocket: epoll_wait: " + err.Error())
+		n = 0
+		if err := raw.Read(collect); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic("websocket: event loop: " + err.Error())
 		}
 		for i := range max(n, 0) {
 			ev := &events[i]
@@ -273,8 +302,23 @@ func (l *eventLoop) run() {
 		if now := monoNow(); now >= nextTick {
 			l.tick(now)
 			nextTick = now + int64(loopTick)
+			poller.SetReadDeadline(time.Now().Add(loopTick))
 		}
 	}
+}
+
+// pollable returns a non-blocking duplicate of the epoll descriptor as an
+// os.File, which the runtime's poller watches.
+func (l *eventLoop) pollable() (*os.File, error) {
+	fd, err := dupCloexec(l.epfd)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(fd), "epoll"), nil
 }
 
 // servePending looks at the connections other goroutines asked about. It
@@ -444,23 +488,17 @@ func (l *eventLoop) keepRest(lc *loopConn) {
 	case len(rest) == 0:
 		if p != nil {
 			p.in = p.in[:0]
-			if cap(p.in) > 4096 {
-				p.in = nil
-			}
 		}
 	default:
-		if p == nil {
-			p = &partial{}
-			lc.part = p
-		}
+		p = lc.partial()
 		if cap(p.in) < len(rest) {
-			p.in = make([]byte, 0, max(len(rest), 512))
+			p.in = make([]byte, 0, max(len(rest), 256))
 		}
 		p.in = append(p.in[:0], rest...)
 	}
 	c.rd.buf, c.rd.r, c.rd.w = nil, 0, 0
-	if p != nil && p.in == nil && p.msg == nil && p.inflating == nil && p.discard == 0 {
-		lc.part = nil
+	if p != nil && len(p.in) == 0 && p.msg == nil && p.inflating == nil && p.discard == 0 {
+		lc.releasePart()
 	}
 }
 
@@ -500,12 +538,9 @@ func (l *eventLoop) dispatch(lc *loopConn) {
 		case (lc.part == nil || lc.part.msg == nil) && c.frameFin && int64(len(c.rd.buffered())) >= c.frameLeft:
 			p, err = c.payloadInPlace()
 		default:
-			if lc.part == nil {
-				lc.part = &partial{}
-			}
-			msg := lc.part.msg
+			msg := lc.partial().msg
 			if msg == nil {
-				msg = make([]byte, 0, min(max(512, c.frameLeft), readAllocFloor))
+				msg = classGet(int(min(max(512, c.frameLeft), readAllocFloor)))
 			}
 			msg, err = c.readRest(msg)
 			if err == errNeedInput {
@@ -513,7 +548,9 @@ func (l *eventLoop) dispatch(lc *loopConn) {
 				return
 			}
 			lc.part.msg = nil
-			p = msg
+			l.delivered(lc, mt, msg, err, nil)
+			classPut(msg)
+			continue
 		}
 		l.delivered(lc, mt, p, err, inflated)
 	}
@@ -533,10 +570,34 @@ func (l *eventLoop) delivered(lc *loopConn, mt int, p []byte, err error, inflate
 
 func (lc *loopConn) partial() *partial {
 	if lc.part == nil {
-		lc.part = &partial{}
+		lc.part = partials.Get().(*partial)
 	}
 	return lc.part
 }
+
+// releasePart pools the connection's partial state, keeping the small
+// buffer for incomplete frames with it. Loop-owned.
+func (lc *loopConn) releasePart() {
+	p := lc.part
+	if p == nil {
+		return
+	}
+	lc.part = nil
+	if p.inflating != nil {
+		p.inflating.stop()
+	}
+	if p.msg != nil {
+		classPut(p.msg)
+	}
+	in := p.in[:0]
+	if cap(in) > 4096 {
+		in = nil
+	}
+	*p = partial{in: in}
+	partials.Put(p)
+}
+
+var partials = sync.Pool{New: func() any { return new(partial) }}
 
 // inflation inflates a compressed message that has not all arrived, in a
 // coroutine (iter.Pull): the flate reader pulls its input and cannot stop
@@ -659,10 +720,7 @@ func (l *eventLoop) discard(lc *loopConn) {
 	if err == syscall.EAGAIN {
 		return
 	}
-	if lc.part == nil {
-		lc.part = &partial{}
-	}
-	lc.part.discard += n
+	lc.partial().discard += n
 	if err != nil || n == 0 || lc.part.discard > maxLingerBytes {
 		l.closeFd(lc)
 	}
@@ -775,10 +833,9 @@ func (l *eventLoop) armOut(lc *loopConn, on bool) {
 // holds lc.mu.
 func (lc *loopConn) dropOut() {
 	if lc.out != nil {
-		if cap(*lc.out) == outBufSize {
-			*lc.out = (*lc.out)[:0]
-			outBufs.Put(lc.out)
-		}
+		classPut(*lc.out)
+		*lc.out = nil
+		boxes.Put(lc.out)
 		lc.out = nil
 	}
 	if lc.room != nil {
@@ -809,7 +866,7 @@ func (l *eventLoop) closeFd(lc *loopConn) {
 		lc.c.closeNetConn(nil)
 		l.endRead(lc)
 	}
-	lc.part = nil
+	lc.releasePart()
 	if lc.slot >= 0 {
 		l.slots[lc.slot] = nil
 		l.free = append(l.free, lc.slot)
@@ -955,15 +1012,16 @@ func writeFD(fd int, p []byte) (int, error) {
 	}
 }
 
-const outBufSize = 4096
-
-var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufSize); return &b }}
 
 // queue appends p to the output queue. Caller holds lc.mu.
 func (lc *loopConn) queue(p []byte) {
 	if lc.out == nil {
-		lc.out = outBufs.Get().(*[]byte)
+		lc.out = boxes.Get().(*[]byte)
+		*lc.out = classGet(len(p))
 		lc.lastWrite = monoNow()
+	}
+	if len(*lc.out)+len(p) > cap(*lc.out) {
+		*lc.out = classGrow(*lc.out, len(*lc.out)+len(p))
 	}
 	*lc.out = append(*lc.out, p...)
 }
@@ -972,42 +1030,120 @@ func (lc *loopConn) queue(p []byte) {
 // queued and the loop is not reading this connection, else queued. It
 // never waits; awaitRoom, before a message starts, is where a writer waits.
 func (lc *loopConn) Write(p []byte) (int, error) {
-	total := len(p)
+	if err := lc.writeParts([][]byte{p}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// directWrite is the size from which a write made while the loop reads
+// the connection goes out at once, in one writev with what is queued,
+// instead of being copied into the queue: a large payload is sent from
+// the caller's memory.
+const directWrite = 16 << 10
+
+// writeParts writes parts in order, as one vectored write when they go to
+// the socket now. Queued output always goes first. Caller does not hold
+// lc.mu.
+func (lc *loopConn) writeParts(parts [][]byte) error {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	if lc.werr != nil {
-		return 0, *lc.werr
+		return *lc.werr
 	}
 	if lc.fdClosed || lc.aborted {
-		return 0, net.ErrClosed
+		return net.ErrClosed
 	}
-	if lc.out == nil && !lc.dispatching {
-		for len(p) > 0 {
-			n, err := writeFD(int(lc.fd), p)
-			if err == syscall.EAGAIN {
-				break
-			}
-			if err != nil {
-				werr := error(&net.OpError{Op: "write", Net: lc.network(), Err: os.NewSyscallError("write", err)})
-				lc.werr = &werr
-				return 0, werr
-			}
-			p = p[n:]
-		}
-		if len(p) == 0 {
-			return total, nil
-		}
-		lc.queue(p)
-		if !lc.outArmed && lc.slot >= 0 {
-			lc.l.armOut(lc, true)
-		}
-		return total, nil
+	total := 0
+	for _, p := range parts {
+		total += len(p)
 	}
-	lc.queue(p)
-	if !lc.dispatching && !lc.outArmed && lc.slot >= 0 {
+	direct := lc.out == nil && !lc.dispatching
+	if !direct && total >= directWrite && len(parts) < maxIovecs {
+		direct = true // queued bytes lead the writev
+	}
+	if !direct || len(parts) >= maxIovecs {
+		for _, p := range parts {
+			lc.queue(p)
+		}
+	} else if err := lc.writeNow(parts); err != nil {
+		return err
+	}
+	if lc.out != nil && !lc.dispatching && !lc.outArmed && lc.slot >= 0 {
 		lc.l.armOut(lc, true)
 	}
-	return total, nil
+	return nil
+}
+
+const maxIovecs = 8
+
+// writeNow writes the queue and then parts with writev, and queues what
+// the socket does not take. Caller holds lc.mu.
+func (lc *loopConn) writeNow(parts [][]byte) error {
+	var iov [maxIovecs][]byte
+	k := 0
+	if lc.out != nil && len(*lc.out) > 0 {
+		iov[0] = *lc.out
+		k = 1
+	}
+	for _, p := range parts {
+		if len(p) > 0 {
+			iov[k] = p
+			k++
+		}
+	}
+	n, err := writevFD(int(lc.fd), iov[:k])
+	if err != nil && err != syscall.EAGAIN {
+		werr := error(&net.OpError{Op: "write", Net: lc.network(), Err: os.NewSyscallError("writev", err)})
+		lc.werr = &werr
+		lc.dropOut()
+		return werr
+	}
+	if n > 0 {
+		lc.lastWrite = monoNow()
+	}
+	// Keep what is left, in order: the queue's tail, then the parts'.
+	i := 0
+	if k > 0 && lc.out != nil && len(*lc.out) > 0 && &iov[0][0] == &(*lc.out)[0] {
+		q := *lc.out
+		taken := min(n, len(q))
+		*lc.out = q[:copy(q, q[taken:])]
+		n -= taken
+		i = 1
+	}
+	for ; i < k; i++ {
+		taken := min(n, len(iov[i]))
+		n -= taken
+		if rest := iov[i][taken:]; len(rest) > 0 {
+			lc.queue(rest)
+		}
+	}
+	if lc.out != nil && len(*lc.out) == 0 {
+		lc.dropOut()
+	}
+	return nil
+}
+
+// writevFD writes bufs (at most maxIovecs) in one system call.
+func writevFD(fd int, bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return writeFD(fd, bufs[0])
+	}
+	var iov [maxIovecs]syscall.Iovec
+	for i, b := range bufs {
+		iov[i].Base = &b[0]
+		iov[i].SetLen(len(b))
+	}
+	for {
+		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(bufs)))
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
 }
 
 // awaitRoom lets a data message start only while the queue is under the

@@ -31,3 +31,5 @@ func (*loopConn) abort()                {}
 func (c *Conn) needInput() error { return errNeedInput }
 
 func (*loopConn) queued() int { return 0 }
+
+func (*loopConn) writeParts([][]byte) error { return errNotLoopable }

@@ -653,6 +653,18 @@ func putChunk(i int, bp *[]byte) {
 
 var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// growRead moves p into a buffer of capacity newCap. An event loop's
+// connection takes it from the engine's pools, where it goes back once
+// the message is delivered (classBufs).
+func (c *Conn) growRead(p []byte, newCap int) []byte {
+	if c.rd.mem {
+		return classGrow(p, newCap)
+	}
+	q := make([]byte, len(p), newCap)
+	copy(q, p)
+	return q
+}
+
 // readRest appends the rest of the current message to p. It grows p but
 // never past one byte over the read limit, so a compressed message cannot
 // make it allocate more than the limit allows.
@@ -665,9 +677,7 @@ func (c *Conn) readRest(p []byte) ([]byte, error) {
 			if limit > 0 && int64(newCap) > bound {
 				newCap = int(max(bound, int64(cap(p))+1))
 			}
-			q := make([]byte, len(p), newCap)
-			copy(q, p)
-			p = q
+			p = c.growRead(p, newCap)
 		}
 		n, err := c.readPayload(p[len(p):cap(p)])
 		p = p[:len(p)+n]

@@ -312,6 +312,11 @@ func (c *Conn) writeBuffers(v *writeVector) error {
 	}
 	var err error
 	switch stall := c.stallBound(); {
+	case c.rd.mem:
+		// On an event loop: one writev, or the queue (engine_linux.go).
+		if err = c.conn.(*loopConn).writeParts(v.bufs); err != nil {
+			err = c.writeFailed(err)
+		}
 	case c.rd.raw == nil:
 		err = c.writeJoined(v.bufs)
 	case stall > 0:
