@@ -1012,7 +1012,6 @@ func writeFD(fd int, p []byte) (int, error) {
 	}
 }
 
-
 // queue appends p to the output queue. Caller holds lc.mu.
 func (lc *loopConn) queue(p []byte) {
 	if lc.out == nil {
