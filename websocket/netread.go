@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -338,47 +336,6 @@ func (nr *netReader) release() *[]byte {
 	return b
 }
 
-// bufSlots caches buffers in fixed slots, one atomic operation per take or
-// give, with no lock and no allocation, so the read callbacks can use it at
-// the bottom of the stack. A connection starts at its own slot and probes a
-// few neighbours; when they are all empty (or all full) the caller falls
-// back to the pool one frame up. At most len(slots) buffers stay cached.
-type bufSlots struct {
-	slots [256]struct {
-		p atomic.Pointer[[]byte]
-		_ [56]byte // one slot per cache line: connections on other CPUs do not collide
-	}
-}
-
-const (
-	slotProbes = 4
-	slotStride = 7 // consecutive connections start apart
-)
-
-var nextSlot atomic.Uint32
-
-func (bs *bufSlots) take(start uint32) *[]byte {
-	for i := range uint32(slotProbes) {
-		s := &bs.slots[(start+i)%uint32(len(bs.slots))].p
-		if s.Load() != nil {
-			if b := s.Swap(nil); b != nil {
-				return b
-			}
-		}
-	}
-	return nil
-}
-
-func (bs *bufSlots) give(start uint32, b *[]byte) bool {
-	for i := range uint32(slotProbes) {
-		s := &bs.slots[(start+i)%uint32(len(bs.slots))].p
-		if s.Load() == nil && s.CompareAndSwap(nil, b) {
-			return true
-		}
-	}
-	return false
-}
-
 // releaseIfIdle returns an empty buffer to the pool between messages. A
 // plain net.Conn would hold one again while it waits, so it keeps its own.
 func (nr *netReader) releaseIfIdle() {
@@ -396,87 +353,6 @@ func (nr *netReader) drop() {
 	if nr.buf != nil {
 		nr.give()
 	}
-}
-
-// readBufsOut and writeBufsOut count the buffers connections hold, so that
-// tests can check that idle connections hold none. Counting is off unless a
-// test turns it on: shared counters would make every message of every
-// connection contend for one cache line.
-var (
-	countBuffers              bool // set once, before any connection exists
-	readBufsOut, writeBufsOut atomic.Int64
-)
-
-func countBuffer(n *atomic.Int64, delta int64) {
-	if countBuffers {
-		n.Add(delta)
-	}
-}
-
-// Read buffers are pooled by size: most programs use one or two sizes.
-var readPools = sizedPools{defaultSize: defaultReadBufferSize}
-
-// sizedPools pools *[]byte by length. The default size has a bufSlots
-// cache and a pool of its own, found without the map lookup that every
-// other size costs. hint is the caller's start in the cache.
-type sizedPools struct {
-	defaultSize int
-	slots       bufSlots
-	def         sync.Pool
-	other       sync.Map // int -> *sync.Pool
-}
-
-// cached takes a default-size buffer from the cache only: nil when empty.
-func (sp *sizedPools) cached(size int, hint uint32) *[]byte {
-	if size != sp.defaultSize {
-		return nil
-	}
-	return sp.slots.take(hint)
-}
-
-// cache puts a default-size buffer into the cache if it has room.
-func (sp *sizedPools) cache(b *[]byte, hint uint32) bool {
-	return cap(*b) == sp.defaultSize && sp.slots.give(hint, b)
-}
-
-func (sp *sizedPools) pool(size int, create bool) *sync.Pool {
-	if p, ok := sp.other.Load(size); ok {
-		return p.(*sync.Pool)
-	}
-	if !create {
-		return nil
-	}
-	p, _ := sp.other.LoadOrStore(size, new(sync.Pool))
-	return p.(*sync.Pool)
-}
-
-func (sp *sizedPools) get(size int, hint uint32) *[]byte {
-	if b := sp.cached(size, hint); b != nil {
-		return b
-	}
-	p := &sp.def
-	if size != sp.defaultSize {
-		if p = sp.pool(size, false); p == nil {
-			b := make([]byte, size)
-			return &b
-		}
-	}
-	if b, ok := p.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, size)
-	return &b
-}
-
-func (sp *sizedPools) put(b *[]byte, hint uint32) {
-	if sp.cache(b, hint) {
-		return
-	}
-	if cap(*b) == sp.defaultSize {
-		sp.def.Put(b)
-		return
-	}
-	sp.pool(cap(*b), true).Put(b)
 }
 
 // discardToEOF reads and drops input until end of stream, an error, the

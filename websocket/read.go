@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/latchws/latch/internal/frame"
@@ -613,56 +611,6 @@ func (c *Conn) readLarge(dst []byte, size int64) ([]byte, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// readLarge's chunks, by size: chunk i holds readAllocFloor << i bytes, up
-// to 8 MiB. The four smallest (up to 512 KiB, under 2 MiB for two of each)
-// are kept in slots the garbage collector does not empty, so that a loop
-// reading 1 MiB messages does not allocate them again after every
-// collection; the larger ones are pooled.
-var (
-	chunkSlots [4][2]atomic.Pointer[[]byte]
-	chunkPools [8]sync.Pool
-)
-
-func getChunk(i int) *[]byte {
-	if i < len(chunkSlots) {
-		for j := range chunkSlots[i] {
-			if bp := chunkSlots[i][j].Swap(nil); bp != nil {
-				return bp
-			}
-		}
-	}
-	if bp, ok := chunkPools[i].Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, readAllocFloor<<i)
-	return &b
-}
-
-func putChunk(i int, bp *[]byte) {
-	if i < len(chunkSlots) {
-		for j := range chunkSlots[i] {
-			if chunkSlots[i][j].CompareAndSwap(nil, bp) {
-				return
-			}
-		}
-	}
-	chunkPools[i].Put(bp)
-}
-
-var inflateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// growRead moves p into a buffer of capacity newCap. An event loop's
-// connection takes it from the engine's pools, where it goes back once
-// the message is delivered (classBufs).
-func (c *Conn) growRead(p []byte, newCap int) []byte {
-	if c.rd.mem {
-		return classGrow(p, newCap)
-	}
-	q := make([]byte, len(p), newCap)
-	copy(q, p)
-	return q
 }
 
 // readRest appends the rest of the current message to p. It grows p but

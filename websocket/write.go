@@ -806,26 +806,3 @@ func newMaskKey() [4]byte {
 // payload, and are pooled between messages so an idle connection holds none.
 var writePools = sizedPools{defaultSize: defaultWriteBufferSize + frame.MaxHeaderSize}
 
-func (c *Conn) getWriteBuf() *[]byte {
-	countBuffer(&writeBufsOut, 1)
-	size := c.writeBufSize + frame.MaxHeaderSize
-	if c.writePool != nil {
-		if b, ok := c.writePool.Get().(*[]byte); ok && len(*b) == size {
-			return b
-		}
-		b := make([]byte, size)
-		return &b
-	}
-	// The cache comes first: taking a buffer for a pong deep in the read
-	// path must not reach the pool's slow paths (see awaitInput).
-	return writePools.get(size, c.rd.slot)
-}
-
-func (c *Conn) putWriteBuf(b *[]byte) {
-	countBuffer(&writeBufsOut, -1)
-	if c.writePool != nil {
-		c.writePool.Put(b)
-		return
-	}
-	writePools.put(b, c.rd.slot)
-}
