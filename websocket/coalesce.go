@@ -141,13 +141,13 @@ func (c *Conn) noteInputPending() {
 // writeHeldNow writes as much of the held frames as the socket accepts
 // without waiting; what is left stays held. Caller holds frameMu.
 func (c *Conn) writeHeldNow() {
-	if c.heldN == 0 || c.writeErr != nil || c.rd.raw == nil {
+	if c.heldN == 0 || c.writeErr != nil || c.raw == nil {
 		return // without a descriptor only a blocking write is possible
 	}
 	buf := *c.held
 	entry := c.woutMode
 	c.wout, c.woutMode = buf[:c.heldN], woutReturn
-	err := c.rd.raw.Write(c.writeFn)
+	err := c.raw.Write(c.writeFn)
 	left := len(c.wout)
 	c.wout, c.woutMode = nil, entry
 	if err != nil || c.writeErr != nil {

@@ -3,6 +3,7 @@ package websocket
 import (
 	"net"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +40,11 @@ const (
 // inside, one message at a time, and control frames may be sent between the
 // frames of a message being written.
 type Conn struct {
-	conn        net.Conn // immutable
+	conn        net.Conn // immutable (but for Engine.Serve, which takes it over)
 	subprotocol string   // immutable
+	// raw reaches the descriptor of a TCP or Unix connection, for reads
+	// (netReader) and writes (writeOut); nil without one (TLS, HTTP/2).
+	raw syscall.RawConn
 
 	// Read side. Fields below readMu are owned by whoever holds readMu:
 	// the application's reading goroutine, or Close draining the connection.
@@ -177,7 +181,7 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 		}
 	}
 	c.rd.init(c, nc, readBufSize, cfg.buffered)
-	if c.rd.raw != nil {
+	if c.raw != nil {
 		c.writeFn = c.writeFD
 	}
 	c.reader.c = c

@@ -167,7 +167,7 @@ func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
 		lc.partial().in = append(lc.part.in[:0], b...)
 	}
 	c.rd.drop()
-	c.rd.raw, c.rd.rawFn, c.rd.waitFn = nil, nil, nil
+	c.raw, c.rd.rawFn, c.rd.waitFn = nil, nil, nil
 	c.rd.mem = true
 	c.writeFn = nil
 	c.hb.mu.Lock()

@@ -15,7 +15,6 @@ import (
 // when the connection would block again with nothing left in it.
 type netReader struct {
 	c    *Conn
-	raw  syscall.RawConn // nil: plain conn.Read, buffer held while waiting
 	buf  []byte          // nil while idle on a raw connection
 	bufp *[]byte         // pool handle of buf
 	r, w int
@@ -45,7 +44,7 @@ func (nr *netReader) init(c *Conn, conn net.Conn, size int, buffered []byte) {
 	nr.slot = nextSlot.Add(1) * slotStride
 	if sc, ok := conn.(syscall.Conn); ok && rawIO {
 		if raw, err := sc.SyscallConn(); err == nil {
-			nr.raw = raw
+			c.raw = raw
 			nr.rawFn = nr.rawRead
 			nr.waitFn = nr.rawWait
 		}
@@ -99,7 +98,7 @@ func (nr *netReader) fill() error {
 }
 
 func (nr *netReader) fillOnce() (int, error) {
-	if nr.raw != nil {
+	if nr.c.raw != nil {
 		nr.dst = nil
 		for {
 			n, err := nr.rawReadOnce()
@@ -166,7 +165,7 @@ func (nr *netReader) read(p []byte) (int, error) {
 
 // readOnce reads into p straight from the network.
 func (nr *netReader) readOnce(p []byte) (int, error) {
-	if nr.raw != nil {
+	if nr.c.raw != nil {
 		nr.dst = p
 		n, err := nr.rawReadOnce()
 		for err == errIdle {
@@ -201,7 +200,7 @@ func (nr *netReader) readOnce(p []byte) (int, error) {
 func (nr *netReader) rawReadOnce() (int, error) {
 	nr.rawN, nr.rawErr, nr.waitingAt = 0, nil, 0
 	nr.needBuf, nr.idle = false, false
-	err := nr.raw.Read(nr.rawFn)
+	err := nr.c.raw.Read(nr.rawFn)
 	if err == nil && nr.idle {
 		// The cache was full: the caller pools the buffer, then this waits
 		// holding none. waitFn looks for data before it waits, because
@@ -274,7 +273,7 @@ var (
 // waitIdle waits, holding no buffer, until the peer sends something.
 func (nr *netReader) waitIdle() error {
 	nr.peeked = false
-	err := nr.raw.Read(nr.waitFn)
+	err := nr.c.raw.Read(nr.waitFn)
 	if nr.waitingAt != 0 {
 		nr.c.hb.waitStart.Store(0)
 	}
@@ -339,7 +338,7 @@ func (nr *netReader) release() *[]byte {
 // releaseIfIdle returns an empty buffer to the pool between messages. A
 // plain net.Conn would hold one again while it waits, so it keeps its own.
 func (nr *netReader) releaseIfIdle() {
-	if nr.raw != nil && nr.buf != nil && nr.r == nr.w {
+	if nr.c.raw != nil && nr.buf != nil && nr.r == nr.w {
 		nr.give()
 	}
 }
@@ -369,7 +368,7 @@ func (nr *netReader) discardToEOF(deadline time.Time) {
 	for total := 0; total < maxLingerBytes && time.Now().Before(deadline); {
 		var n int
 		var err error
-		if nr.raw != nil {
+		if nr.c.raw != nil {
 			nr.dst = scratch[:]
 			n, err = nr.rawReadOnce()
 		} else {

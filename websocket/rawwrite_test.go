@@ -17,7 +17,7 @@ func rawPair(t *testing.T) (*Conn, *net.TCPConn) {
 	t.Helper()
 	sc, client := tcpPair(t)
 	c := newConn(sc, connConfig{isServer: true})
-	if c.rd.raw == nil || c.writeFn == nil {
+	if c.raw == nil || c.writeFn == nil {
 		t.Fatal("TCP connection without the raw read/write path")
 	}
 	t.Cleanup(func() { c.CloseNow() })

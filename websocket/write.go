@@ -171,7 +171,7 @@ func (c *Conn) writeRaw(b []byte) error {
 // again after each wait in which the socket took bytes. Caller holds
 // frameMu.
 func (c *Conn) writeOut(b []byte) error {
-	raw := c.rd.raw
+	raw := c.raw
 	if raw == nil {
 		return c.writeConn(b)
 	}
@@ -317,7 +317,7 @@ func (c *Conn) writeBuffers(v *writeVector) error {
 		if err = c.conn.(*loopConn).writeParts(v.bufs); err != nil {
 			err = c.writeFailed(err)
 		}
-	case c.rd.raw == nil:
+	case c.raw == nil:
 		err = c.writeJoined(v.bufs)
 	case stall > 0:
 		err = c.writeVecBounded(v, stall)
