@@ -3,8 +3,8 @@ package websocket
 import (
 	"net"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/latchws/latch/internal/utf8stream"

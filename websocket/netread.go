@@ -15,8 +15,8 @@ import (
 // when the connection would block again with nothing left in it.
 type netReader struct {
 	c    *Conn
-	buf  []byte          // nil while idle on a raw connection
-	bufp *[]byte         // pool handle of buf
+	buf  []byte  // nil while idle on a raw connection
+	bufp *[]byte // pool handle of buf
 	r, w int
 
 	// State for the raw read callbacks, set before raw.Read.

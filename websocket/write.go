@@ -805,4 +805,3 @@ func newMaskKey() [4]byte {
 // Write buffers hold a frame header in front of WriteBufferSize bytes of
 // payload, and are pooled between messages so an idle connection holds none.
 var writePools = sizedPools{defaultSize: defaultWriteBufferSize + frame.MaxHeaderSize}
-
