@@ -190,11 +190,15 @@ func decode(h *Header, b []byte) {
 	}
 }
 
-// Parse is the fast path when the whole header is already in b: returns the header, its size, or
-// done=false if b is too short (no error); same validation as Decoder.
+// Parse decodes the frame header at the start of b and returns it with its size n; bytes after the header
+// are not looked at. If b does not hold the whole header yet it returns done=false, and a caller fed bytes as
+// they arrive parses whatever it has buffered again after each read. A prefix that is already invalid is an
+// error even when the header is incomplete, the same error the whole header gives, so a bad frame is rejected
+// at the first byte that makes it bad.
 //
-// A prefix that is already invalid is reported as an error even when b is too short, exactly as a
-// Decoder fed the same bytes would.
+// Parse validates what the header alone can tell: reserved opcodes, control frames with Fin=0 or Length>125
+// (RFC 6455 §5.5), a 64-bit length with the high bit set (§5.2); violations are *Error. It does NOT check
+// masking direction or RSV bits (the connection knows what was negotiated).
 func Parse(b []byte) (h Header, n int, done bool, err error) {
 	if len(b) < 2 {
 		return h, 0, false, check(b)
@@ -209,55 +213,3 @@ func Parse(b []byte) (h Header, n int, done bool, err error) {
 	decode(&h, b[:n])
 	return h, n, true, nil
 }
-
-// Decoder parses one frame header incrementally: Feed may be given any number of bytes (even 1 at a time) and
-// consumes only header bytes. Zero value ready; reuse after Reset. It validates what is knowable from the header
-// alone: reserved opcodes, control frames with Fin=0 or Length>125, 64-bit length with the high bit set.
-// It does NOT check masking direction or RSV bits (the connection knows what was negotiated).
-type Decoder struct {
-	buf  [MaxHeaderSize]byte
-	n    int // bytes of buf filled
-	done bool
-	err  error // sticky until Reset
-	h    Header
-}
-
-// Feed consumes header bytes from p. It returns how many bytes were consumed and done=true once a whole header
-// is available through Header(). On a protocol violation it returns a *Error.
-//
-// Once done, or after an error, Feed consumes nothing and returns the same result until Reset.
-func (d *Decoder) Feed(p []byte) (n int, done bool, err error) {
-	if d.err != nil {
-		return 0, false, d.err
-	}
-	if d.done {
-		return 0, true, nil
-	}
-	for len(p) > n {
-		need := 2
-		if d.n >= 2 {
-			need = headerSize(d.buf[1])
-		}
-		// Copy up to the first two bytes, then up to the rest, checking after each step so an invalid
-		// header is rejected as early as its bytes allow.
-		k := copy(d.buf[d.n:need], p[n:])
-		d.n += k
-		n += k
-		if err := check(d.buf[:d.n]); err != nil {
-			d.err = err
-			return n, false, err
-		}
-		if d.n >= 2 && d.n == headerSize(d.buf[1]) {
-			decode(&d.h, d.buf[:d.n])
-			d.done = true
-			return n, true, nil
-		}
-	}
-	return n, false, nil
-}
-
-// Header returns the decoded header; it is valid only after Feed reported done, until Reset.
-func (d *Decoder) Header() *Header { return &d.h }
-
-// Reset makes d ready for the next frame header.
-func (d *Decoder) Reset() { *d = Decoder{} }

@@ -61,46 +61,36 @@ func TestEncodeBoundaries(t *testing.T) {
 					t.Fatalf("Parse(prefix %d) = %d, %v, %v", i, n, done, err)
 				}
 			}
-			var d Decoder
-			for i := range tt.want {
-				n, done, err := d.Feed(tt.want[i : i+1])
-				if err != nil || n != 1 || done != (i == len(tt.want)-1) {
-					t.Fatalf("Feed byte %d: %d, %v, %v", i, n, done, err)
-				}
-			}
-			if *d.Header() != tt.h {
-				t.Fatalf("Decoder header = %+v, want %+v", *d.Header(), tt.h)
+			// Bytes after the header (payload, the next frame) change nothing.
+			more := append(append([]byte{}, tt.want...), 0xff, 0x00, 0x7f)
+			if h, n, done, err := Parse(more); err != nil || !done || n != len(tt.want) || h != tt.h {
+				t.Fatalf("Parse(header+3) = %+v, %d, %v, %v; want %+v, %d", h, n, done, err, tt.h, len(tt.want))
 			}
 		})
 	}
 }
 
-func TestDecoderConsumesOnlyHeader(t *testing.T) {
+func TestParseConsumesOnlyHeader(t *testing.T) {
+	// A 256-byte binary frame (3 payload bytes received so far), then a pong as the next frame.
 	wire := []byte{0x82, 126, 0x01, 0x00, 'p', 'a', 'y'}
-	var d Decoder
-	n, done, err := d.Feed(wire)
+	h, n, done, err := Parse(wire)
 	if err != nil || !done || n != 4 {
-		t.Fatalf("Feed = %d, %v, %v; want 4, true, nil", n, done, err)
+		t.Fatalf("Parse = %d, %v, %v; want 4, true, nil", n, done, err)
 	}
-	if h := d.Header(); h.Length != 256 || h.Opcode != OpBinary || !h.Fin {
-		t.Fatalf("header = %+v", *h)
+	if h.Length != 256 || h.Opcode != OpBinary || !h.Fin || h.Masked {
+		t.Fatalf("header = %+v", h)
 	}
-	// Done decoders take nothing more until Reset.
-	if n, done, err := d.Feed(wire[4:]); n != 0 || !done || err != nil {
-		t.Fatalf("Feed after done = %d, %v, %v", n, done, err)
+	// The caller skips n+Length bytes to the next header; parsing restarts there.
+	next := []byte{0x8a, 0x00, 0xff}
+	if _, n, done, err := Parse(next[:1]); n != 0 || done || err != nil {
+		t.Fatalf("Parse(1 byte) = %d, %v, %v", n, done, err)
 	}
-	d.Reset()
-	if n, done, err := d.Feed([]byte{0x8a}); n != 1 || done || err != nil {
-		t.Fatalf("Feed after Reset = %d, %v, %v", n, done, err)
+	h, n, done, err = Parse(next)
+	if err != nil || !done || n != 2 {
+		t.Fatalf("Parse(pong) = %d, %v, %v; want 2, true, nil", n, done, err)
 	}
-	if n, done, err := d.Feed([]byte{0x00, 0xff}); n != 1 || !done || err != nil {
-		t.Fatalf("Feed second byte = %d, %v, %v", n, done, err)
-	}
-	if h := d.Header(); h.Opcode != OpPong || h.Length != 0 || h.Masked {
-		t.Fatalf("header = %+v", *h)
-	}
-	if n, done, err := d.Feed(nil); n != 0 || !done || err != nil {
-		t.Fatalf("Feed(nil) after done = %d, %v, %v", n, done, err)
+	if h.Opcode != OpPong || h.Length != 0 || h.Masked || !h.Fin {
+		t.Fatalf("header = %+v", h)
 	}
 }
 
@@ -130,30 +120,18 @@ func TestInvalidHeaders(t *testing.T) {
 			if done || !errors.As(err, &fe) || fe.Code != CloseProtocolError {
 				t.Fatalf("Parse: done=%v err=%v; want *Error with code 1002", done, err)
 			}
-			// Parse sees the violation exactly when its bytes are present.
+			// Received a byte at a time, the header is rejected as soon as the bytes make it bad, with the
+			// error the whole header gives; before that it is merely incomplete.
 			for i := 0; i <= len(tt.wire); i++ {
-				_, _, _, err := Parse(tt.wire[:i])
-				if (err != nil) != (i >= tt.at) {
-					t.Fatalf("Parse(prefix %d): err = %v, want error from %d bytes", i, err, tt.at)
-				}
-			}
-			var d Decoder
-			for i := range tt.wire {
-				n, done, err := d.Feed(tt.wire[i : i+1])
-				if i+1 < tt.at {
-					if err != nil || done || n != 1 {
-						t.Fatalf("Feed byte %d: %d, %v, %v", i, n, done, err)
+				_, n, done, perr := Parse(tt.wire[:i])
+				if i < tt.at {
+					if perr != nil || done || n != 0 {
+						t.Fatalf("Parse(prefix %d) = %d, %v, %v; want incomplete", i, n, done, perr)
 					}
 					continue
 				}
-				if !errors.As(err, &fe) || fe.Code != CloseProtocolError || done {
-					t.Fatalf("Feed byte %d: %d, %v, %v; want 1002", i, n, done, err)
-				}
-				if i+1 == tt.at && n != 1 {
-					t.Fatalf("Feed byte %d consumed %d", i, n)
-				}
-				if i+1 > tt.at && n != 0 {
-					t.Fatalf("Feed after error consumed %d", n)
+				if perr != err || done || n != 0 {
+					t.Fatalf("Parse(prefix %d) = %d, %v, %v; want %v", i, n, done, perr, err)
 				}
 			}
 			if err.Error() == "" || err.Error()[:11] != "websocket: " {
@@ -208,61 +186,78 @@ func TestRoundTripRandom(t *testing.T) {
 		if err != nil || !done || m != n || got != h {
 			t.Fatalf("round trip %+v: got %+v, %d, %v, %v", h, got, m, done, err)
 		}
-		// Random chunking gives the same header.
-		var d Decoder
-		off := 0
-		for off < n {
-			k := 1 + r.IntN(n-off)
-			c, done, err := d.Feed(buf[off : off+k])
-			if err != nil || c != k || done != (off+k == n) {
-				t.Fatalf("Feed chunk %d+%d of %d: %d, %v, %v", off, k, n, c, done, err)
+		// Received in random chunks (payload bytes after the header in the last one), parsed whole after
+		// each: incomplete until the header is in, then the same header and size as parsed at once.
+		wire := append(buf[:n:n], 'p', 'a', 'y')
+		for off := 0; ; {
+			off += 1 + r.IntN(len(wire)-off)
+			got, m, done, err := Parse(wire[:off])
+			if err != nil || done != (off >= n) {
+				t.Fatalf("%+v received %d of %d: %v, %v", h, off, n, done, err)
 			}
-			off += k
-		}
-		if *d.Header() != h {
-			t.Fatalf("Decoder got %+v, want %+v", *d.Header(), h)
+			if done {
+				if m != n || got != h {
+					t.Fatalf("chunked %+v: got %+v, %d bytes, want %d", h, got, m, n)
+				}
+				break
+			}
+			if m != 0 {
+				t.Fatalf("incomplete Parse returned n=%d", m)
+			}
 		}
 	}
 }
 
-// decodeChunks feeds b to d in chunks whose sizes come from sizes (cycled), stopping at done or error.
-func decodeChunks(d *Decoder, b []byte, sizes []byte) (consumed int, done bool, err error) {
-	for i := 0; consumed < len(b); i++ {
-		k := 1
-		if len(sizes) > 0 {
-			k = 1 + int(sizes[i%len(sizes)])%MaxHeaderSize
-		}
-		k = min(k, len(b)-consumed)
-		n, dn, e := d.Feed(b[consumed : consumed+k])
-		consumed += n
-		if e != nil || dn {
-			return consumed, dn, e
-		}
-		if n != k {
-			return consumed, false, errors.New("short consume without done")
-		}
-	}
-	return consumed, false, nil
-}
-
-func FuzzDecoder(f *testing.F) {
-	f.Add([]byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 'x'}, []byte{1})
-	f.Add([]byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}, []byte{3, 200})
-	f.Add([]byte{0x82, 126, 0, 5}, []byte{0})
-	f.Add([]byte{0x89, 126, 0, 1}, []byte{13})
-	f.Add([]byte{0x0b}, []byte{})
-	f.Fuzz(func(t *testing.T, b []byte, sizes []byte) {
-		h, n, done, err := Parse(b)
-		var d Decoder
-		c, ddone, derr := decodeChunks(&d, b, sizes)
-		if (err == nil) != (derr == nil) || done != ddone {
-			t.Fatalf("Parse = %v, %v; Decoder = %v, %v", done, err, ddone, derr)
-		}
-		if err != nil {
-			var fe *Error
-			if !errors.As(err, &fe) || fe.Code != CloseProtocolError {
-				t.Fatalf("error %v is not a 1002 *Error", err)
+// FuzzParsePrefixes checks that parsing whatever has been received so far is consistent however the bytes
+// arrive: Parse of every prefix of b is incomplete, then either an error that every longer prefix repeats, or
+// done with a header and size that every longer prefix repeats.
+func FuzzParsePrefixes(f *testing.F) {
+	f.Add([]byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 'x'})
+	f.Add([]byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0})
+	f.Add([]byte{0x82, 126, 0, 5})
+	f.Add([]byte{0x89, 126, 0, 1})
+	f.Add([]byte{0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0x0b})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var (
+			firstErr error
+			h        Header
+			n        int
+			done     bool
+		)
+		for i := 0; i <= len(b); i++ {
+			hi, ni, di, ei := Parse(b[:i])
+			switch {
+			case firstErr != nil:
+				if ei != firstErr || di || ni != 0 {
+					t.Fatalf("prefix %d: %d, %v, %v after error %v", i, ni, di, ei, firstErr)
+				}
+			case done:
+				if ei != nil || !di || ni != n || hi != h {
+					t.Fatalf("prefix %d: %+v, %d, %v, %v after done with %+v, %d", i, hi, ni, di, ei, h, n)
+				}
+			case ei != nil:
+				var fe *Error
+				if !errors.As(ei, &fe) || fe.Code != CloseProtocolError {
+					t.Fatalf("error %v is not a 1002 *Error", ei)
+				}
+				if di || ni != 0 {
+					t.Fatalf("prefix %d: error %v with n=%d done=%v", i, ei, ni, di)
+				}
+				firstErr = ei
+			case di:
+				// The first complete prefix is exactly the header: Parse consumes only header bytes.
+				if ni != i {
+					t.Fatalf("done at %d bytes with n=%d", i, ni)
+				}
+				h, n, done = hi, ni, true
+			default:
+				if ni != 0 || hi != (Header{}) {
+					t.Fatalf("incomplete prefix %d: %+v, %d", i, hi, ni)
+				}
 			}
+		}
+		if firstErr != nil {
 			return
 		}
 		if !done {
@@ -270,9 +265,6 @@ func FuzzDecoder(f *testing.F) {
 				t.Fatalf("not done after %d bytes", len(b))
 			}
 			return
-		}
-		if c != n || *d.Header() != h {
-			t.Fatalf("Decoder %+v (%d bytes) != Parse %+v (%d bytes)", *d.Header(), c, h, n)
 		}
 		if h.Length < 0 || (h.Opcode.IsControl() && (h.Length > MaxControlPayload || !h.Fin)) || h.Opcode.IsReserved() {
 			t.Fatalf("invalid header accepted: %+v", h)
@@ -303,18 +295,6 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 		sinkHeader = h
-	}
-}
-
-func BenchmarkDecoder(b *testing.B) {
-	wire := []byte{0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4}
-	var d Decoder
-	b.ReportAllocs()
-	for b.Loop() {
-		d.Reset()
-		if _, done, err := d.Feed(wire); !done || err != nil {
-			b.Fatal(done, err)
-		}
 	}
 }
 
