@@ -2,7 +2,8 @@
 # Builds every bench server and the runner, then runs the matrix.
 #   bench/run.sh          full run (3 repeats, < 15 min); writes docs/benchmarks.md
 #   bench/run.sh -quick   one short repeat (~2 min); writes bench/results-quick.md
-# Extra arguments go to the runner (e.g. -compress, -only "64 KiB", -pprof-lib latch).
+# Extra arguments go to the runner (e.g. -compress, -only "64 KiB", -pprof-lib latch,
+# -libs latch,nbio, -idle-conns 15000).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,7 +28,7 @@ if [ "$(nproc --all)" -lt 2 ]; then
 fi
 
 mkdir -p bin
-for s in gorilla coder gws gobwas nbio latch floor-goroutines floor-epoll; do
+for s in gorilla coder gws gobwas nbio latch latch-engine floor-goroutines floor-epoll; do
 	go build -o "bin/$s" "./servers/$s"
 done
 # The same Latch server with gorilla's ReadMessage loop, to show the drop-in figures too.
@@ -69,7 +70,9 @@ How it measures:
   callbacks, gobwas uses its low-level frame API with a reused buffer, and `latch` loops on
   `AppendMessage` (reads into one reused buffer) and `WriteMessage`. `latch-readmessage` is the same
   Latch server with gorilla's `ReadMessage` loop unchanged, i.e. what a program gets by only changing
-  its import path. `-server-flags -stream` makes gorilla and Latch stream `NextReader` → `NextWriter`.
+  its import path. `latch-engine` hands each connection to a `websocket.Engine` (epoll event loops,
+  one per CPU) and echoes in its `OnMessage` callback, the way gws and nbio do; it is Latch, not a peer.
+  `-server-flags -stream` makes gorilla and Latch stream `NextReader` → `NextWriter`.
   Compression is off unless `-compress`.
 - Two floors that are not libraries: minimal echo servers of our own that only frame bytes (no
   validation at all: no UTF-8, no limits, no fragmentation rules), one read and one write per batch of
@@ -83,12 +86,12 @@ How it measures:
 - Server CPU per message is utime+stime from `/proc/PID/stat` across the measured window, divided by
   the messages echoed in it (the clock tick is 10 ms, so short windows are coarse). Latency is the
   round trip of each message as the client sees it. RSS is `VmRSS` at the end of the window.
-- Idle memory: the client opens 10,000 connections, echoes one 64-byte message on each (and, in the
+- Idle memory: the client opens 10,000 connections (`-idle-conns`), echoes one 64-byte message on each (and, in the
   "pinged once" cell, then pings each and waits for the pong), the server is told (SIGUSR1) to run a
-  full GC and return free memory to the OS, and then (RSS − RSS before connecting) ÷ 10,000 is
+  full GC and return free memory to the OS, and then (RSS − RSS before connecting) ÷ connections is
   reported.
 - Every cell starts a fresh server process. Servers alternate within each repeat (gorilla, coder,
-  gws, gobwas, nbio, latch, latch-readmessage, the two floors, then again); figures are medians over repeats, and ratios are the median
+  gws, gobwas, nbio, latch, latch-readmessage, latch-engine, the two floors, then again); figures are medians over repeats, and ratios are the median
   of the per-repeat ratio to gorilla, so drift across the run cancels out.
 - All servers listen on 127.0.0.1; every load is bounded in time (and in message count).
 

@@ -37,8 +37,30 @@ var matrix = []workload{
 	{name: "1,000 conns × 64 B", conns: 1000, inFlight: 1, size: 64},
 	{name: "100 conns × 64 KiB", conns: 100, inFlight: 1, size: 64 << 10},
 	{name: "10 conns × 16 in flight × 64 B", conns: 10, inFlight: 16, size: 64},
-	{name: "10,000 idle conns", conns: 10000, inFlight: 1, size: 64, idle: true},
-	{name: "10,000 idle conns, pinged once", conns: 10000, inFlight: 1, size: 64, idle: true, ping: true},
+	{name: "%s idle conns", inFlight: 1, size: 64, idle: true},
+	{name: "%s idle conns, pinged once", inFlight: 1, size: 64, idle: true, ping: true},
+}
+
+// withIdleConns names the idle cells after the number of connections they
+// open (-idle-conns).
+func withIdleConns(ws []workload, n int) []workload {
+	ws = slices.Clone(ws)
+	for i := range ws {
+		if ws[i].idle {
+			ws[i].conns = n
+			ws[i].name = fmt.Sprintf(ws[i].name, thousands(n))
+		}
+	}
+	return ws
+}
+
+// thousands formats n with commas: 15000 -> "15,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // metrics of one cell (one server, one workload, one repeat).
@@ -55,24 +77,29 @@ func main() {
 	quick := flag.Bool("quick", false, "quick mode: 1 repeat, short windows (~2 min)")
 	repeats := flag.Int("repeats", 3, "repeats (servers alternate within each)")
 	bin := flag.String("bin", "bin", "directory with the server binaries")
-	libsFlag := flag.String("libs", "gorilla,coder,gws,gobwas,nbio,latch,latch-readmessage,floor-goroutines,floor-epoll", "servers, gorilla first (the ratio base)")
+	libsFlag := flag.String("libs", "gorilla,coder,gws,gobwas,nbio,latch,latch-readmessage,latch-engine,floor-goroutines,floor-epoll", "servers, gorilla first (the ratio base)")
 	serverCPU := flag.Int("server-cpu", 0, "CPU the servers are pinned to (taskset)")
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate")
 	out := flag.String("out", "", "markdown file to write (default stdout)")
 	only := flag.String("only", "", "run only workloads whose name contains this")
 	flag.StringVar(&serverFlags, "server-flags", "", "extra flags for every server, space-separated (e.g. -stream)")
+	idleConns := flag.Int("idle-conns", 10000, "connections the idle cells open (the server and this process each need that many descriptors)")
 	pprofLib := flag.String("pprof-lib", "", "save pprof profiles of this library's server into profiles/ (CPU over each measured window, heap after the idle GC)")
 	flag.Parse()
 
-	warmup, window, idleConns := 500*time.Millisecond, 3*time.Second, 10000
+	warmup, window := 500*time.Millisecond, 3*time.Second
 	if *quick {
 		*repeats = 1
 		warmup, window = 200*time.Millisecond, 1*time.Second
 	}
 	libs := strings.Split(*libsFlag, ",")
-	work := matrix
+	work := withIdleConns(matrix, *idleConns)
 	if *only != "" {
-		work = slices.DeleteFunc(slices.Clone(matrix), func(w workload) bool { return !strings.Contains(w.name, *only) })
+		work = slices.DeleteFunc(work, func(w workload) bool { return !strings.Contains(w.name, *only) })
+	}
+	if err := checkFDs(work); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		os.Exit(1)
 	}
 	results := map[string][][]metrics{} // workload -> repeat -> lib index
 	began := time.Now()
@@ -81,7 +108,7 @@ func main() {
 			row := make([]metrics, len(libs))
 			for i, lib := range libs {
 				srvBin, _ := filepath.Abs(filepath.Join(*bin, lib))
-				m := runCell(srvBin, *serverCPU, w, idleConns, *compress, warmup, window, lib == *pprofLib)
+				m := runCell(srvBin, *serverCPU, w, *compress, warmup, window, lib == *pprofLib)
 				row[i] = m
 				fmt.Fprintf(os.Stderr, "[%3.0fs] repeat %d  %-32s %-8s %s\n", time.Since(began).Seconds(), r+1, w.name, lib, m)
 			}
@@ -97,6 +124,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// checkFDs fails early when this process cannot hold the idle cells'
+// connections (the servers inherit the same limit through taskset).
+func checkFDs(work []workload) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	for _, w := range work {
+		if w.idle && lim.Cur < uint64(w.conns+100) {
+			return fmt.Errorf("open-file limit %d is below %d for %q (-idle-conns)", lim.Cur, w.conns+100, w.name)
+		}
+	}
+	return nil
 }
 
 func (m metrics) String() string {
@@ -229,7 +271,7 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func runCell(bin string, cpu int, w workload, idleConns int, compress bool, warmup, window time.Duration, pprof bool) (m metrics) {
+func runCell(bin string, cpu int, w workload, compress bool, warmup, window time.Duration, pprof bool) (m metrics) {
 	addr, err := freeAddr()
 	if err != nil {
 		return metrics{err: err}
@@ -248,7 +290,6 @@ func runCell(bin string, cpu int, w workload, idleConns int, compress bool, warm
 		Warmup: warmup, Duration: window, MaxMsgs: 500_000_000, MaxSamples: 2_000_000,
 	}
 	if w.idle {
-		cfg.Conns = idleConns
 		if err := s.gc(); err != nil {
 			return metrics{err: err}
 		}
