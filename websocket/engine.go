@@ -38,16 +38,35 @@ type Engine struct {
 	blocking sync.Map // *Conn served on goroutines, for Close
 }
 
-// inCallbacks reports whether a loop is running callbacks now: a write
-// that finds a full output queue waits for room only when it cannot be
-// one of them (see loopConn.awaitRoom).
-func (e *Engine) inCallbacks() bool {
+// onLoop reports whether the calling goroutine is one of e's event loops,
+// running a callback: a write that finds a full output queue must not
+// wait there, since the loop may be the one that has to flush it (see
+// loopConn.awaitRoom). Every other goroutine may wait. Only that rare case
+// asks, so the cost of reading the goroutine's id does not matter.
+func (e *Engine) onLoop() bool {
+	id := goroutineID()
 	for _, l := range e.loops {
-		if l.inCallback.Load() {
+		if l.goid.Load() == id {
 			return true
 		}
 	}
 	return false
+}
+
+// goroutineID is the calling goroutine's id, as the first line of its
+// stack trace gives it ("goroutine 42 [running]:").
+func goroutineID() uint64 {
+	var b [64]byte
+	s := b[:runtime.Stack(b[:], false)]
+	s = s[len("goroutine "):]
+	var id uint64
+	for _, d := range s {
+		if d < '0' || d > '9' {
+			break
+		}
+		id = id*10 + uint64(d-'0')
+	}
+	return id
 }
 
 // EngineConfig configures an [Engine]. The zero value is a good default.
@@ -57,7 +76,9 @@ type EngineConfig struct {
 
 	// Workers, when > 0, runs the callbacks on a pool of that many
 	// goroutines instead of on the event loops, in order per connection.
-	// Callbacks may then block; payloads are copied for them. With 0 (the
+	// Callbacks may then block; payloads are copied for them, and a
+	// connection whose input waiting for the workers passes MaxQueuedBytes
+	// is not read until they have taken half of it. With 0 (the
 	// default) callbacks run on the loop that read the message and must
 	// not block: a callback that waits holds up every connection of its
 	// loop.
@@ -121,7 +142,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
 	}
 	if cfg.Workers > 0 {
-		e.pool = newWorkerPool(cfg.Workers)
+		e.pool = newWorkerPool(e, cfg.Workers)
 	}
 	if !cfg.Goroutines && epollAvailable {
 		n := cfg.Loops
@@ -187,18 +208,90 @@ func (e *Engine) Serve(c *Conn, h Callbacks) error {
 		return ErrConcurrentRead
 	}
 	c.appReading.Store(false)
-	e.blocking.Store(c, struct{}{})
-	go e.serveBlocking(c, h)
+	bc := &blockingConn{}
+	e.blocking.Store(c, bc)
+	go e.serveBlocking(c, bc, h)
 	return nil
+}
+
+// PauseReads stops reading c, a connection served by e, after the message
+// being delivered: no more callbacks come for it and the socket is not
+// read, so TCP flow control holds the peer back, until [Engine.ResumeReads].
+// Writes, the closing handshake a write or Close starts, and CloseNow go
+// on. While paused, the peer's silence does not count for the heartbeat
+// nor against the message it is sending; input already read waits for the
+// resume (at most one read buffer). Safe from any goroutine, callbacks
+// included. A hub pauses a client that makes requests faster than it
+// takes their answers.
+func (e *Engine) PauseReads(c *Conn) { e.setPause(c, pauseApp, true) }
+
+// ResumeReads undoes [Engine.PauseReads].
+func (e *Engine) ResumeReads(c *Conn) { e.setPause(c, pauseApp, false) }
+
+// Why a connection's reads are paused: a mask, since the application and
+// the worker pool pause and resume independently.
+const (
+	pauseApp  = 1 << iota // PauseReads
+	pausePool             // the worker pool holds too much of its input
+)
+
+func (e *Engine) setPause(c *Conn, why uint32, on bool) {
+	if lc, ok := c.conn.(*loopConn); ok {
+		lc.setPause(why, on)
+		return
+	}
+	if bc, ok := e.blocking.Load(c); ok {
+		bc.(*blockingConn).setPause(why, on)
+	}
+}
+
+// blockingConn is the goroutine driver's state of a connection: whether
+// its reads are paused.
+type blockingConn struct {
+	mu     sync.Mutex
+	pauses uint32
+	resume chan struct{} // made when a pause starts, closed when it ends
+}
+
+func (bc *blockingConn) setPause(why uint32, on bool) {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	old := bc.pauses
+	if on {
+		bc.pauses |= why
+	} else {
+		bc.pauses &^= why
+	}
+	switch {
+	case old == 0 && bc.pauses != 0:
+		bc.resume = make(chan struct{})
+	case old != 0 && bc.pauses == 0:
+		close(bc.resume)
+		bc.resume = nil
+	}
+}
+
+// wait returns once reads are not paused or c has ended.
+func (bc *blockingConn) wait(c *Conn) {
+	bc.mu.Lock()
+	resume := bc.resume
+	bc.mu.Unlock()
+	if resume != nil {
+		select {
+		case <-resume:
+		case <-c.Done():
+		}
+	}
 }
 
 // serveBlocking is the goroutine driver: the blocking Conn's read loop,
 // with the engine's callbacks.
-func (e *Engine) serveBlocking(c *Conn, h Callbacks) {
+func (e *Engine) serveBlocking(c *Conn, bc *blockingConn, h Callbacks) {
 	defer e.conns.Done()
 	defer e.blocking.Delete(c)
 	var buf []byte
 	for {
+		bc.wait(c)
 		mt, p, err := c.AppendMessage(buf[:0])
 		if err != nil {
 			c.CloseNow()
@@ -252,6 +345,7 @@ func (e *Engine) Close() error {
 // connection has a queue, and a connection is on the pool's run queue at
 // most once, so one worker at a time works through its messages.
 type workerPool struct {
+	e    *Engine
 	runq chan *workQueue
 	wg   sync.WaitGroup
 	qs   sync.Map // *Conn -> *workQueue
@@ -262,6 +356,8 @@ type workQueue struct {
 	c         *Conn
 	h         Callbacks
 	tasks     []workTask
+	bytes     int  // payload bytes in tasks
+	paused    bool // the pool paused c's reads: bytes went over the bound
 	scheduled bool
 }
 
@@ -272,8 +368,8 @@ type workTask struct {
 	close   bool
 }
 
-func newWorkerPool(n int) *workerPool {
-	p := &workerPool{runq: make(chan *workQueue, 1024)}
+func newWorkerPool(e *Engine, n int) *workerPool {
+	p := &workerPool{e: e, runq: make(chan *workQueue, 1024)}
 	for range n {
 		p.wg.Add(1)
 		go p.work()
@@ -294,7 +390,15 @@ func (p *workerPool) work() {
 			t := q.tasks[0]
 			q.tasks[0] = workTask{}
 			q.tasks = q.tasks[1:]
+			q.bytes -= len(t.payload)
+			resume := q.paused && q.bytes <= p.e.cfg.MaxQueuedBytes/2
+			if resume {
+				q.paused = false
+			}
 			q.mu.Unlock()
+			if resume {
+				p.e.setPause(q.c, pausePool, false)
+			}
 			if t.close {
 				p.qs.Delete(q.c)
 				q.h.OnClose(q.c, t.closeBy)
@@ -323,12 +427,24 @@ func (p *workerPool) closed(c *Conn, h Callbacks, err error) {
 	p.push(p.queue(c, h), workTask{close: true, closeBy: err})
 }
 
+// push queues t. Input waiting for the workers is bounded like output:
+// beyond MaxQueuedBytes the connection's reads pause until the workers
+// have taken half of it, so a peer cannot make the pool hold more by
+// sending faster than the callbacks run.
 func (p *workerPool) push(q *workQueue, t workTask) {
 	q.mu.Lock()
 	q.tasks = append(q.tasks, t)
+	q.bytes += len(t.payload)
+	pause := !q.paused && q.bytes > p.e.cfg.MaxQueuedBytes
+	if pause {
+		q.paused = true
+	}
 	schedule := !q.scheduled
 	q.scheduled = true
 	q.mu.Unlock()
+	if pause {
+		p.e.setPause(q.c, pausePool, true)
+	}
 	if schedule {
 		p.runq <- q
 	}

@@ -42,9 +42,7 @@ type eventLoop struct {
 	wakeR, wakeW int
 	woken        atomic.Bool // a byte is in the wake-up pipe
 	buf          []byte
-	_            [64]byte    // inCallback on a line of its own
-	inCallback   atomic.Bool // the loop is running callbacks
-	_            [63]byte
+	goid         atomic.Uint64 // the loop's goroutine id, for onLoop
 
 	mu       sync.Mutex // guards pending and stopping
 	pending  []*loopConn
@@ -86,6 +84,8 @@ type loopConn struct {
 	// Owned by the loop goroutine.
 	readDone  bool // OnClose has been called
 	wrShut    bool
+	paused    bool          // EPOLLIN is off (PauseReads); written under mu, which writers' armOut take
+	pauses    atomic.Uint32 // why reading is paused, a pauseApp|pausePool mask; any goroutine
 	part      *partial
 	lastInput int64
 
@@ -245,6 +245,7 @@ func (l *eventLoop) shutdown() {
 // epoll_wait that collects the events never blocks.
 func (l *eventLoop) run() {
 	defer close(l.done)
+	l.goid.Store(goroutineID())
 	events := make([]syscall.EpollEvent, 256)
 	poller, err := l.pollable()
 	if err != nil {
@@ -286,6 +287,15 @@ func (l *eventLoop) run() {
 				l.writable(lc)
 			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0 && !lc.isClosed() {
+				if lc.paused {
+					// Epoll reports a hang-up or an error even with EPOLLIN
+					// off: the peer is gone, and what it sent cannot be
+					// answered. An input event is from before the pause.
+					if ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+						l.readFailed(lc, &net.OpError{Op: "read", Net: lc.network(), Err: os.NewSyscallError("read", syscall.ECONNRESET)})
+					}
+					continue
+				}
 				l.readable(lc)
 			}
 		}
@@ -361,7 +371,11 @@ func (l *eventLoop) register(lc *loopConn) {
 	// Writers on other goroutines read slot (armOut): it is set under mu.
 	lc.mu.Lock()
 	lc.slot = slot
-	events := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP)
+	lc.paused = lc.pauses.Load() != 0
+	var events uint32
+	if !lc.paused {
+		events = syscall.EPOLLIN | syscall.EPOLLRDHUP
+	}
 	if lc.out != nil {
 		events |= syscall.EPOLLOUT
 		lc.outArmed = true
@@ -375,11 +389,21 @@ func (l *eventLoop) register(lc *loopConn) {
 		l.closeFd(lc)
 		return
 	}
-	if lc.part != nil && len(lc.part.in) > 0 {
+	if lc.part != nil && len(lc.part.in) > 0 && !lc.paused {
+		l.processKept(lc)
+	}
+}
+
+// processKept runs the reader over the input a connection kept: what came
+// with its handshake, or what was buffered when its reads were paused.
+func (l *eventLoop) processKept(lc *loopConn) {
+	if len(lc.part.in) > len(l.buf) {
 		in := lc.part.in
 		lc.part.in = nil
 		l.process(lc, in, len(in))
+		return
 	}
+	l.process(lc, l.buf, l.takeRest(lc))
 }
 
 func (lc *loopConn) isClosed() bool {
@@ -468,9 +492,7 @@ func (l *eventLoop) process(lc *loopConn, buf []byte, n int) {
 	lc.mu.Lock()
 	lc.dispatching = true
 	lc.mu.Unlock()
-	l.inCallback.Store(true)
 	l.dispatch(lc)
-	l.inCallback.Store(false)
 	l.keepRest(lc)
 	l.afterRead(lc)
 }
@@ -508,7 +530,7 @@ func (l *eventLoop) keepRest(lc *loopConn) {
 // the closing handshake, UTF-8, limits, inflating.
 func (l *eventLoop) dispatch(lc *loopConn) {
 	c := lc.c
-	for c.readErr == nil && !c.closed.Load() {
+	for c.readErr == nil && !c.closed.Load() && lc.pauses.Load() == 0 {
 		if pt := lc.part; pt != nil && pt.inflating != nil {
 			// A compressed message is being inflated as it arrives.
 			if !pt.inflating.step() {
@@ -707,9 +729,7 @@ func (l *eventLoop) endRead(lc *loopConn) {
 		pool.closed(c, lc.h, err)
 		return
 	}
-	prev := l.inCallback.Swap(true)
 	lc.h.OnClose(c, err)
-	l.inCallback.Store(prev)
 }
 
 // discard reads and drops input once reading is over: the connection
@@ -734,6 +754,15 @@ func (l *eventLoop) service(lc *loopConn) {
 	if lc.fdClosed {
 		lc.mu.Unlock()
 		return
+	}
+	if pause := lc.pauses.Load() != 0 && !lc.readDone; pause != lc.paused && lc.slot >= 0 {
+		lc.paused = pause
+		l.modify(lc)
+		if !pause {
+			lc.mu.Unlock()
+			l.resumed(lc)
+			return
+		}
 	}
 	closing, aborted := lc.closeReq, lc.aborted
 	flushed := lc.out == nil || aborted || lc.werr != nil
@@ -760,6 +789,43 @@ func (l *eventLoop) service(lc *loopConn) {
 	}
 	if lc.closeBy.Load() == 0 {
 		lc.closeBy.Store(monoNow() + int64(lc.c.closeTimeoutDuration()))
+	}
+}
+
+// resumed restarts reading a connection whose pause ended: the time it
+// was paused counts neither as the peer's silence (heartbeat) nor against
+// the message it was sending (progress bound), and the input kept when it
+// paused is read first.
+func (l *eventLoop) resumed(lc *loopConn) {
+	c := lc.c
+	now := monoNow()
+	if c.progressDeadline != 0 {
+		c.progressDeadline += now - lc.lastInput
+		c.setProgressDeadline(now)
+	}
+	lc.lastInput = now
+	if lc.part != nil && len(lc.part.in) > 0 {
+		l.processKept(lc)
+		return
+	}
+	l.service(lc)
+}
+
+// setPause sets or clears one reason for not reading lc; the loop applies
+// the change (service).
+func (lc *loopConn) setPause(why uint32, on bool) {
+	for {
+		old := lc.pauses.Load()
+		next := old &^ why
+		if on {
+			next = old | why
+		}
+		if next == old || lc.pauses.CompareAndSwap(old, next) {
+			if (old == 0) != (next == 0) {
+				lc.l.request(lc)
+			}
+			return
+		}
 	}
 }
 
@@ -820,13 +886,22 @@ func (l *eventLoop) armOut(lc *loopConn, on bool) {
 	if lc.slot < 0 {
 		return
 	}
-	events := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP)
-	if on {
+	lc.outArmed = on
+	l.modify(lc)
+}
+
+// modify tells epoll what lc waits for: input unless paused, output while
+// some is queued. Caller holds lc.mu, with lc registered.
+func (l *eventLoop) modify(lc *loopConn) {
+	var events uint32
+	if !lc.paused {
+		events = syscall.EPOLLIN | syscall.EPOLLRDHUP
+	}
+	if lc.outArmed {
 		events |= syscall.EPOLLOUT
 	}
 	ev := syscall.EpollEvent{Events: events, Fd: lc.slot}
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, int(lc.fd), &ev)
-	lc.outArmed = on
 }
 
 // dropOut releases the queue and wakes writers waiting for room. Caller
@@ -921,7 +996,7 @@ func (l *eventLoop) tickConn(lc *loopConn, now, wall int64) {
 		l.closeFd(lc)
 		return
 	}
-	if !lc.readDone && c.readErr == nil {
+	if !lc.readDone && c.readErr == nil && !lc.paused {
 		if d := lc.readDeadline.Load(); d != 0 && wall >= d {
 			// The application's read deadline, or the message bound.
 			timeout := &net.OpError{Op: "read", Net: lc.network(), Err: os.ErrDeadlineExceeded}
@@ -1154,7 +1229,7 @@ func (lc *loopConn) awaitRoom() error {
 	bound := lc.l.e.cfg.MaxQueuedBytes
 	lc.mu.Lock()
 	for lc.out != nil && len(*lc.out) >= bound && lc.werr == nil && !lc.fdClosed && !lc.aborted {
-		if lc.dispatching || lc.l.e.inCallbacks() {
+		if lc.l.e.onLoop() {
 			lc.mu.Unlock()
 			lc.c.CloseWithCode(ClosePolicyViolation, "output queue full")
 			return ErrQueueFull

@@ -12,7 +12,7 @@ import (
 // these are never created.
 const epollAvailable = false
 
-type eventLoop struct{ inCallback atomic.Bool }
+type eventLoop struct{ goid atomic.Uint64 }
 
 func newEventLoop(*Engine) (*eventLoop, error)            { return nil, errNotLoopable }
 func (*eventLoop) run()                                   {}
@@ -33,3 +33,4 @@ func (c *Conn) needInput() error { return errNeedInput }
 func (*loopConn) queued() int { return 0 }
 
 func (*loopConn) writeParts([][]byte) error { return errNotLoopable }
+func (*loopConn) setPause(uint32, bool)     {}

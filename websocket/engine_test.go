@@ -582,3 +582,131 @@ func TestEngineCloseDropsConnections(t *testing.T) {
 		}
 	}
 }
+
+// PauseReads stops the callbacks for a connection, including for input
+// already read with the message that paused it, and ResumeReads delivers
+// everything in order. On the event loop a pause longer than the heartbeat
+// does not end the connection.
+func TestEnginePauseReads(t *testing.T) {
+	forEachDriver(t, EngineConfig{}, func(t *testing.T, e *Engine) {
+		var got atomic.Int32
+		paused := make(chan *Conn, 1)
+		u := Upgrader{}
+		if e.Driver() == "epoll" {
+			u.HeartbeatInterval, u.HeartbeatTimeout = 200*time.Millisecond, 200*time.Millisecond
+		}
+		url := engineServer(t, e, u, Callbacks{
+			OnMessage: func(c *Conn, mt int, p []byte) {
+				if string(p) == "pause" {
+					e.PauseReads(c)
+					paused <- c
+					return
+				}
+				got.Add(1)
+				c.WriteMessage(mt, p)
+			},
+		})
+		nc, br := rawClient(t, url, 0)
+		// "pause" and the first half in one write: they arrive in one read.
+		var batch []byte
+		batch = append(batch, maskedFrame(1, false, []byte("pause"))...)
+		for i := range 50 {
+			batch = append(batch, maskedFrame(1, false, fmt.Appendf(nil, "m%03d", i))...)
+		}
+		if _, err := nc.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		c := <-paused
+		batch = batch[:0]
+		for i := 50; i < 100; i++ {
+			batch = append(batch, maskedFrame(1, false, fmt.Appendf(nil, "m%03d", i))...)
+		}
+		if _, err := nc.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond) // longer than interval + timeout
+		if n := got.Load(); n != 0 {
+			t.Fatalf("%d messages delivered while paused", n)
+		}
+		e.ResumeReads(c)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := range 100 {
+			op, p := readRawFrame(t, br)
+			for op == byte(PingMessage) { // the heartbeat's
+				op, p = readRawFrame(t, br)
+			}
+			if want := fmt.Sprintf("m%03d", i); op != TextMessage || string(p) != want {
+				t.Fatalf("echo %d: opcode %d %q, want %q", i, op, p, want)
+			}
+		}
+	})
+}
+
+// With workers, a connection's input waiting for them is bounded: reads
+// pause beyond MaxQueuedBytes, so a peer cannot fill memory by sending
+// faster than the callbacks run, and nothing is lost.
+func TestEngineWorkersBoundInput(t *testing.T) {
+	const bound = 64 << 10
+	forEachDriver(t, EngineConfig{Workers: 1, MaxQueuedBytes: bound}, func(t *testing.T, e *Engine) {
+		release := make(chan struct{})
+		conns := make(chan *Conn, 1)
+		var n atomic.Int32
+		done := make(chan struct{})
+		url := engineServer(t, e, Upgrader{}, Callbacks{
+			OnMessage: func(c *Conn, _ int, p []byte) {
+				if n.Add(1) == 1 {
+					conns <- c
+					<-release
+				}
+				if want := fmt.Sprintf("%06d", n.Load()-1); string(p[:6]) != want {
+					t.Errorf("message %q, want %q first: out of order", p[:6], want)
+				}
+				if n.Load() == 4096 {
+					close(done)
+				}
+			},
+		})
+		client, _, err := DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.CloseNow()
+		sent := make(chan error, 1)
+		go func() {
+			payload := make([]byte, 1<<10)
+			for i := range 4096 { // 4 MiB
+				copy(payload, fmt.Sprintf("%06d", i))
+				if err := client.WriteMessage(BinaryMessage, payload); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		c := <-conns
+		most := 0
+		for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if v, ok := e.pool.qs.Load(c); ok {
+				q := v.(*workQueue)
+				q.mu.Lock()
+				most = max(most, q.bytes)
+				q.mu.Unlock()
+			}
+		}
+		if most < bound/2 {
+			t.Fatalf("workers held at most %d bytes: the peer did not fill the queue", most)
+		}
+		if most > bound+(1<<10) {
+			t.Fatalf("workers held %d bytes of input, bound %d plus one message", most, bound)
+		}
+		close(release)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 4096 messages delivered", n.Load())
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
