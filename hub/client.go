@@ -50,7 +50,12 @@ type Client struct {
 	wake     *sync.Cond    // L is &mu; made by the first wait; broadcast when a reply leaves the queue, closed is set or a throttle pause ends
 	closeReq *closeRequest // set once: the writer closes the connection
 	ended    bool          // the read loop ended: the writer stops
-	writing  bool          // a writer goroutine is running
+	writing  bool          // a writer is running (a goroutine, or a flush on an engine)
+	pausedBy uint8         // on an engine: why the hub paused reading the client (pauseReplies|pauseThrottle)
+
+	// onEngine: the client is read by Config.Engine's callbacks. Immutable
+	// once the client is registered.
+	onEngine bool
 
 	// writers counts writer goroutines. One runs only while there is work
 	// (queued messages or a close request), so an idle client has none.
@@ -130,27 +135,68 @@ func (c *Client) Send(messageType int, data []byte) error {
 // client and TCP flow control holds the client back — instead of being
 // disconnected. The wait ends with [ErrClosed] when the client closes or
 // ends in any way (the writer's progress is bounded by WriteTimeout).
+//
+// On an engine ([Config.Engine]) Reply never waits, since OnMessage runs
+// on an event loop: with SendQueue replies queued the hub pauses reading
+// the client instead, until the writer has taken half of them. Only a
+// single OnMessage call that replies SendQueue times more than that
+// fills the queue; the client is then a slow consumer after all.
 func (c *Client) Reply(messageType int, data []byte) error {
 	pm, size, err := prepare(messageType, data)
 	if err != nil {
 		return err
 	}
+	sendQueue := c.hub.cfg.SendQueue
 	c.mu.Lock()
-	for !c.closed && c.replies >= c.hub.cfg.SendQueue {
+	for !c.closed && c.replies >= sendQueue && !c.onEngine {
 		c.waitLocked()
 	}
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	if c.n >= 2*sendQueue { // on an engine only: the queue's full size
+		c.mu.Unlock()
+		c.requestClose(&closeRequest{code: websocket.ClosePolicyViolation, reason: slowReason})
+		c.markSlow()
+		return ErrSlowConsumer
+	}
 	c.pushLocked(queued{pm: pm, size: size, reply: true})
 	c.replies++
+	if c.onEngine && c.replies >= sendQueue {
+		c.pauseLocked(pauseReplies)
+	}
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.write()
 	}
 	return nil
+}
+
+// Why the hub paused reading a client on an engine.
+const (
+	pauseReplies  = 1 << iota // SendQueue replies queued
+	pauseThrottle             // MaxMessageRate
+)
+
+// pauseLocked pauses reading the client for why. Caller holds c.mu.
+func (c *Client) pauseLocked(why uint8) {
+	if c.pausedBy == 0 {
+		c.hub.cfg.Engine.PauseReads(c.conn)
+	}
+	c.pausedBy |= why
+}
+
+// resumeLocked ends the pause for why. Caller holds c.mu.
+func (c *Client) resumeLocked(why uint8) {
+	if c.pausedBy&why == 0 {
+		return
+	}
+	c.pausedBy &^= why
+	if c.pausedBy == 0 {
+		c.hub.cfg.Engine.ResumeReads(c.conn)
+	}
 }
 
 // SendPrepared queues a prepared message, as Send does.
@@ -184,7 +230,7 @@ func (c *Client) requestClose(r *closeRequest) bool {
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.write()
 	}
 	return true
 }
@@ -242,7 +288,7 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 			c.mu.Unlock()
 			c.markSlow()
 			if start {
-				go c.writeLoop()
+				c.write()
 			}
 			return ErrSlowConsumer
 		}
@@ -251,7 +297,7 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.write()
 	}
 	return nil
 }
@@ -329,6 +375,9 @@ func (c *Client) next(batch []queued) ([]queued, *closeRequest, bool) {
 		if replies > 0 {
 			c.replies -= replies
 			c.wakeLocked() // room for more replies
+			if c.replies <= c.hub.cfg.SendQueue/2 {
+				c.resumeLocked(pauseReplies)
+			}
 		}
 		return batch, nil, true
 	}
@@ -346,56 +395,87 @@ func (c *Client) discardLocked() {
 	}
 }
 
-// writeLoop is the client's only writer of queued messages; it runs while
-// there is work and then returns.
+// write runs the writer, which the caller has just started
+// (startWriterLocked). On an event loop's connection it writes on the
+// caller's goroutine while the connection's queue has room, since such a
+// write never waits (a publisher, or OnMessage on the loop, pays for the
+// copy into the queue, not for the network): an idle or keeping-up client
+// needs no goroutine to receive. A client that fell behind by the
+// engine's queue bound, or one whose writes wait for the network, gets a
+// writer goroutine until its queue is empty.
+func (c *Client) write() {
+	limit := c.conn.QueueLimit()
+	if limit == 0 {
+		go c.writeLoop()
+		return
+	}
+	for {
+		if c.conn.QueuedBytes() >= limit {
+			go c.writeLoop()
+			return
+		}
+		if !c.writeBatch() {
+			return
+		}
+	}
+}
+
+// writeLoop is the writer on a goroutine of its own.
 func (c *Client) writeLoop() {
-	defer c.writers.Done()
+	for c.writeBatch() {
+	}
+}
+
+// writeBatch writes the next messages queued, or carries out the close
+// request; false when the writer has stopped. Everything queued goes out
+// together, in one system call (WritePreparedMessages): a client that
+// fell behind catches up at the cost of one write, not one per message.
+func (c *Client) writeBatch() bool {
 	h := c.hub
-	// Everything queued goes out together, in one system call
-	// (WritePreparedMessages): a client that fell behind catches up at the
-	// cost of one write, not one per message.
 	var batch [maxBatch]queued
 	var pms [maxBatch]*websocket.PreparedMessage
-	for {
-		qs, req, ok := c.next(batch[:0])
-		if !ok {
-			if req != nil {
-				// The handshake: bounded by the connection's close timeout;
-				// a reader blocked in ReadMessage sees the peer's answer.
-				if err := c.conn.CloseWithCode(req.code, req.reason); err != nil {
-					// E.g. a code no close frame may carry: still end it.
-					c.conn.CloseNow()
-				}
+	qs, req, ok := c.next(batch[:0])
+	if !ok {
+		if req != nil {
+			// The handshake: bounded by the connection's close timeout;
+			// a reader blocked in ReadMessage sees the peer's answer. On
+			// an engine it returns at once and the loop finishes it.
+			if err := c.conn.CloseWithCode(req.code, req.reason); err != nil {
+				// E.g. a code no close frame may carry: still end it.
+				c.conn.CloseNow()
 			}
-			return
 		}
-		size := 0
-		for i, q := range qs {
-			pms[i] = q.pm
-			size += q.size
-		}
-		// No deadline per write: the connection's write stall timeout
-		// (WriteTimeout) fails a write the client takes nothing of.
-		err := c.conn.WritePreparedMessages(pms[:len(qs)])
-		clear(pms[:len(qs)])
-		clear(qs)
-		if err != nil {
-			if isTimeout(err) {
-				// A peer that took nothing for WriteTimeout is a slow
-				// consumer whatever the policy.
-				c.markSlow()
-			}
-			c.mu.Lock()
-			c.closeLocked()
-			c.discardLocked()
-			c.mu.Unlock()
-			// A partly written frame leaves no way to send a close frame.
-			c.conn.CloseNow()
-			return
-		}
-		h.stats.messagesOut.Add(uint64(len(qs)))
-		h.stats.bytesOut.Add(uint64(size))
+		c.writers.Done()
+		return false
 	}
+	size := 0
+	for i, q := range qs {
+		pms[i] = q.pm
+		size += q.size
+	}
+	// No deadline per write: the connection's write stall timeout
+	// (WriteTimeout) fails a write the client takes nothing of.
+	err := c.conn.WritePreparedMessages(pms[:len(qs)])
+	clear(pms[:len(qs)])
+	clear(qs)
+	if err != nil {
+		if isTimeout(err) {
+			// A peer that took nothing for WriteTimeout is a slow
+			// consumer whatever the policy.
+			c.markSlow()
+		}
+		c.mu.Lock()
+		c.closeLocked()
+		c.discardLocked()
+		c.mu.Unlock()
+		// A partly written frame leaves no way to send a close frame.
+		c.conn.CloseNow()
+		c.writers.Done()
+		return false
+	}
+	h.stats.messagesOut.Add(uint64(len(qs)))
+	h.stats.bytesOut.Add(uint64(size))
+	return true
 }
 
 // maxBatch bounds the messages the writer takes from the queue at once.
@@ -433,7 +513,22 @@ func (c *Client) throttle() {
 	}
 	h.stats.throttled.Add(1)
 	// The debt is less than one token, so the wait is at most 1/rate.
-	c.pause(time.Duration(-c.tokens / rate * float64(time.Second)))
+	d := time.Duration(-c.tokens / rate * float64(time.Second))
+	if c.onEngine {
+		// An event loop must not wait: the client is not read meanwhile.
+		c.mu.Lock()
+		if !c.closed {
+			c.pauseLocked(pauseThrottle)
+			time.AfterFunc(d, func() {
+				c.mu.Lock()
+				c.resumeLocked(pauseThrottle)
+				c.mu.Unlock()
+			})
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.pause(d)
 }
 
 // pause waits for d, or less if the client closes meanwhile: the read

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"syscall"
@@ -22,8 +24,15 @@ import (
 
 // startHub serves a hub on a loopback httptest server. Cleanup shuts the
 // hub down and checks that none of its goroutines is left.
+// With onEngine (TestOnEngine's run of the whole suite) the hub serves its
+// clients on a websocket.Engine.
 func startHub(t *testing.T, cfg hub.Config) (*hub.Hub, string) {
 	t.Helper()
+	var e *websocket.Engine
+	if onEngine {
+		e = newEngine(t)
+		cfg.Engine = e
+	}
 	h := hub.New(cfg)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -31,9 +40,50 @@ func startHub(t *testing.T, cfg hub.Config) (*hub.Hub, string) {
 		defer cancel()
 		h.Shutdown(ctx)
 		srv.Close()
+		if e != nil {
+			e.Close()
+		}
 		checkNoHubGoroutines(t)
 	})
 	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// onEngine is set in the run of the suite that TestOnEngine starts.
+var onEngine = os.Getenv("LATCH_HUB_TEST_ENGINE") == "1"
+
+// newEngine returns an engine that is epoll's on Linux, where the suite
+// must not pass by quietly falling back to goroutines.
+func newEngine(t *testing.T) *websocket.Engine {
+	t.Helper()
+	e, err := websocket.NewEngine(websocket.EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS == "linux" && e.Driver() != "epoll" {
+		t.Fatalf("engine driver %q on Linux", e.Driver())
+	}
+	return e
+}
+
+// TestOnEngine runs every other test of the package again with the hub's
+// clients on an engine (startHub), in a child process of this test binary.
+func TestOnEngine(t *testing.T) {
+	if onEngine {
+		return // the child: the other tests are the point
+	}
+	args := []string{"-test.run=.", "-test.skip=^TestOnEngine$", "-test.count=1", "-test.timeout=5m"}
+	if testing.Verbose() {
+		args = append(args, "-test.v")
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "LATCH_HUB_TEST_ENGINE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("the suite on an engine failed: %v\n%s", err, out)
+	}
+	if testing.Verbose() {
+		t.Logf("%s", out)
+	}
 }
 
 // checkNoHubGoroutines fails if a goroutine is still running code of the

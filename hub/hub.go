@@ -52,6 +52,18 @@ type Config struct {
 	MaxConnections int           // 0 → unlimited; beyond it upgrades get HTTP 503; unused when Limiter is set
 	ReadLimit      int64         // 0 → websocket default
 
+	// Engine, when set, serves the clients on its event loops instead of a
+	// read goroutine each: an idle client then holds no goroutine, and a
+	// client's queued messages are written by whoever queues them while
+	// its connection's output queue has room (a writer goroutine runs only
+	// for a client that fell behind). OnMessage runs on the engine's loop
+	// (or on its workers, with EngineConfig.Workers) and must not block;
+	// its data is valid only during the call. Serve, when set, keeps its
+	// clients on goroutines. Connections the engine cannot hold (TLS,
+	// HTTP/2) are served on goroutines by the engine, with the same hooks.
+	// The hub does not close the engine.
+	Engine *websocket.Engine
+
 	// Limiter admits upgrades (HTTP 503 or 429 beyond its limits); share one
 	// with other handlers to bound their connections together. nil: the
 	// hub has its own, of MaxConnections.
@@ -75,7 +87,8 @@ type Config struct {
 	OnConnect func(c *Client)
 	// OnMessage runs for every data message, one call at a time in the
 	// order the messages came, on the client's read goroutine (a fresh one
-	// for each message, so that idle clients keep small stacks).
+	// for each message, so that idle clients keep small stacks), or on the
+	// engine's loop (see Engine).
 	OnMessage func(c *Client, messageType int, data []byte)
 	// Serve, when set, takes the place of the hub's read loop: it runs on
 	// the client's goroutine after OnConnect, reads c.Conn() itself (the
@@ -233,10 +246,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetWriteStallTimeout(h.cfg.WriteTimeout)
 	c := newClient(h, h.nextID.Add(1), r, conn, release)
-	// Serve the client on a goroutine of its own and return: net/http frees
-	// its buffers for the connection (about 8 KiB) once the handler returns.
+	// Serve the client on a goroutine of its own, or on the engine, and
+	// return: net/http frees its buffers for the connection (about 8 KiB)
+	// once the handler returns.
 	handedOff = true
-	go h.run(c) // ends in h.end, which frees the slot and leaves
+	if h.cfg.Engine != nil && h.cfg.Serve == nil {
+		h.runOnEngine(c) // ends in h.end, which frees the slot and leaves
+	} else {
+		go h.run(c)
+	}
 	if r.ProtoMajor >= 2 {
 		// An HTTP/2 stream ends when its handler returns (RFC 8441).
 		<-conn.Done()
@@ -279,6 +297,50 @@ func (h *Hub) leave() {
 
 // run registers the client, runs OnConnect and starts its read loop.
 func (h *Hub) run(c *Client) {
+	h.start(c)
+	if h.cfg.Serve != nil {
+		h.end(c, h.cfg.Serve(c))
+		return
+	}
+	go h.read(c)
+}
+
+// runOnEngine registers the client, runs OnConnect and hands the
+// connection to the engine. Until the engine holds the connection nothing
+// else may write to it, so the writer is held back (started, with nothing
+// to do yet) and runs once Serve has returned.
+func (h *Hub) runOnEngine(c *Client) {
+	c.onEngine = true
+	c.writing = true
+	c.writers.Add(1)
+	h.start(c)
+	err := h.cfg.Engine.Serve(c.conn, websocket.Callbacks{
+		OnMessage: func(_ *websocket.Conn, mt int, data []byte) { h.message(c, mt, data) },
+		// end waits for the client's writer and runs OnDisconnect, which
+		// may block: not on the loop.
+		OnClose: func(_ *websocket.Conn, err error) { go h.end(c, err) },
+	})
+	c.write() // what was queued meanwhile, and the writer's end
+	if err != nil {
+		c.conn.CloseNow()
+		go h.end(c, err)
+	}
+}
+
+// message hands a message read on the engine to OnMessage.
+func (h *Hub) message(c *Client, mt int, data []byte) {
+	h.stats.messagesIn.Add(1)
+	h.stats.bytesIn.Add(uint64(len(data)))
+	if h.cfg.OnMessage != nil {
+		h.cfg.OnMessage(c, mt, data)
+	}
+	if h.cfg.MaxMessageRate > 0 {
+		c.throttle()
+	}
+}
+
+// start registers the client and runs OnConnect.
+func (h *Hub) start(c *Client) {
 	h.register(c)
 	h.stats.connected.Add(1)
 	h.log.Debug("hub: client connected", "id", c.id, "remote", c.req.RemoteAddr)
@@ -292,11 +354,6 @@ func (h *Hub) run(c *Client) {
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(c)
 	}
-	if h.cfg.Serve != nil {
-		h.end(c, h.cfg.Serve(c))
-		return
-	}
-	go h.read(c)
 }
 
 // read reads the client's next message and hands it to OnMessage, then
@@ -361,7 +418,7 @@ func closeCode(readErr error) int {
 	switch {
 	case errors.Is(readErr, websocket.ErrReadLimit):
 		return websocket.CloseMessageTooBig
-	case errors.Is(readErr, websocket.ErrMessageTimeout):
+	case errors.Is(readErr, websocket.ErrMessageTimeout), errors.Is(readErr, websocket.ErrQueueFull):
 		return websocket.ClosePolicyViolation
 	}
 	if code := websocket.CloseStatus(readErr); code >= 0 {

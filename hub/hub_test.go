@@ -1,12 +1,15 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -806,6 +809,111 @@ func TestPipelinedRequestsAllAnswered(t *testing.T) {
 	}
 	if st := h.Stats(); st.SlowDisconnects != 0 || st.MessagesOut != requests {
 		t.Errorf("SlowDisconnects %d, MessagesOut %d; want 0 and %d", st.SlowDisconnects, st.MessagesOut, requests)
+	}
+}
+
+// TestPipelinedLargeAnswers: answers far larger than the requests, none
+// read until all requests are sent. The client's output backs up (on an
+// engine past its queue bound, so a writer goroutine takes over and the
+// hub pauses reading the client), and every answer still arrives, in
+// order, without the client being called slow.
+func TestPipelinedLargeAnswers(t *testing.T) {
+	const requests = 200
+	answer := bytes.Repeat([]byte("a"), 64<<10)
+	gone := make(chan disconnect, 1)
+	h, url := startHub(t, hub.Config{
+		SendQueue: 4,
+		OnMessage: func(c *hub.Client, mt int, data []byte) {
+			b := append([]byte(nil), answer...)
+			copy(b, data)
+			if err := c.Reply(websocket.BinaryMessage, b); err != nil && !errors.Is(err, hub.ErrClosed) {
+				panic(err)
+			}
+		},
+		OnDisconnect: onDisconnect(gone),
+	})
+	conn := dial(t, url)
+	conn.SetReadLimit(1 << 20)
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for i := range requests {
+		if err := conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "%06d", i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for i := range requests {
+		_, p, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if len(p) != len(answer) || string(p[:6]) != fmt.Sprintf("%06d", i) {
+			t.Fatalf("answer %d: %d bytes starting %q", i, len(p), p[:min(6, len(p))])
+		}
+	}
+	conn.Close()
+	if d := <-gone; d.code != websocket.CloseNormalClosure || errors.Is(d.err, hub.ErrSlowConsumer) {
+		t.Errorf("OnDisconnect(code %d, err %v), want 1000", d.code, d.err)
+	}
+	if st := h.Stats(); st.SlowDisconnects != 0 || st.MessagesOut != requests {
+		t.Errorf("SlowDisconnects %d, MessagesOut %d; want 0 and %d", st.SlowDisconnects, st.MessagesOut, requests)
+	}
+}
+
+// TestIdleClientsOnEngine: on an engine an idle client holds no
+// goroutine, where the goroutine hub holds one per client.
+func TestIdleClientsOnEngine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loops are epoll's")
+	}
+	const clients = 200
+	for _, engine := range []bool{false, true} {
+		ready := make(chan struct{}, clients)
+		cfg := hub.Config{OnMessage: func(c *hub.Client, mt int, data []byte) {
+			c.Reply(mt, data)
+		}}
+		var e *websocket.Engine
+		if engine {
+			e = newEngine(t)
+			cfg.Engine = e
+		}
+		h := hub.New(cfg)
+		srv := httptest.NewServer(h)
+		url := "ws" + strings.TrimPrefix(srv.URL, "http")
+		before := runtime.NumGoroutine()
+		conns := make([]*websocket.Conn, clients)
+		for i := range conns {
+			conns[i] = dial(t, url)
+			go func(c *websocket.Conn) { // the client side reads on a goroutine of its own
+				c.WriteMessage(websocket.TextMessage, []byte("hi"))
+				c.ReadMessage()
+				ready <- struct{}{}
+				for {
+					if _, _, err := c.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}(conns[i])
+		}
+		for range clients {
+			<-ready
+		}
+		time.Sleep(100 * time.Millisecond) // the hub's last goroutines end
+		// The clients' goroutines are this test's: one each.
+		added := runtime.NumGoroutine() - before - clients
+		if engine && added > 10 {
+			t.Errorf("on an engine, %d idle clients added %d goroutines to the server", clients, added)
+		}
+		if !engine && added < clients {
+			t.Errorf("without an engine, %d idle clients added %d goroutines: the comparison measures nothing", clients, added)
+		}
+		t.Logf("engine %v: %d idle clients, %d server goroutines", engine, clients, added)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h.Shutdown(ctx)
+		cancel()
+		srv.Close()
+		if e != nil {
+			e.Close()
+		}
 	}
 }
 

@@ -564,3 +564,14 @@ func (c *Conn) QueuedBytes() int {
 	}
 	return c.conn.(*loopConn).queued()
 }
+
+// QueueLimit returns the bound on c's queued output ([EngineConfig.MaxQueuedBytes])
+// when c is on an event loop, and 0 when c does not queue: its writes go
+// to the network and wait for it. A data message written while
+// QueuedBytes is below the limit is queued whole and never waits.
+func (c *Conn) QueueLimit() int {
+	if !c.rd.mem {
+		return 0
+	}
+	return c.conn.(*loopConn).queueLimit()
+}

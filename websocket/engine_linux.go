@@ -355,16 +355,14 @@ func (l *eventLoop) servePending() bool {
 // register adds a new connection to the loop and reads what came with
 // its handshake.
 func (l *eventLoop) register(lc *loopConn) {
+	var slot int32
 	if n := len(l.free); n > 0 {
-		lc.slot = l.free[n-1]
+		slot = l.free[n-1]
 		l.free = l.free[:n-1]
 	} else {
-		lc.slot = int32(len(l.slots))
+		slot = int32(len(l.slots))
 		l.slots = append(l.slots, nil)
 	}
-	// (lc.slot is the loop's own variable until the lock below.)
-	slot := lc.slot
-	lc.slot = -1
 	l.slots[slot] = lc
 	l.live++
 	lc.lastInput = monoNow()
@@ -1384,6 +1382,8 @@ func unixNano(t time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+func (lc *loopConn) queueLimit() int { return lc.l.e.cfg.MaxQueuedBytes }
 
 func (lc *loopConn) queued() int {
 	lc.mu.Lock()

@@ -34,3 +34,4 @@ func (*loopConn) queued() int { return 0 }
 
 func (*loopConn) writeParts([][]byte) error { return errNotLoopable }
 func (*loopConn) setPause(uint32, bool)     {}
+func (*loopConn) queueLimit() int           { return 0 }
