@@ -60,6 +60,13 @@ type BrokerFunc func(h broker.Handler) (broker.Broker, error)
 // field says it can be off (elsewhere New refuses it). cmd/latch spells
 // that "off" on its command line and refuses 0 there, so that a flag cannot
 // mean the opposite of the field.
+// The values of Config.Engine.
+const (
+	EngineAuto       = "auto"
+	EngineEpoll      = "epoll"
+	EngineGoroutines = "goroutines"
+)
+
 type Config struct {
 	// Addr is the TCP listen address; port 0 picks a free port.
 	Addr string
@@ -75,6 +82,14 @@ type Config struct {
 	// H2C also accepts cleartext HTTP/2 with prior knowledge (RFC 9113
 	// §3.3) on a server without TLS, for a proxy in front that speaks h2c.
 	H2C bool
+
+	// Engine says how WebSocket connections on /ws and /echo are served:
+	// EngineAuto (the default: epoll event loops where the platform has
+	// them, else goroutines), EngineEpoll (event loops, or New fails) or
+	// EngineGoroutines (a read goroutine per connection). On the event
+	// loops an idle client holds no goroutine; connections over TLS or
+	// HTTP/2 are served on goroutines either way.
+	Engine string
 
 	// AllowedOrigins lists browser origins accepted besides the server's
 	// own, as websocket.Upgrader.OriginPatterns: "example.com",
@@ -204,6 +219,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.H2C && c.DisableHTTP2 {
 		return c, errors.New("h2c is HTTP/2: it cannot go with HTTP/2 disabled")
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = EngineAuto
+	case EngineAuto, EngineEpoll, EngineGoroutines:
+	default:
+		return c, fmt.Errorf("engine must be %s, %s or %s, got %q", EngineAuto, EngineEpoll, EngineGoroutines, c.Engine)
 	}
 	switch {
 	case c.MaxConnections < 0:

@@ -30,7 +30,14 @@ func newEchoHub(cfg hub.Config) *hub.Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg.Serve = func(c *hub.Client) error { return echo(c.Conn()) }
+	if cfg.Engine != nil {
+		// The engine delivers whole messages; a write from the loop into
+		// a full queue closes the client with 1008, so an echo client
+		// that does not read cannot make the server hold its output.
+		cfg.OnMessage = func(c *hub.Client, mt int, data []byte) { _ = c.Conn().WriteMessage(mt, data) }
+	} else {
+		cfg.Serve = func(c *hub.Client) error { return echo(c.Conn()) }
+	}
 	cfg.OnDisconnect = func(c *hub.Client, code int, err error) {
 		log.Debug("echo: connection closed", "remote", c.Request().RemoteAddr, "code", code, "err", err)
 	}

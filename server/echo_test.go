@@ -12,6 +12,7 @@ import (
 	"time"
 
 	cws "github.com/coder/websocket"
+	"github.com/latchws/latch/hub"
 	"github.com/latchws/latch/internal/testutil"
 	"github.com/latchws/latch/server"
 )
@@ -183,9 +184,14 @@ func TestEchoLogsCloseCode(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	tr.waitReturned(t)
-	out := logs.String()
-	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "code=4001") {
-		t.Errorf("log = %q, want a debug line with code=4001", out)
+	// The handler returns once the connection is upgraded; the line comes
+	// when the hub has seen the close.
+	deadline := time.Now().Add(5 * time.Second)
+	for out := logs.String(); !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "code=4001"); out = logs.String() {
+		if time.Now().After(deadline) {
+			t.Fatalf("log = %q, want a debug line with code=4001", out)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -194,13 +200,22 @@ func TestEchoLogLevel(t *testing.T) {
 	ctx := testContext(t)
 	logs := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	tr, url := start(t, server.NewEchoHandler(nil, 0, logger))
+	h := server.NewEchoHandler(nil, 0, logger)
+	tr, url := start(t, h)
 	c := dial(t, ctx, url)
 
 	if err := c.Close(cws.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	tr.waitReturned(t)
+	// The end has been logged, at debug level, once the hub counts it.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.(*hub.Hub).Stats().Disconnected != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the echo hub did not count the disconnect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if out := logs.String(); out != "" {
 		t.Errorf("log at info level = %q, want nothing: connection ends are debug", out)
 	}

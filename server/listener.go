@@ -173,6 +173,10 @@ type countedTCPConn struct {
 	closed atomic.Bool
 }
 
+// WrappedSocket lets a websocket.Engine hold the connection on an event
+// loop; it calls Close when the WebSocket ends, so the count stays right.
+func (c *countedTCPConn) WrappedSocket() net.Conn { return c.TCPConn }
+
 func (c *countedTCPConn) Close() error {
 	if c.closed.Swap(true) {
 		return c.TCPConn.Close()

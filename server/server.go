@@ -38,6 +38,7 @@ type Server struct {
 	broker   broker.Broker
 	stop     context.CancelFunc // cancels pubsub.stopping
 	echo     *hub.Hub           // /echo: its clients are echoed
+	engine   *websocket.Engine  // nil: goroutines; shared by both hubs
 	limiter  *hub.Limiter       // admits every WebSocket, /ws and /echo alike
 	metrics  *metrics
 	hosts    *hostPolicy // immutable after New
@@ -89,6 +90,12 @@ func New(cfg Config) (*Server, error) {
 		writeTimeout = websocket.DefaultWriteStallTimeout
 	}
 
+	engine, err := newEngine(cfg.Engine, cfg.Broker != nil)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.engine = engine
+
 	ps := &pubsub{maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, logger: logger}
 	ps.stopping, s.stop = context.WithCancel(context.Background())
 	s.hub = hub.New(hub.Config{
@@ -102,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		OnConnect:      ps.onConnect,
 		OnMessage:      ps.onMessage,
 		OnDisconnect:   ps.onDisconnect,
+		Engine:         engine,
 		Logger:         logger,
 	})
 	ps.hub = s.hub
@@ -113,10 +121,12 @@ func New(cfg Config) (*Server, error) {
 		b, err := cfg.Broker(ps.deliver)
 		if err != nil {
 			s.stop()
+			s.closeEngine()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
 		if b == nil {
 			s.stop()
+			s.closeEngine()
 			return nil, errors.New("server: broker: BrokerFunc returned nil")
 		}
 		s.broker = b
@@ -129,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		ReadLimit:    cfg.EchoMaxMessageSize,
 		WriteTimeout: writeTimeout,
 		OnConnect:    func(c *hub.Client) { s.metrics.connected(routeEcho, c.Conn(), c.Request()) },
+		Engine:       engine,
 		Logger:       logger,
 	})
 	s.metrics = newMetrics(s.hub, s.echo, s.broker, ps.interest)
@@ -370,7 +381,51 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Every /ws client has gone through OnDisconnect: no Interest left to
 	// release, and no publish running.
 	berr := s.broker.Close()
+	s.closeEngine() // holds no client now, unless the deadline dropped some
 	return errors.Join(herr, eerr, serr, berr)
+}
+
+// newEngine returns the engine Config.Engine asks for, or nil for
+// goroutines. A broker of the application's (NATS) may block in Publish
+// and Subscribe, so its hooks run on workers, not on the loops.
+func newEngine(mode string, externalBroker bool) (*websocket.Engine, error) {
+	if mode == EngineGoroutines {
+		return nil, nil
+	}
+	cfg := websocket.EngineConfig{}
+	if externalBroker {
+		cfg.Workers = brokerWorkers
+	}
+	e, err := websocket.NewEngine(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if e.Driver() != EngineEpoll {
+		e.Close()
+		if mode == EngineEpoll {
+			return nil, fmt.Errorf("engine %s: not available on this platform (driver %s)", EngineEpoll, e.Driver())
+		}
+		return nil, nil // auto: goroutines, without an engine between
+	}
+	return e, nil
+}
+
+// brokerWorkers is how many hooks may wait for an external broker at once.
+const brokerWorkers = 64
+
+func (s *Server) closeEngine() {
+	if s.engine != nil {
+		s.engine.Close()
+	}
+}
+
+// Engine reports how WebSocket connections are served: "epoll" or
+// "goroutines".
+func (s *Server) Engine() string {
+	if s.engine != nil {
+		return s.engine.Driver()
+	}
+	return EngineGoroutines
 }
 
 // shutdownAdmin stops the admin server and closes its listener, bound

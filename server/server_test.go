@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +24,46 @@ import (
 
 // serve starts a latch server on loopback and returns it with its base
 // address (host:port). Cleanup shuts it down.
+// testEngine is the engine the suite's servers use: epoll where it runs
+// (Linux, as in CI), and goroutines in the run TestOnGoroutines starts.
+var testEngine = func() string {
+	if e := os.Getenv("LATCH_SERVER_TEST_ENGINE"); e != "" {
+		return e
+	}
+	if runtime.GOOS == "linux" {
+		return server.EngineEpoll
+	}
+	return server.EngineAuto
+}()
+
+// TestOnGoroutines runs every other test of the package again with the
+// WebSockets on goroutines (-engine=goroutines), in a child process.
+func TestOnGoroutines(t *testing.T) {
+	if os.Getenv("LATCH_SERVER_TEST_ENGINE") != "" {
+		return // the child: the other tests are the point
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=.", "-test.skip=^TestOnGoroutines$", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), "LATCH_SERVER_TEST_ENGINE="+server.EngineGoroutines)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("the suite on goroutines failed: %v\n%s", err, out)
+	}
+}
+
 func serve(t *testing.T, cfg server.Config) (*server.Server, string) {
 	t.Helper()
 	if cfg.LogOutput == nil {
 		cfg.LogOutput = io.Discard
 	}
+	if cfg.Engine == "" {
+		cfg.Engine = testEngine
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if want := cfg.Engine; want != server.EngineAuto && srv.Engine() != want {
+		t.Fatalf("Engine() = %q, want %q", srv.Engine(), want)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -294,12 +294,15 @@ func (e *Engine) serveBlocking(c *Conn, bc *blockingConn, h Callbacks) {
 		bc.wait(c)
 		mt, p, err := c.AppendMessage(buf[:0])
 		if err != nil {
-			c.CloseNow()
 			if e.pool != nil {
 				e.pool.closed(c, h, err)
 			} else {
 				h.OnClose(c, err)
 			}
+			// As on a loop: the handshake's end, or the linger after
+			// failing the peer (so that it reads the close frame rather
+			// than a reset), bounded by the close timeout.
+			c.Close()
 			return
 		}
 		if e.pool != nil {
@@ -462,11 +465,27 @@ var errNotLoopable = errors.New("websocket: connection cannot be served by an ev
 // loopable reports whether c's network connection is a plain socket an
 // event loop can take over: TCP or Unix, not TLS or an HTTP/2 stream.
 func loopable(c *Conn) (net.Conn, bool) {
-	switch nc := c.conn.(type) {
+	nc := c.conn
+	if w, ok := nc.(SocketWrapper); ok {
+		nc = w.WrappedSocket()
+	}
+	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		return nc, true
 	}
 	return nil, false
+}
+
+// A SocketWrapper is a net.Conn that wraps a socket without changing its
+// bytes, such as a listener's wrapper that counts open connections on
+// Close. An [Engine] holds such a connection on an event loop: it reads
+// and writes the socket WrappedSocket returns (a *net.TCPConn or a
+// *net.UnixConn) itself, and calls the wrapper's Close once the
+// connection has ended. Other wrappers (TLS, a conn that counts bytes)
+// are served on goroutines, through their own Read and Write.
+type SocketWrapper interface {
+	net.Conn
+	WrappedSocket() net.Conn
 }
 
 // The reader's side of the engine: what an event loop asks of the Conn

@@ -80,11 +80,13 @@ type loopConn struct {
 	requested   bool // on the loop's pending list; guarded by l.mu
 	shutWrite   bool // CloseWrite: shut down writing once flushed
 	unixSocket  bool // immutable
+	wrapped     bool // immutable: c's net.Conn was a SocketWrapper, in wrappers
 
 	// Owned by the loop goroutine.
 	readDone  bool // OnClose has been called
 	wrShut    bool
 	paused    bool          // EPOLLIN is off (PauseReads); written under mu, which writers' armOut take
+	held      bool          // a pause stopped the reader with input kept in part.in
 	pauses    atomic.Uint32 // why reading is paused, a pauseApp|pausePool mask; any goroutine
 	part      *partial
 	lastInput int64
@@ -182,18 +184,30 @@ func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
 	if ns := c.writeDeadline.Load(); ns != 0 {
 		lc.writeDeadline.Store(ns)
 	}
+	outer := c.conn
 	c.conn = lc
 	c.unlockFrame()
 	nc.Close() // our duplicate keeps the socket open
+	if outer != nc {
+		lc.wrapped = true
+		wrappers.Store(lc, outer) // closed with the connection
+	}
 
 	if !l.request(lc) {
 		lc.abort()
 		c.closeNetConn(errEngineClosed)
 		syscall.Close(fd)
+		if lc.wrapped {
+			wrappers.Delete(lc)
+			outer.Close()
+		}
 		return errEngineClosed
 	}
 	return nil
 }
+
+// wrappers holds the SocketWrapper of each connection adopted through one.
+var wrappers sync.Map // *loopConn -> net.Conn
 
 func dupCloexec(fd int) (int, error) {
 	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
@@ -528,7 +542,11 @@ func (l *eventLoop) keepRest(lc *loopConn) {
 // the closing handshake, UTF-8, limits, inflating.
 func (l *eventLoop) dispatch(lc *loopConn) {
 	c := lc.c
-	for c.readErr == nil && !c.closed.Load() && lc.pauses.Load() == 0 {
+	for c.readErr == nil && !c.closed.Load() {
+		if lc.pauses.Load() != 0 {
+			lc.held = true // what is left is read when the pause ends
+			return
+		}
 		if pt := lc.part; pt != nil && pt.inflating != nil {
 			// A compressed message is being inflated as it arrives.
 			if !pt.inflating.step() {
@@ -753,12 +771,17 @@ func (l *eventLoop) service(lc *loopConn) {
 		lc.mu.Unlock()
 		return
 	}
-	if pause := lc.pauses.Load() != 0 && !lc.readDone; pause != lc.paused && lc.slot >= 0 {
-		lc.paused = pause
-		l.modify(lc)
+	if pause := lc.pauses.Load() != 0 && !lc.readDone; lc.slot >= 0 && (pause != lc.paused || !pause && lc.held) {
+		// (A pause that ended before the loop applied it may still have
+		// stopped the reader: held.)
+		wasPaused := lc.paused
+		if pause != lc.paused {
+			lc.paused = pause
+			l.modify(lc)
+		}
 		if !pause {
 			lc.mu.Unlock()
-			l.resumed(lc)
+			l.resumed(lc, wasPaused)
 			return
 		}
 	}
@@ -794,14 +817,16 @@ func (l *eventLoop) service(lc *loopConn) {
 // was paused counts neither as the peer's silence (heartbeat) nor against
 // the message it was sending (progress bound), and the input kept when it
 // paused is read first.
-func (l *eventLoop) resumed(lc *loopConn) {
+func (l *eventLoop) resumed(lc *loopConn, wasPaused bool) {
 	c := lc.c
-	now := monoNow()
-	if c.progressDeadline != 0 {
-		c.progressDeadline += now - lc.lastInput
-		c.setProgressDeadline(now)
+	if now := monoNow(); wasPaused {
+		if c.progressDeadline != 0 {
+			c.progressDeadline += now - lc.lastInput
+			c.setProgressDeadline(now)
+		}
+		lc.lastInput = now
 	}
-	lc.lastInput = now
+	lc.held = false
 	if lc.part != nil && len(lc.part.in) > 0 {
 		l.processKept(lc)
 		return
@@ -940,6 +965,11 @@ func (l *eventLoop) closeFd(lc *loopConn) {
 		l.endRead(lc)
 	}
 	lc.releasePart()
+	if lc.wrapped {
+		if outer, ok := wrappers.LoadAndDelete(lc); ok {
+			outer.(net.Conn).Close() // its socket is closed: only the wrapper's own work is left
+		}
+	}
 	if lc.slot >= 0 {
 		l.slots[lc.slot] = nil
 		l.free = append(l.free, lc.slot)

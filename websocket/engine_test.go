@@ -710,3 +710,31 @@ func TestEngineWorkersBoundInput(t *testing.T) {
 		}
 	})
 }
+
+// A pause that ends before the loop has applied it still lets the input
+// read with it through: nothing waits for more input from the peer.
+func TestEnginePauseResumedAtOnce(t *testing.T) {
+	forEachDriver(t, EngineConfig{}, func(t *testing.T, e *Engine) {
+		url := engineServer(t, e, Upgrader{}, Callbacks{
+			OnMessage: func(c *Conn, mt int, p []byte) {
+				e.PauseReads(c)
+				e.ResumeReads(c)
+				c.WriteMessage(mt, p)
+			},
+		})
+		nc, br := rawClient(t, url, 0)
+		var batch []byte
+		for i := range 20 {
+			batch = append(batch, maskedFrame(1, false, fmt.Appendf(nil, "m%02d", i))...)
+		}
+		if _, err := nc.Write(batch); err != nil { // one read on the server
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := range 20 {
+			if op, p := readRawFrame(t, br); op != TextMessage || string(p) != fmt.Sprintf("m%02d", i) {
+				t.Fatalf("echo %d: opcode %d %q", i, op, p)
+			}
+		}
+	})
+}

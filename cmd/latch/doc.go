@@ -23,6 +23,7 @@
 //	-tls-key FILE               LATCH_TLS_KEY: TLS private key (PEM)
 //	-http2=BOOL                 LATCH_HTTP2: with TLS, offer HTTP/2 and WebSockets over it (RFC 8441) (default true)
 //	-h2c                        LATCH_H2C: also accept cleartext HTTP/2 with prior knowledge, for an h2c proxy (default false)
+//	-engine MODE                LATCH_ENGINE: auto (epoll event loops on Linux, else goroutines), epoll or goroutines (default auto)
 //	-allowed-origins LIST       LATCH_ALLOWED_ORIGINS: comma-separated origins accepted besides the server's own
 //	-allowed-hosts LIST         LATCH_ALLOWED_HOSTS: comma-separated Host patterns served, others get 421 (IP
 //	                            literals always pass; empty: localhost names only on a loopback -addr, else any)

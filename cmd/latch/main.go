@@ -84,6 +84,7 @@ type serveConfig struct {
 	addr              string
 	tlsCert, tlsKey   string
 	http2, h2c        bool
+	engine            string
 	allowedOrigins    string // comma-separated
 	allowedHosts      string // comma-separated
 	adminAddr         string
@@ -117,6 +118,7 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.BoolVar(&cfg.http2, "http2", true, "with TLS, offer HTTP/2 and WebSockets over it (RFC 8441) on /ws and /echo; false: HTTP/1.1 only")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge, WebSockets included, for a proxy in front that speaks h2c")
+	fs.StringVar(&cfg.engine, "engine", server.EngineAuto, "how WebSockets are served: `auto` (epoll event loops where the platform has them, else goroutines), epoll (or refuse to start) or goroutines (a read goroutine per connection); TLS and HTTP/2 connections use goroutines either way")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated browser `origins` accepted besides the server's own, e.g. \"example.com,*.example.com,localhost:*\"")
 	fs.StringVar(&cfg.allowedHosts, "allowed-hosts", "", "comma-separated `hosts` the Host header may name, e.g. \"example.com,*.example.com\"; others get 421 (IP literals always pass; empty: only localhost names on a loopback -addr, else any)")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "serve /metrics and /debug/pprof/ on this `address` only (empty: /metrics on -addr, no pprof)")
@@ -227,6 +229,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("-tls-cert and -tls-key go together")
 	case cfg.h2c && !cfg.http2:
 		return bad("-h2c is HTTP/2: it cannot go with -http2=false")
+	case cfg.engine != server.EngineAuto && cfg.engine != server.EngineEpoll && cfg.engine != server.EngineGoroutines:
+		return bad("-engine must be auto, epoll or goroutines, got %q", cfg.engine)
 	}
 	for _, pat := range splitList(cfg.allowedHosts) {
 		if _, err := path.Match(strings.ToLower(pat), ""); err != nil {
@@ -262,6 +266,7 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		TLSKeyFile:                 cfg.tlsKey,
 		DisableHTTP2:               !cfg.http2,
 		H2C:                        cfg.h2c,
+		Engine:                     cfg.engine,
 		AllowedOrigins:             splitList(cfg.allowedOrigins),
 		AllowedHosts:               splitList(cfg.allowedHosts),
 		AdminAddr:                  cfg.adminAddr,
@@ -404,6 +409,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = srv.Shutdown(context.Background())
 		return 1
 	}
+	logger.Info("serving WebSockets", "engine", srv.Engine())
 	// Tests and scripts read the address from the first line (and the
 	// admin address from the second): keep their form.
 	fmt.Fprintf(stdout, "latch: listening on %s://%s\n", scheme, openableAddr(cfg.Addr, ln.Addr()))
