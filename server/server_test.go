@@ -582,3 +582,28 @@ func get(t *testing.T, url string, want int) string {
 	}
 	return body.String()
 }
+
+// On the event engine (the default on Linux) an idle WebSocket, on /ws or
+// /echo, holds no goroutine of the server's.
+func TestIdleClientsHoldNoGoroutine(t *testing.T) {
+	if testEngine != server.EngineEpoll {
+		t.Skip("goroutines: one per client by design (this run checks the rest)")
+	}
+	const clients = 100
+	_, addr := serve(t, server.Config{})
+	before := runtime.NumGoroutine()
+	for range clients {
+		connect(t, addr)
+		if c, st := dialEcho(t, addr); st != http.StatusSwitchingProtocols {
+			t.Fatalf("/echo: HTTP %d", st)
+		} else if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		} else if _, p, err := c.ReadMessage(); err != nil || string(p) != "hi" {
+			t.Fatalf("/echo: %q, %v", p, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the writers and handlers end
+	if added := runtime.NumGoroutine() - before; added > 20 {
+		t.Fatalf("%d idle clients on /ws and %d on /echo added %d goroutines", clients, clients, added)
+	}
+}
