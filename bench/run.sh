@@ -33,6 +33,12 @@ for s in gorilla coder gws gobwas nbio latch latch-engine floor-goroutines floor
 done
 # The same Latch server with gorilla's ReadMessage loop, to show the drop-in figures too.
 go build -ldflags "-X main.defaultAPI=readmessage" -o bin/latch-readmessage ./servers/latch
+# latch serve itself, for the idle cells (-libs latch-serve,...): /ws with its pub/sub protocol, or /echo
+# (the runner picks the route from the name), on the engine or on goroutines.
+go build -o bin/latch-serve ./servers/latch-serve
+cp bin/latch-serve bin/latch-serve-echo
+go build -ldflags "-X main.engine=goroutines" -o bin/latch-serve-goroutines ./servers/latch-serve
+cp bin/latch-serve-goroutines bin/latch-serve-echo-goroutines
 go build -o bin/runner ./cmd/runner
 
 if [ "$quick" = 1 ]; then

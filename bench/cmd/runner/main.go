@@ -108,7 +108,7 @@ func main() {
 			row := make([]metrics, len(libs))
 			for i, lib := range libs {
 				srvBin, _ := filepath.Abs(filepath.Join(*bin, lib))
-				m := runCell(srvBin, *serverCPU, w, *compress, warmup, window, lib == *pprofLib)
+				m := runCell(srvBin, lib, *serverCPU, w, *compress, warmup, window, lib == *pprofLib)
 				row[i] = m
 				fmt.Fprintf(os.Stderr, "[%3.0fs] repeat %d  %-32s %-8s %s\n", time.Since(began).Seconds(), r+1, w.name, lib, m)
 			}
@@ -271,7 +271,7 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func runCell(bin string, cpu int, w workload, compress bool, warmup, window time.Duration, pprof bool) (m metrics) {
+func runCell(bin, lib string, cpu int, w workload, compress bool, warmup, window time.Duration, pprof bool) (m metrics) {
 	addr, err := freeAddr()
 	if err != nil {
 		return metrics{err: err}
@@ -288,6 +288,14 @@ func runCell(bin string, cpu int, w workload, compress bool, warmup, window time
 	cfg := load.Config{
 		Addr: addr, Conns: w.conns, InFlight: w.inFlight, Size: w.size, Compress: compress,
 		Warmup: warmup, Duration: window, MaxMsgs: 500_000_000, MaxSamples: 2_000_000,
+	}
+	// latch-serve* are `latch serve`: its /ws clients speak the pub/sub
+	// protocol; *-echo ones use /echo.
+	if strings.HasPrefix(lib, "latch-serve") {
+		cfg.Path, cfg.PubSub = "/ws", true
+		if strings.Contains(lib, "echo") {
+			cfg.Path, cfg.PubSub = "/echo", false
+		}
 	}
 	if w.idle {
 		if err := s.gc(); err != nil {

@@ -38,7 +38,18 @@ type Config struct {
 	MaxMsgs int64
 	// MaxSamples bounds the latency samples kept (reservoir per connection).
 	MaxSamples int
+	// Path is the request path; "" means "/".
+	Path string
+	// PubSub speaks latch serve's /ws protocol: the welcome is read after
+	// the handshake, and the message echoed is a ping answered by a pong.
+	PubSub bool
 }
+
+// The pub/sub protocol's ping and its answer (docs/protocol.md).
+var (
+	pubSubPing = []byte(`{"op":"ping"}`)
+	pubSubPong = []byte(`{"type":"pong"}`)
+)
 
 // Result is what the client saw in the measured window.
 type Result struct {
@@ -52,6 +63,7 @@ type Conn struct {
 	nc       net.Conn
 	br       *bufio.Reader
 	deflate  bool   // permessage-deflate negotiated
+	text     bool   // the server answers in text messages (PubSub)
 	frame    []byte // one masked data frame, ready to write
 	batch    []byte // InFlight frames back to back
 	want     []byte // the payload the echo must equal
@@ -132,7 +144,11 @@ func dialOne(cfg Config, payload, compressed []byte, timeout time.Duration) (*Co
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET / HTTP/1.1\r\nHost: " + cfg.Addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	path := cfg.Path
+	if path == "" {
+		path = "/"
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + cfg.Addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
 	if cfg.Compress {
 		// No context takeover (RFC 7692 §7.1.1): every message compresses
@@ -168,6 +184,17 @@ func dialOne(cfg Config, payload, compressed []byte, timeout time.Duration) (*Co
 		body, rsv1 = compressed, true
 	}
 	c.frame = maskedFrame(body, rsv1)
+	if cfg.PubSub {
+		c.text = true
+		c.want = nil // any welcome
+		if err := c.readMessage(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("welcome: %w", err)
+		}
+		c.want = pubSubPong
+		c.frame = maskedFrame(pubSubPing, false)
+		c.frame[0] = 0x80 | 0x1 // FIN, text: the protocol is JSON text
+	}
 	c.batch = bytes.Repeat(c.frame, max(cfg.InFlight, 1))
 	_ = nc.SetDeadline(time.Time{})
 	return c, nil
@@ -260,7 +287,7 @@ func (c *Conn) readMessage() error {
 			continue
 		}
 		if first {
-			if op != 0x2 {
+			if op != 0x2 && !(c.text && op == 0x1) {
 				return fmt.Errorf("unexpected opcode %d", op)
 			}
 			compressed = h[0]&0x40 != 0
@@ -287,7 +314,7 @@ func (c *Conn) readMessage() error {
 			return err
 		}
 	}
-	if !bytes.Equal(got, c.want) {
+	if c.want != nil && !bytes.Equal(got, c.want) {
 		return fmt.Errorf("echo differs: got %d bytes, want %d", len(got), len(c.want))
 	}
 	return nil
