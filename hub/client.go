@@ -37,10 +37,10 @@ type closeRequest struct {
 // order with publications, but are bounded apart: a full share makes the
 // replier wait instead of ending the client.
 type Client struct {
-	hub  *Hub            // immutable
-	id   uint64          // immutable
-	req  *http.Request   // immutable
-	conn *websocket.Conn // immutable
+	hub  *Hub                         // immutable
+	id   uint64                       // immutable
+	req  atomic.Pointer[http.Request] // the handshake's; slimmed after OnConnect
+	conn *websocket.Conn              // immutable
 
 	mu       sync.Mutex    // guards the fields below
 	ring     []queued      // FIFO of publications and replies; grows on demand up to 2×SendQueue
@@ -72,36 +72,74 @@ type Client struct {
 	tokens     float64
 	lastRefill int64 // monoNow of the last refill
 
-	subMu    sync.Mutex          // guards channels and gone
-	channels map[string]struct{} // channels c is subscribed to
+	subMu    sync.Mutex          // guards channels, gone and value
+	channels map[string]struct{} // channels c is subscribed to; nil until the first
 	gone     bool                // the client left its channels for good
+	value    any                 // SetValue's
 }
 
 func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn, release func()) *Client {
-	return &Client{
+	c := &Client{
 		hub:        h,
 		id:         id,
-		req:        r,
 		conn:       conn,
 		ring:       make([]queued, min(initialQueue, h.cfg.SendQueue)),
 		done:       make(chan struct{}),
-		channels:   make(map[string]struct{}),
 		release:    release,
 		tokens:     float64(h.cfg.MessageBurst),
 		lastRefill: monoNow(),
 	}
+	c.req.Store(r)
+	return c
 }
 
 // ID returns the client's identifier, unique within its hub.
 func (c *Client) ID() uint64 { return c.id }
 
-// Request returns the HTTP request that was upgraded.
-func (c *Client) Request() *http.Request { return c.req }
+// Request returns the HTTP request that was upgraded. In OnConnect it is
+// the request itself; afterwards a copy that keeps the method, URL,
+// protocol, Host, RemoteAddr, RequestURI, TLS state and headers, without
+// the body and the context, which the client outlives: a connected client
+// does not hold what net/http built for the handshake.
+func (c *Client) Request() *http.Request { return c.req.Load() }
+
+// slimRequest returns the part of r a client keeps (see Client.Request).
+func slimRequest(r *http.Request) *http.Request {
+	return &http.Request{
+		Method:     r.Method,
+		URL:        r.URL,
+		Proto:      r.Proto,
+		ProtoMajor: r.ProtoMajor,
+		ProtoMinor: r.ProtoMinor,
+		Header:     r.Header,
+		Host:       r.Host,
+		RemoteAddr: r.RemoteAddr,
+		RequestURI: r.RequestURI,
+		TLS:        r.TLS,
+		Body:       http.NoBody,
+	}
+}
 
 // Conn returns the client's connection. Writing to it directly bypasses
 // the send queue (the connection serialises writes, so it is safe); reading
 // from it is the read loop's job.
 func (c *Client) Conn() *websocket.Conn { return c.conn }
+
+// SetValue keeps v with the client: the application's state for it (a
+// session), found again with [Client.Value] in every hook without a map
+// of its own. Safe for concurrent use.
+func (c *Client) SetValue(v any) {
+	c.subMu.Lock()
+	c.value = v
+	c.subMu.Unlock()
+}
+
+// Value returns what SetValue kept, or nil.
+func (c *Client) Value() any {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	return c.value
+}
 
 // Dropped returns how many messages the [DropOldest] policy dropped from
 // this client's queue.

@@ -343,7 +343,7 @@ func (h *Hub) message(c *Client, mt int, data []byte) {
 func (h *Hub) start(c *Client) {
 	h.register(c)
 	h.stats.connected.Add(1)
-	h.log.Debug("hub: client connected", "id", c.id, "remote", c.req.RemoteAddr)
+	h.log.Debug("hub: client connected", "id", c.id, "remote", c.Request().RemoteAddr)
 	// A client registered after Shutdown looked at the registry must still
 	// be told to go away.
 	if h.dropping.Load() {
@@ -354,6 +354,7 @@ func (h *Hub) start(c *Client) {
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(c)
 	}
+	c.req.Store(slimRequest(c.req.Load()))
 }
 
 // read reads the client's next message and hands it to OnMessage, then

@@ -970,3 +970,40 @@ func TestServeReplacesReadLoop(t *testing.T) {
 		t.Fatalf("OnDisconnect at Shutdown: code %d", d.code)
 	}
 }
+
+// After OnConnect a client keeps a slim copy of its handshake request
+// (headers, URL, addresses; not the context) and the value the
+// application stored with it.
+func TestClientRequestAndValue(t *testing.T) {
+	type state struct{ n int }
+	got := make(chan string, 1)
+	_, url := startHub(t, hub.Config{
+		OnConnect: func(c *hub.Client) {
+			if c.Request().Context() == context.Background() {
+				t.Error("OnConnect: the request has no context of its handshake")
+			}
+			c.SetValue(&state{n: 41})
+		},
+		OnMessage: func(c *hub.Client, mt int, data []byte) {
+			s := c.Value().(*state)
+			s.n++
+			r := c.Request()
+			got <- fmt.Sprintf("%d %s %s %t %t", s.n, r.Header.Get("X-Test"), r.URL.Path, r.RemoteAddr != "", r.Context() == context.Background())
+		},
+	})
+	h := http.Header{"X-Test": {"yes"}}
+	c, _, err := websocket.DefaultDialer.Dial(url+"/path", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("x"))
+	select {
+	case s := <-got:
+		if s != "42 yes /path true true" {
+			t.Fatalf("after OnConnect: %q, want the value, header, path, address and no handshake context", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+}

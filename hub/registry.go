@@ -72,6 +72,9 @@ func (h *Hub) Subscribe(c *Client, channel string) error {
 	if _, ok := c.channels[channel]; ok {
 		return nil
 	}
+	if c.channels == nil {
+		c.channels = make(map[string]struct{}) // most clients of a hub that has channels subscribe
+	}
 	c.channels[channel] = struct{}{}
 	s := h.channelShard(channel)
 	s.mu.Lock()

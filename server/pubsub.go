@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/latchws/latch/broker"
@@ -34,21 +33,21 @@ type pubsub struct {
 	pubTimeout  time.Duration
 	metrics     *metrics
 	logger      *slog.Logger
-
-	sessions sync.Map // *hub.Client → *session
 }
 
-// session is the protocol state of one client. It is used only from the
-// client's read goroutine (OnMessage), so it needs no lock.
+// session is the protocol state of one client, kept with it
+// (hub.Client.SetValue). It is used only from the client's OnMessage calls,
+// one at a time, so it needs no lock. Idle clients are most clients: what
+// only some need is made when first needed.
 type session struct {
-	channels map[string]struct{}
-	errs     [abuseErrors]time.Time // ring of the latest error times
-	nerrs    int                    // errors so far
-	closed   bool                   // closed for abuse; later messages are ignored
+	channels map[string]struct{}     // nil until the first subscribe
+	errs     *[abuseErrors]time.Time // ring of the latest error times; nil until the first
+	nerrs    int                     // errors so far
+	closed   bool                    // closed for abuse; later messages are ignored
 }
 
 func (p *pubsub) onConnect(c *hub.Client) {
-	p.sessions.Store(c, &session{channels: make(map[string]struct{})})
+	c.SetValue(&session{})
 	p.metrics.connected(routeWS, c.Conn(), c.Request())
 	// The welcome is queued before the read loop starts, so it is the
 	// first message the client gets.
@@ -57,9 +56,10 @@ func (p *pubsub) onConnect(c *hub.Client) {
 }
 
 func (p *pubsub) onDisconnect(c *hub.Client, code int, err error) {
-	if v, ok := p.sessions.LoadAndDelete(c); ok {
+	if s, ok := c.Value().(*session); ok {
+		c.SetValue(nil)
 		// The hub has already removed c from its channels.
-		for ch := range v.(*session).channels {
+		for ch := range s.channels {
 			p.removeInterest(ch)
 		}
 	}
@@ -67,11 +67,10 @@ func (p *pubsub) onDisconnect(c *hub.Client, code int, err error) {
 }
 
 func (p *pubsub) onMessage(c *hub.Client, messageType int, data []byte) {
-	v, ok := p.sessions.Load(c)
+	s, ok := c.Value().(*session)
 	if !ok {
 		return // disconnected meanwhile
 	}
-	s := v.(*session)
 	if s.closed {
 		return
 	}
@@ -133,6 +132,9 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		if err := p.hub.Subscribe(c, ch); err != nil {
 			p.removeInterest(ch)
 			return // the client is gone: nobody to answer
+		}
+		if s.channels == nil {
+			s.channels = make(map[string]struct{})
 		}
 		s.channels[ch] = struct{}{}
 	}
@@ -262,6 +264,9 @@ func quoteOp(op string) string {
 // recordError counts an error at now and reports whether it makes
 // abuseErrors errors within abuseWindow.
 func (s *session) recordError(now time.Time) bool {
+	if s.errs == nil {
+		s.errs = new([abuseErrors]time.Time)
+	}
 	s.errs[s.nerrs%abuseErrors] = now
 	s.nerrs++
 	// The slot to be overwritten next holds the oldest of the last
