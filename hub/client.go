@@ -60,7 +60,8 @@ type Client struct {
 	// writers counts writer goroutines. One runs only while there is work
 	// (queued messages or a close request), so an idle client has none.
 	writers sync.WaitGroup
-	done    chan struct{} // closed after OnDisconnect returned
+	done    chan struct{} // guarded by mu; made by the first Done, closed after OnDisconnect returned
+	over    bool          // guarded by mu; OnDisconnect has returned
 
 	dropped atomic.Uint64
 	slow    atomic.Bool // closed by the slow-consumer policy or a write timeout
@@ -84,7 +85,6 @@ func newClient(h *Hub, id uint64, r *http.Request, conn *websocket.Conn, release
 		id:         id,
 		conn:       conn,
 		ring:       make([]queued, min(initialQueue, h.cfg.SendQueue)),
-		done:       make(chan struct{}),
 		release:    release,
 		tokens:     float64(h.cfg.MessageBurst),
 		lastRefill: monoNow(),
@@ -98,9 +98,11 @@ func (c *Client) ID() uint64 { return c.id }
 
 // Request returns the HTTP request that was upgraded. In OnConnect it is
 // the request itself; afterwards a copy that keeps the method, URL,
-// protocol, Host, RemoteAddr, RequestURI, TLS state and headers, without
-// the body and the context, which the client outlives: a connected client
-// does not hold what net/http built for the handshake.
+// protocol, Host, RemoteAddr, RequestURI and TLS state, without the
+// headers, the body and the context: a connected client does not hold what
+// net/http built for the handshake (the headers alone are about 600 bytes
+// a client). Keep what you need of the headers in OnConnect, with
+// [Client.SetValue].
 func (c *Client) Request() *http.Request { return c.req.Load() }
 
 // slimRequest returns the part of r a client keeps (see Client.Request).
@@ -111,7 +113,6 @@ func slimRequest(r *http.Request) *http.Request {
 		Proto:      r.Proto,
 		ProtoMajor: r.ProtoMajor,
 		ProtoMinor: r.ProtoMinor,
-		Header:     r.Header,
 		Host:       r.Host,
 		RemoteAddr: r.RemoteAddr,
 		RequestURI: r.RequestURI,
@@ -147,7 +148,27 @@ func (c *Client) Dropped() uint64 { return c.dropped.Load() }
 
 // Done returns a channel closed once the client has ended and
 // OnDisconnect has returned.
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Client) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{}) // most clients are never waited for
+		if c.over {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+// markOver closes Done.
+func (c *Client) markOver() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.over = true
+	if c.done != nil {
+		close(c.done)
+	}
+}
 
 // Send queues a text or binary message for the client without waiting for
 // the network. data is copied. When SendQueue messages sent this way (or

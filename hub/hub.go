@@ -409,7 +409,7 @@ func (h *Hub) end(c *Client, readErr error) {
 	if h.cfg.OnDisconnect != nil {
 		h.cfg.OnDisconnect(c, code, err)
 	}
-	close(c.done)
+	c.markOver()
 }
 
 // closeCode is the close code a read loop ended with: the peer's, or the

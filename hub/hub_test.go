@@ -1000,8 +1000,8 @@ func TestClientRequestAndValue(t *testing.T) {
 	c.WriteMessage(websocket.TextMessage, []byte("x"))
 	select {
 	case s := <-got:
-		if s != "42 yes /path true true" {
-			t.Fatalf("after OnConnect: %q, want the value, header, path, address and no handshake context", s)
+		if s != "42  /path true true" {
+			t.Fatalf("after OnConnect: %q, want the value, the path and address, no headers and no handshake context", s)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no message")

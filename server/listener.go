@@ -174,8 +174,13 @@ type countedTCPConn struct {
 }
 
 // WrappedSocket lets a websocket.Engine hold the connection on an event
-// loop; it calls Close when the WebSocket ends, so the count stays right.
-func (c *countedTCPConn) WrappedSocket() net.Conn { return c.TCPConn }
+// loop, which then owns it: the engine closes the socket and calls release
+// when the WebSocket ends, so the count stays right, and keeps neither c
+// nor its TCPConn.
+func (c *countedTCPConn) WrappedSocket() (net.Conn, func()) {
+	l := c.l
+	return c.TCPConn, func() { l.release() }
+}
 
 func (c *countedTCPConn) Close() error {
 	if c.closed.Swap(true) {

@@ -191,9 +191,9 @@ func (e *Engine) Serve(c *Conn, h Callbacks) error {
 	e.conns.Add(1)
 	e.mu.Unlock()
 	if len(e.loops) > 0 {
-		if fd, ok := loopable(c); ok {
+		if socket, release, ok := loopable(c); ok {
 			l := e.loops[int(e.next.Add(1))%len(e.loops)]
-			err := l.adopt(c, fd, h)
+			err := l.adopt(c, socket, release, h)
 			if err == nil {
 				return nil
 			}
@@ -464,28 +464,31 @@ var errNotLoopable = errors.New("websocket: connection cannot be served by an ev
 
 // loopable reports whether c's network connection is a plain socket an
 // event loop can take over: TCP or Unix, not TLS or an HTTP/2 stream.
-func loopable(c *Conn) (net.Conn, bool) {
+func loopable(c *Conn) (socket net.Conn, release func(), ok bool) {
 	nc := c.conn
 	if w, ok := nc.(SocketWrapper); ok {
-		nc = w.WrappedSocket()
+		nc, release = w.WrappedSocket()
 	}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
-		return nc, true
+		return nc, release, true
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // A SocketWrapper is a net.Conn that wraps a socket without changing its
-// bytes, such as a listener's wrapper that counts open connections on
-// Close. An [Engine] holds such a connection on an event loop: it reads
-// and writes the socket WrappedSocket returns (a *net.TCPConn or a
-// *net.UnixConn) itself, and calls the wrapper's Close once the
-// connection has ended. Other wrappers (TLS, a conn that counts bytes)
-// are served on goroutines, through their own Read and Write.
+// bytes, such as a listener's wrapper that counts open connections. An
+// [Engine] holds such a connection on an event loop: WrappedSocket returns
+// the socket (a *net.TCPConn or a *net.UnixConn), which the engine reads
+// and writes itself, and a function the engine calls once, when the
+// connection has ended, in place of the wrapper's Close (the engine closes
+// the socket; release does the rest, such as counting). The engine keeps
+// neither the wrapper nor the socket's net.Conn. Other wrappers (TLS, a
+// conn that counts bytes) are served on goroutines, through their own
+// Read and Write.
 type SocketWrapper interface {
 	net.Conn
-	WrappedSocket() net.Conn
+	WrappedSocket() (socket net.Conn, release func())
 }
 
 // The reader's side of the engine: what an event loop asks of the Conn

@@ -60,11 +60,13 @@ type eventLoop struct {
 // the loop is not reading this connection, else into the queue the loop
 // flushes. Kept small: every idle connection holds one.
 type loopConn struct {
-	c    *Conn
-	l    *eventLoop
-	h    Callbacks
-	fd   int32
-	slot int32 // loop-owned; -1 until registered
+	c *Conn
+	l *eventLoop
+	h Callbacks
+	// release is a SocketWrapper's: called once the socket is closed.
+	release func()
+	fd      int32
+	slot    int32 // loop-owned; -1 until registered
 
 	// The write side, guarded by mu. The loop takes it too, to flush.
 	mu          sync.Mutex
@@ -80,7 +82,6 @@ type loopConn struct {
 	requested   bool // on the loop's pending list; guarded by l.mu
 	shutWrite   bool // CloseWrite: shut down writing once flushed
 	unixSocket  bool // immutable
-	wrapped     bool // immutable: c's net.Conn was a SocketWrapper, in wrappers
 
 	// Owned by the loop goroutine.
 	readDone  bool // OnClose has been called
@@ -137,7 +138,7 @@ func (l *eventLoop) closeFds() {
 // adopt takes c over from its net.Conn: the descriptor is duplicated and
 // the net.Conn closed, so that the runtime poller and net/http let go of
 // the connection, and the Conn is switched to reading from the loop.
-func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
+func (l *eventLoop) adopt(c *Conn, nc net.Conn, release func(), h Callbacks) error {
 	raw, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return errNotLoopable
@@ -157,7 +158,7 @@ func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
 		return ErrConcurrentRead
 	}
 	_, isUnix := nc.(*net.UnixConn)
-	lc := &loopConn{c: c, l: l, h: h, fd: int32(fd), slot: -1, unixSocket: isUnix}
+	lc := &loopConn{c: c, l: l, h: h, release: release, fd: int32(fd), slot: -1, unixSocket: isUnix}
 
 	c.lockFrame()
 	c.flushHeldLocked() // frames held for coalescing go out first, on nc
@@ -184,30 +185,21 @@ func (l *eventLoop) adopt(c *Conn, nc net.Conn, h Callbacks) error {
 	if ns := c.writeDeadline.Load(); ns != 0 {
 		lc.writeDeadline.Store(ns)
 	}
-	outer := c.conn
 	c.conn = lc
 	c.unlockFrame()
 	nc.Close() // our duplicate keeps the socket open
-	if outer != nc {
-		lc.wrapped = true
-		wrappers.Store(lc, outer) // closed with the connection
-	}
 
 	if !l.request(lc) {
 		lc.abort()
 		c.closeNetConn(errEngineClosed)
 		syscall.Close(fd)
-		if lc.wrapped {
-			wrappers.Delete(lc)
-			outer.Close()
+		if release != nil {
+			release()
 		}
 		return errEngineClosed
 	}
 	return nil
 }
-
-// wrappers holds the SocketWrapper of each connection adopted through one.
-var wrappers sync.Map // *loopConn -> net.Conn
 
 func dupCloexec(fd int) (int, error) {
 	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
@@ -965,10 +957,9 @@ func (l *eventLoop) closeFd(lc *loopConn) {
 		l.endRead(lc)
 	}
 	lc.releasePart()
-	if lc.wrapped {
-		if outer, ok := wrappers.LoadAndDelete(lc); ok {
-			outer.(net.Conn).Close() // its socket is closed: only the wrapper's own work is left
-		}
+	if lc.release != nil {
+		lc.release()
+		lc.release = nil
 	}
 	if lc.slot >= 0 {
 		l.slots[lc.slot] = nil

@@ -93,7 +93,7 @@ func readEngine(t *testing.T, stream, chunks []byte, mode byte, limit uint16) []
 		OnMessage: func(c *Conn, mt int, p []byte) { events = append(events, messageEvent(mt, p)) },
 		OnClose:   func(c *Conn, err error) { events = append(events, outcome(err)) },
 	}
-	if err := l.adopt(c, nc, h); err != nil {
+	if err := l.adopt(c, nc, nil, h); err != nil {
 		t.Fatal(err)
 	}
 	l.servePending()

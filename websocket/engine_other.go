@@ -14,10 +14,10 @@ const epollAvailable = false
 
 type eventLoop struct{ goid atomic.Uint64 }
 
-func newEventLoop(*Engine) (*eventLoop, error)            { return nil, errNotLoopable }
-func (*eventLoop) run()                                   {}
-func (*eventLoop) shutdown()                              {}
-func (*eventLoop) adopt(*Conn, net.Conn, Callbacks) error { return errNotLoopable }
+func newEventLoop(*Engine) (*eventLoop, error)                    { return nil, errNotLoopable }
+func (*eventLoop) run()                                           {}
+func (*eventLoop) shutdown()                                      {}
+func (*eventLoop) adopt(*Conn, net.Conn, func(), Callbacks) error { return errNotLoopable }
 
 type loopConn struct {
 	net.Conn

@@ -738,3 +738,81 @@ func TestEnginePauseResumedAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// wrappedConn is a listener's wrapper that counts closes, as a server's
+// descriptor accounting does.
+type wrappedConn struct {
+	*net.TCPConn
+	released *atomic.Int32
+}
+
+func (w *wrappedConn) WrappedSocket() (net.Conn, func()) {
+	n := w.released
+	return w.TCPConn, func() { n.Add(1) }
+}
+
+type wrappingListener struct {
+	net.Listener
+	released atomic.Int32
+}
+
+func (l *wrappingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &wrappedConn{TCPConn: c.(*net.TCPConn), released: &l.released}, nil
+}
+
+// A SocketWrapper's connection is held on an event loop, and its release
+// runs once when the connection ends.
+func TestEngineSocketWrapper(t *testing.T) {
+	if !epollAvailable {
+		t.Skip("the wrapper matters to the event loop only")
+	}
+	e, err := NewEngine(EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	onLoop := make(chan bool, 1)
+	closed := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		e.Serve(c, Callbacks{
+			OnMessage: func(c *Conn, mt int, p []byte) {
+				onLoop <- c.QueueLimit() > 0
+				c.WriteMessage(mt, p)
+			},
+			OnClose: func(c *Conn, err error) { closed <- err },
+		})
+	}))
+	wl := &wrappingListener{Listener: srv.Listener}
+	srv.Listener = wl
+	srv.Start()
+	defer srv.Close()
+	c, _, err := DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMessage(TextMessage, []byte("hi"))
+	if !<-onLoop {
+		t.Fatal("the wrapped connection is not on an event loop")
+	}
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "hi" {
+		t.Fatalf("echo: %q, %v", p, err)
+	}
+	if n := wl.released.Load(); n != 0 {
+		t.Fatalf("released %d times while open", n)
+	}
+	c.Close()
+	waitErr(t, closed, 5*time.Second)
+	waitFor(t, 5*time.Second, func() bool { return wl.released.Load() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := wl.released.Load(); n != 1 {
+		t.Fatalf("released %d times, want once", n)
+	}
+}
