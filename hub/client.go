@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +41,8 @@ type closeRequest struct {
 type Client struct {
 	hub  *Hub                         // immutable
 	id   uint64                       // immutable
-	req  atomic.Pointer[http.Request] // the handshake's; slimmed after OnConnect
+	req  atomic.Pointer[http.Request] // the handshake's, until OnConnect has returned
+	kept atomic.Pointer[requestInfo]  // then what is kept of it
 	conn *websocket.Conn              // immutable
 
 	mu       sync.Mutex    // guards the fields below
@@ -103,21 +106,33 @@ func (c *Client) ID() uint64 { return c.id }
 // net/http built for the handshake (the headers alone are about 600 bytes
 // a client). Keep what you need of the headers in OnConnect, with
 // [Client.SetValue].
-func (c *Client) Request() *http.Request { return c.req.Load() }
+func (c *Client) Request() *http.Request {
+	if r := c.req.Load(); r != nil {
+		return r
+	}
+	return c.kept.Load().request()
+}
 
-// slimRequest returns the part of r a client keeps (see Client.Request).
-func slimRequest(r *http.Request) *http.Request {
+// requestInfo is what a client keeps of its handshake request after
+// OnConnect (see Client.Request): a third of an http.Request's size.
+type requestInfo struct {
+	method, proto, host, remoteAddr, requestURI string
+	url                                         *url.URL
+	tls                                         *tls.ConnectionState
+	protoMajor, protoMinor                      int32
+}
+
+func keepRequest(r *http.Request) *requestInfo {
+	return &requestInfo{
+		method: r.Method, proto: r.Proto, host: r.Host, remoteAddr: r.RemoteAddr, requestURI: r.RequestURI,
+		url: r.URL, tls: r.TLS, protoMajor: int32(r.ProtoMajor), protoMinor: int32(r.ProtoMinor),
+	}
+}
+
+func (ri *requestInfo) request() *http.Request {
 	return &http.Request{
-		Method:     r.Method,
-		URL:        r.URL,
-		Proto:      r.Proto,
-		ProtoMajor: r.ProtoMajor,
-		ProtoMinor: r.ProtoMinor,
-		Host:       r.Host,
-		RemoteAddr: r.RemoteAddr,
-		RequestURI: r.RequestURI,
-		TLS:        r.TLS,
-		Body:       http.NoBody,
+		Method: ri.method, URL: ri.url, Proto: ri.proto, ProtoMajor: int(ri.protoMajor), ProtoMinor: int(ri.protoMinor),
+		Host: ri.host, RemoteAddr: ri.remoteAddr, RequestURI: ri.requestURI, TLS: ri.tls, Body: http.NoBody,
 	}
 }
 
@@ -362,7 +377,8 @@ func (c *Client) enqueue(pm *websocket.PreparedMessage, size int) error {
 }
 
 // initialQueue is the send queue's first capacity; it doubles as needed.
-const initialQueue = 4
+// Small: every idle client keeps it.
+const initialQueue = 2
 
 // pushLocked appends q, growing the ring if it is full; the callers' bounds
 // keep it within 2×SendQueue. Caller holds c.mu.

@@ -314,12 +314,9 @@ func (h *Hub) runOnEngine(c *Client) {
 	c.writing = true
 	c.writers.Add(1)
 	h.start(c)
-	err := h.cfg.Engine.Serve(c.conn, websocket.Callbacks{
-		OnMessage: func(_ *websocket.Conn, mt int, data []byte) { h.message(c, mt, data) },
-		// end waits for the client's writer and runs OnDisconnect, which
-		// may block: not on the loop.
-		OnClose: func(_ *websocket.Conn, err error) { go h.end(c, err) },
-	})
+	// Method values: one small allocation each, which every idle client
+	// keeps.
+	err := h.cfg.Engine.Serve(c.conn, websocket.Callbacks{OnMessage: c.engineMessage, OnClose: c.engineClose})
 	c.write() // what was queued meanwhile, and the writer's end
 	if err != nil {
 		c.conn.CloseNow()
@@ -327,8 +324,9 @@ func (h *Hub) runOnEngine(c *Client) {
 	}
 }
 
-// message hands a message read on the engine to OnMessage.
-func (h *Hub) message(c *Client, mt int, data []byte) {
+// engineMessage hands a message read on the engine to OnMessage.
+func (c *Client) engineMessage(_ *websocket.Conn, mt int, data []byte) {
+	h := c.hub
 	h.stats.messagesIn.Add(1)
 	h.stats.bytesIn.Add(uint64(len(data)))
 	if h.cfg.OnMessage != nil {
@@ -338,6 +336,10 @@ func (h *Hub) message(c *Client, mt int, data []byte) {
 		c.throttle()
 	}
 }
+
+// engineClose ends the client. end waits for the client's writer and runs
+// OnDisconnect, which may block: not on the loop.
+func (c *Client) engineClose(_ *websocket.Conn, err error) { go c.hub.end(c, err) }
 
 // start registers the client and runs OnConnect.
 func (h *Hub) start(c *Client) {
@@ -354,7 +356,8 @@ func (h *Hub) start(c *Client) {
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(c)
 	}
-	c.req.Store(slimRequest(c.req.Load()))
+	c.kept.Store(keepRequest(c.req.Load()))
+	c.req.Store(nil)
 }
 
 // read reads the client's next message and hands it to OnMessage, then
