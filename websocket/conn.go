@@ -89,11 +89,11 @@ type Conn struct {
 	// frames can be sent between the frames of a message.
 	msgMu         sync.Mutex
 	frameMu       sync.Mutex
-	writeErr      error         // guarded by frameMu; sticky
-	writeDeadline atomic.Int64  // the application's write deadline, UnixNano; 0 = none
-	writeBufSize  int           // immutable
-	writePool     BufferPool    // immutable; nil = package pool
-	writer        messageWriter // guarded by msgMu
+	writeErr      error          // guarded by frameMu; sticky
+	writeDeadline atomic.Int64   // the application's write deadline, UnixNano; 0 = none
+	writeBufSize  int            // immutable
+	writePool     BufferPool     // immutable; nil = package pool
+	writer        *messageWriter // guarded by msgMu; made by the first NextWriter (most connections never stream)
 
 	// Write coalescing (coalesce.go), guarded by frameMu.
 	heldN     int
@@ -185,7 +185,6 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 		c.writeFn = c.writeFD
 	}
 	c.reader.c = c
-	c.writer.c = c
 	if cfg.heartbeatInterval > 0 {
 		c.SetHeartbeat(cfg.heartbeatInterval, cfg.heartbeatTimeout)
 	}

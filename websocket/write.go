@@ -517,7 +517,10 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 		c.msgMu.Unlock()
 		return nil, err
 	}
-	w := &c.writer
+	if c.writer == nil {
+		c.writer = &messageWriter{c: c}
+	}
+	w := c.writer
 	w.msgType = messageType
 	w.op = frame.Opcode(messageType)
 	w.n = frame.MaxHeaderSize
