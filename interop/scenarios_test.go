@@ -47,7 +47,7 @@ type scenario struct {
 	name      string
 	protocols bool // the client offers subprotocols
 	skip      func(caps) bool
-	run       func(t *testing.T, c *websocket.Conn, pc *peerConn, pcaps caps)
+	run       func(t *testing.T, c latchConn, pc *peerConn, pcaps caps)
 }
 
 var scenarios = []scenario{
@@ -150,21 +150,35 @@ func (ls *latchServer) accept(t *testing.T, id string) *websocket.Conn {
 }
 
 // runMatrix runs every scenario with Latch as the server (the peer dials)
-// and, unless serverOnly, with Latch as the client (the peer serves).
+// and, unless serverOnly, with Latch as the client (the peer serves), each
+// on a blocking Conn and again on an event engine (latch-server-engine,
+// latch-client-engine).
 func runMatrix(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly bool) {
-	t.Run("latch-server", func(t *testing.T) {
+	for _, engine := range []bool{false, true} {
+		runDriver(t, p, pcaps, ls, clientOnly, engine)
+	}
+}
+
+func runDriver(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly, engine bool) {
+	suffix, prefix := "", ""
+	side := func(t *testing.T, c *websocket.Conn) latchConn { return c }
+	if engine {
+		suffix, prefix = "-engine", "e"
+		side = onEngine
+	}
+	t.Run("latch-server"+suffix, func(t *testing.T) {
 		for i, sc := range scenarios {
 			if sc.skip != nil && sc.skip(pcaps) {
 				continue
 			}
 			t.Run(sc.name, func(t *testing.T) {
-				id := fmt.Sprintf("s%d-%s", i, sc.name)
+				id := fmt.Sprintf("%ss%d-%s", prefix, i, sc.name)
 				var protos []string
 				if sc.protocols {
 					protos = offered
 				}
 				pc := p.dial(t, id, ls.url(id), protos)
-				c := ls.accept(t, id)
+				c := side(t, ls.accept(t, id))
 				openedBy(t, pc, sc.protocols)
 				sc.run(t, c, pc, pcaps)
 			})
@@ -173,13 +187,13 @@ func runMatrix(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly boo
 	if clientOnly {
 		return
 	}
-	t.Run("latch-client", func(t *testing.T) {
+	t.Run("latch-client"+suffix, func(t *testing.T) {
 		for i, sc := range scenarios {
 			if sc.skip != nil && sc.skip(pcaps) {
 				continue
 			}
 			t.Run(sc.name, func(t *testing.T) {
-				id := fmt.Sprintf("c%d-%s", i, sc.name)
+				id := fmt.Sprintf("%sc%d-%s", prefix, i, sc.name)
 				url, pc := p.serve(t, id)
 				d := websocket.Dialer{HandshakeTimeout: eventTimeout}
 				if sc.protocols {
@@ -191,7 +205,7 @@ func runMatrix(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly boo
 				}
 				t.Cleanup(func() { c.CloseNow() })
 				openedBy(t, pc, sc.protocols)
-				sc.run(t, c, pc, pcaps)
+				sc.run(t, side(t, c), pc, pcaps)
 			})
 		}
 	})
@@ -208,7 +222,7 @@ func openedBy(t *testing.T, pc *peerConn, protocols bool) {
 }
 
 // echo sends one message, checks what the peer saw and reads the echo back.
-func echo(t *testing.T, c *websocket.Conn, pc *peerConn, typ int, msg []byte) {
+func echo(t *testing.T, c latchConn, pc *peerConn, typ int, msg []byte) {
 	t.Helper()
 	c.SetWriteDeadline(time.Now().Add(eventTimeout))
 	if err := c.WriteMessage(typ, msg); err != nil {
@@ -228,7 +242,7 @@ func checkPeerGot(t *testing.T, pc *peerConn, typ int, msg []byte) {
 	}
 }
 
-func readExpect(t *testing.T, c *websocket.Conn, typ int, msg []byte) {
+func readExpect(t *testing.T, c latchConn, typ int, msg []byte) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(eventTimeout))
 	gotTyp, got, err := c.ReadMessage()
@@ -240,13 +254,13 @@ func readExpect(t *testing.T, c *websocket.Conn, typ int, msg []byte) {
 	}
 }
 
-func runText(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runText(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	for _, s := range []string{"hello", "héllo wörld ✓ 🚀", ""} {
 		echo(t, c, pc, websocket.TextMessage, []byte(s))
 	}
 }
 
-func runBinary(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runBinary(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	all := make([]byte, 256)
 	for i := range all {
 		all[i] = byte(i)
@@ -259,7 +273,7 @@ func runBinary(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 // runFragmentsToPeer writes messages through NextWriter in several Writes,
 // cut inside multi-byte runes (RFC 6455 §5.4, §5.6), and larger than the
 // default write buffer so they cannot leave as one frame.
-func runFragmentsToPeer(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runFragmentsToPeer(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	send := func(typ int, msg []byte, cuts ...int) {
 		t.Helper()
 		w, err := c.NextWriter(typ)
@@ -284,7 +298,7 @@ func runFragmentsToPeer(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 	send(websocket.BinaryMessage, bytes.Repeat(fragBinary(), 3), 1, 5000)
 }
 
-func runFragmentsFromPeer(t *testing.T, c *websocket.Conn, _ *peerConn, _ caps) {
+func runFragmentsFromPeer(t *testing.T, c latchConn, _ *peerConn, _ caps) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte("cmd frag")); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +306,7 @@ func runFragmentsFromPeer(t *testing.T, c *websocket.Conn, _ *peerConn, _ caps) 
 	readExpect(t, c, websocket.BinaryMessage, fragBinary())
 }
 
-func runBig(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runBig(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	bin := make([]byte, mib)
 	for i := range bin {
 		bin[i] = byte(i*7 + i>>11)
@@ -307,7 +321,7 @@ func runBig(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 	echo(t, c, pc, websocket.TextMessage, text)
 }
 
-func runPingFromLatch(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runPingFromLatch(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	pongs := make(chan string, 4)
 	c.SetPongHandler(func(s string) error { pongs <- s; return nil })
 	const payload = "latch-ping-42"
@@ -327,7 +341,7 @@ func runPingFromLatch(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 	}
 }
 
-func runPingFromPeer(t *testing.T, c *websocket.Conn, pc *peerConn, pcaps caps) {
+func runPingFromPeer(t *testing.T, c latchConn, pc *peerConn, pcaps caps) {
 	pings := make(chan string, 4)
 	answer := c.PingHandler()
 	c.SetPingHandler(func(s string) error { pings <- s; return answer(s) })
@@ -366,7 +380,7 @@ func expectPeerClose(t *testing.T, pc *peerConn, code int, reason string) {
 // the 5 s CloseTimeout that a missing close frame would cost.
 const closeQuickly = 1500 * time.Millisecond
 
-func runCloseNormal(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runCloseNormal(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	start := time.Now()
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -381,7 +395,7 @@ func runCloseNormal(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 	}
 }
 
-func runCloseCode(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runCloseCode(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	start := time.Now()
 	if err := c.CloseWithCode(4001, "bye"); err != nil {
 		t.Fatalf("CloseWithCode: %v", err)
@@ -392,7 +406,7 @@ func runCloseCode(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 	expectPeerClose(t, pc, 4001, "bye")
 }
 
-func runClosePeer(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runClosePeer(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte("cmd close 4000 done")); err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +433,7 @@ func runClosePeer(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
 	}
 }
 
-func runSubprotocol(t *testing.T, c *websocket.Conn, pc *peerConn, _ caps) {
+func runSubprotocol(t *testing.T, c latchConn, pc *peerConn, _ caps) {
 	if got := c.Subprotocol(); got != "chat.v1" {
 		t.Fatalf("Latch Subprotocol() = %q, want chat.v1", got)
 	}
