@@ -394,6 +394,11 @@ func (h *Hub) end(c *Client, readErr error) {
 	c.conn.Close()
 	c.writers.Wait()
 
+	if errors.Is(readErr, websocket.ErrWriteStalled) {
+		// The connection saw the stall before the writer did (on an
+		// engine the loop watches the queue): a slow consumer all the same.
+		c.markSlow()
+	}
 	code := closeCode(readErr)
 	err := readErr
 	if c.slow.Load() {

@@ -903,7 +903,7 @@ func TestIdleClientsOnEngine(t *testing.T) {
 		if engine && added > 10 {
 			t.Errorf("on an engine, %d idle clients added %d goroutines to the server", clients, added)
 		}
-		if !engine && added < clients {
+		if !engine && added < clients*9/10 { // other tests' goroutines may end meanwhile
 			t.Errorf("without an engine, %d idle clients added %d goroutines: the comparison measures nothing", clients, added)
 		}
 		t.Logf("engine %v: %d idle clients, %d server goroutines", engine, clients, added)
