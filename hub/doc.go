@@ -17,6 +17,21 @@
 //	...
 //	h.Publish("news", websocket.TextMessage, []byte("hello"))
 //
+// # On an event engine
+//
+// With [Config.Engine] set, the hub serves its clients on a
+// websocket.Engine: no goroutine per client. OnMessage then runs on the
+// engine's event loop (or its workers) and must not block, and its data is
+// valid only during the call. An idle client holds its connection, its
+// registry entry and a small queue, and nothing else: whoever queues a
+// message for a client writes it out directly while the connection's
+// engine queue has room, and a writer goroutine runs only for a client
+// that has fallen that far behind. Reply and MaxMessageRate pause the
+// client's reads instead of waiting (TCP flow control holds the client
+// back all the same). After OnConnect a client keeps only what it needs
+// of its handshake request ([Client.Request]); [Client.SetValue] keeps the
+// application's state with it.
+//
 // # Registry
 //
 // Clients live in a table split into 32 shards, each with its own lock,
@@ -28,7 +43,7 @@
 //
 // # Back-pressure
 //
-// Every client has one writer goroutine draining a bounded queue
+// Every client has one writer draining a bounded queue (a goroutine, or on an engine often the publisher itself)
 // ([Config.SendQueue] messages); it runs only while the queue holds
 // something, and the queue grows only as far as it is used. [Hub.Publish], [Hub.Broadcast] and
 // [Client.Send] only append to queues: a publisher never waits for a slow

@@ -152,3 +152,39 @@ func ExampleHub_Stats() {
 	// queued for 2
 	// connected 2 out 2 bytes 8 codes map[1000:2]
 }
+
+// The same kind of hub on an event engine: clients hold no goroutine, and
+// OnMessage runs on the engine's loop, so it must not block (Reply and
+// Publish never do).
+func ExampleConfig_engine() {
+	engine, err := websocket.NewEngine(websocket.EngineConfig{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer engine.Close() // after the hub's Shutdown
+	h := hub.New(hub.Config{
+		Engine: engine,
+		OnMessage: func(c *hub.Client, messageType int, data []byte) {
+			c.Reply(messageType, append([]byte("echo: "), data...)) // data is valid during the call only; Reply copies
+		},
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conn.WriteMessage(websocket.TextMessage, []byte("hello"))
+	_, msg, _ := conn.ReadMessage()
+	fmt.Printf("%s\n", msg)
+
+	go conn.ReadMessage() // answers the server's close frame
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println("shutdown:", h.Shutdown(ctx))
+	// Output:
+	// echo: hello
+	// shutdown: <nil>
+}

@@ -261,9 +261,18 @@
 // Callbacks run on the loop by default and must not block: a callback
 // that waits holds up every connection of its loop. [EngineConfig.Workers]
 // runs them on a pool of goroutines instead, in order per connection,
-// with the payload copied. Connections without a plain descriptor (TLS,
-// HTTP/2 streams) and every connection on platforms without epoll are
-// served on a goroutine each, with the same callbacks.
+// with the payload copied; a connection whose input waits for the workers
+// beyond MaxQueuedBytes is not read until they catch up. Connections
+// without a plain descriptor (TLS, HTTP/2 streams) and every connection on
+// platforms without epoll are served on a goroutine each, with the same
+// callbacks. A listener's wrapper that does not change the bytes (one
+// that counts connections, say) can let the engine hold its connections
+// anyway by implementing [SocketWrapper].
+//
+// [Engine.PauseReads] stops reading a connection until
+// [Engine.ResumeReads]: TCP flow control then holds the peer back, as a
+// blocking reader that stops calling ReadMessage does. The hub pauses a
+// client that sends requests faster than it reads the answers this way.
 //
 // # Compression
 //
