@@ -394,14 +394,13 @@ func (p *workerPool) work() {
 			q.tasks[0] = workTask{}
 			q.tasks = q.tasks[1:]
 			q.bytes -= len(t.payload)
-			resume := q.paused && q.bytes <= p.e.cfg.MaxQueuedBytes/2
-			if resume {
+			if q.paused && q.bytes <= p.e.cfg.MaxQueuedBytes/2 {
+				// Under q.mu, so that a pause and its end reach the
+				// connection in the order they were decided.
 				q.paused = false
-			}
-			q.mu.Unlock()
-			if resume {
 				p.e.setPause(q.c, pausePool, false)
 			}
+			q.mu.Unlock()
 			if t.close {
 				p.qs.Delete(q.c)
 				q.h.OnClose(q.c, t.closeBy)
@@ -438,16 +437,13 @@ func (p *workerPool) push(q *workQueue, t workTask) {
 	q.mu.Lock()
 	q.tasks = append(q.tasks, t)
 	q.bytes += len(t.payload)
-	pause := !q.paused && q.bytes > p.e.cfg.MaxQueuedBytes
-	if pause {
+	if !q.paused && q.bytes > p.e.cfg.MaxQueuedBytes {
 		q.paused = true
+		p.e.setPause(q.c, pausePool, true) // under q.mu: see work
 	}
 	schedule := !q.scheduled
 	q.scheduled = true
 	q.mu.Unlock()
-	if pause {
-		p.e.setPause(q.c, pausePool, true)
-	}
 	if schedule {
 		p.runq <- q
 	}
