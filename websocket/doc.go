@@ -207,9 +207,9 @@
 //
 // Such an idle connection then costs the minimum goroutine stack (2 KiB)
 // and the connection's own state: it waits in the runtime poller with no
-// read buffer, no write buffer and no heartbeat goroutine, about 4.9 KiB in
-// all (10,000 idle connections, measured by bench/run.sh in
-// docs/benchmarks.md). The read and write paths
+// read buffer, no write buffer and no heartbeat goroutine, about 4.6 KiB in
+// all (15,000 idle connections, measured by bench/run.sh in
+// docs/benchmarks.md; about 1 KiB on an [Engine]). The read and write paths
 // are kept shallow so that the stack stays at the minimum; a loop that
 // does deep work between reads (logging each message, say) grows it to
 // 4 KiB for good, which the runtime does not undo while the goroutine
