@@ -168,7 +168,15 @@ func (c *Conn) writeHeldNow() {
 func (c *Conn) answerPing(payload []byte) {
 	if c.rd.mem {
 		// On an event loop the stack does not matter, and the pong joins
-		// the loop's output, which goes out after this read.
+		// the loop's output, which goes out after this read. With output
+		// already waiting at the queue's bound, the pongs queued before it
+		// are unsent, so this one is not owed (RFC 6455 §5.5.3 lets an
+		// endpoint answer only the latest ping): a peer that floods pings
+		// and reads nothing cannot grow the queue, and the write stall
+		// timeout ends it.
+		if limit := c.QueueLimit(); limit > 0 && c.QueuedBytes() >= limit {
+			return
+		}
 		c.answerPingSlowly(payload)
 		return
 	}

@@ -816,3 +816,59 @@ func TestEngineSocketWrapper(t *testing.T) {
 		t.Fatalf("released %d times, want once", n)
 	}
 }
+
+// A peer that floods pings and reads nothing cannot grow the output queue
+// past its bound with pongs; the write stall timeout ends the connection.
+func TestEnginePingFloodBounded(t *testing.T) {
+	if !epollAvailable {
+		t.Skip("the queue is the event loop's")
+	}
+	const bound = 64 << 10
+	e, err := NewEngine(EngineConfig{MaxQueuedBytes: bound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	conns := make(chan *Conn, 1)
+	closed := make(chan error, 1)
+	url := engineServer(t, e, Upgrader{WriteStallTimeout: time.Second}, Callbacks{
+		OnMessage: func(c *Conn, _ int, _ []byte) { conns <- c },
+		OnClose:   func(c *Conn, err error) { closed <- err },
+	})
+	nc, _ := rawClient(t, url, 4096)
+	nc.Write(maskedFrame(1, false, []byte("go")))
+	c := <-conns
+	ping := maskedFrame(9, false, make([]byte, 125))
+	flood := bytes.Repeat(ping, 100)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := nc.Write(flood); err != nil && !os.IsTimeout(err) {
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	most := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		most = max(most, c.QueuedBytes())
+		select {
+		case err := <-closed:
+			if most > bound+127 {
+				t.Fatalf("queue held %d bytes of pongs, bound %d", most, bound)
+			}
+			if !errors.Is(err, ErrWriteStalled) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("OnClose %v, want the write stall", err)
+			}
+			return
+		default:
+		}
+	}
+	t.Fatalf("connection still open after 3 s of a ping flood it cannot answer (queue at most %d bytes)", most)
+}
