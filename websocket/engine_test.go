@@ -838,23 +838,7 @@ func TestEnginePingFloodBounded(t *testing.T) {
 	nc, _ := rawClient(t, url, 4096)
 	nc.Write(maskedFrame(1, false, []byte("go")))
 	c := <-conns
-	ping := maskedFrame(9, false, make([]byte, 125))
-	flood := bytes.Repeat(ping, 100)
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, err := nc.Write(flood); err != nil && !os.IsTimeout(err) {
-				return
-			}
-		}
-	}()
-	defer close(stop)
+	defer floodPings(nc, bytes.Repeat(maskedFrame(9, false, make([]byte, 125)), 100))()
 	most := 0
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		most = max(most, c.QueuedBytes())

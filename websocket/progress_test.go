@@ -540,22 +540,7 @@ func TestPingFloodAfterFailedWrite(t *testing.T) {
 	}}
 	nc, _ := rawPeerDial(t, url, d)
 	ping := maskedFrame(frame.OpPing, false, []byte(strings.Repeat("p", 125)))
-	flood := bytes.Repeat(ping, 64)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, err := nc.Write(flood); err != nil && !isTimeout(err) {
-				return
-			}
-		}
-	}()
+	defer floodPings(nc, bytes.Repeat(ping, 64))()
 	select {
 	case err := <-readErr:
 		var fe *writeFailedError
@@ -588,4 +573,24 @@ func TestDialBoundsResponseHead(t *testing.T) {
 		t.Fatalf("dial with 8 KiB of cookies: %v", err)
 	}
 	c.CloseNow()
+}
+
+// floodPings writes flood to nc again and again, in the background, until
+// the returned stop is called or a write fails for good.
+func floodPings(nc net.Conn, flood []byte) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := nc.Write(flood); err != nil && !isTimeout(err) {
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
