@@ -31,13 +31,13 @@ import (
 // server, so the frames it crafts reach the implementation unchanged.
 func init() {
 	targets = append(targets,
-		target{"server-stream-h2", "server", func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
+		target{name: "server-stream-h2", role: "server", start: func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
 			return startServerH2(t, tc, r, echoStream)
 		}},
-		target{"server-message-h2", "server", func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
+		target{name: "server-message-h2", role: "server", start: func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
 			return startServerH2(t, tc, r, echoMessages)
 		}},
-		target{"client-message-h2", "client", startClientH2},
+		target{name: "client-message-h2", role: "client", start: startClientH2},
 	)
 }
 

@@ -79,10 +79,10 @@ func dial(url string, z *zconf) (wsConn, error) {
 // epoll loops): server and client.
 func init() {
 	targets = append(targets,
-		target{"server-engine", "server", func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
+		target{name: "server-engine", role: "server", start: func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
 			return startServer(t, tc, r, echoOnEngine)
 		}},
-		target{"client-engine", "client", func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
+		target{name: "client-engine", role: "client", start: func(t *testing.T, tc tcase, r <-chan struct{}) (*peer, <-chan error) {
 			return startClientApp(t, tc, r, echoOnEngine)
 		}},
 	)
