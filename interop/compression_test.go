@@ -1,15 +1,16 @@
 package interop
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,7 +23,9 @@ import (
 // connection and checks three things: what the client offered and the
 // server answered (as both sides saw it), that both sides act on it
 // (Latch's Compressed, the peer's own API where it has one), and that the
-// bytes on the wire really are compressed — Latch's net.Conn counts them.
+// bytes on the wire really are compressed — a relay between Latch and the
+// peer counts them. Every case runs with the Latch side blocking and again
+// on an event engine.
 
 // Offers Latch's Dialer makes: by default it asks for no context takeover
 // both ways; with CompressionContextTakeover it offers the bare extension.
@@ -107,70 +110,141 @@ func withQuery(url, key, value string) string {
 	return url + "?" + key + "=" + value
 }
 
-// countingConn counts the bytes a Latch connection reads and writes.
-type countingConn struct {
-	net.Conn
-	read, written atomic.Int64
+// relay forwards TCP between Latch and a peer on loopback and counts the
+// bytes each way. The count cannot be taken on Latch's net.Conn: an engine
+// holds only a plain socket on its loop (a wrapper that counts is served
+// on a goroutine), so both drivers are measured here, the same way.
+type relay struct {
+	ln         net.Listener
+	target     string
+	latchDials bool         // the inbound connection is Latch's (Latch is the client)
+	sent, got  atomic.Int64 // Latch → peer, peer → Latch
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	conns      []net.Conn // guarded by mu
 }
 
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.read.Add(int64(n))
-	return n, err
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.written.Add(int64(n))
-	return n, err
-}
-
-type countingListener struct{ net.Listener }
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+// newRelay listens on 127.0.0.1 and relays every connection to target.
+func newRelay(t *testing.T, target string, latchDials bool) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return &countingConn{Conn: c}, nil
+	r := &relay{ln: ln, target: target, latchDials: latchDials}
+	r.wg.Add(1)
+	go r.serve(t)
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for _, c := range r.conns {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
 }
 
-func countingDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
+// via returns rawURL with its host replaced by the relay's address.
+func (r *relay) via(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return &countingConn{Conn: c}, nil
+	u.Host = r.ln.Addr().String()
+	return u.String()
+}
+
+func (r *relay) serve(t *testing.T) {
+	defer r.wg.Done()
+	for {
+		in, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.DialTimeout("tcp", r.target, eventTimeout)
+		if err != nil {
+			t.Errorf("relay to %s: %v", r.target, err)
+			in.Close()
+			continue
+		}
+		r.mu.Lock()
+		r.conns = append(r.conns, in, out)
+		r.mu.Unlock()
+		fromIn, fromOut := &r.got, &r.sent
+		if r.latchDials {
+			fromIn, fromOut = &r.sent, &r.got
+		}
+		var ends atomic.Int32
+		r.wg.Add(2)
+		go r.pipe(out, in, fromIn, &ends)
+		go r.pipe(in, out, fromOut, &ends)
+	}
+}
+
+// pipe copies src to dst, counting each read before it is passed on, so
+// that whatever the receiver has is counted. The end of src is passed on
+// as a half-close, as TCP has it; the pair is closed when both ends came.
+func (r *relay) pipe(dst, src net.Conn, n *atomic.Int64, ends *atomic.Int32) {
+	defer r.wg.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			n.Add(int64(k))
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	dst.(*net.TCPConn).CloseWrite()
+	if ends.Add(1) == 2 {
+		src.Close()
+		dst.Close()
+	}
 }
 
 // newDeflateServer is a Latch server with compression on, Latch's default
 // (no context takeover) at /ws/ID and CompressionContextTakeover at
-// /ws/ID?latch=takeover, over a counting listener. The heartbeat is off so
-// that no ping enters the byte counts. origins admits the browser page when
-// it comes from another test server.
+// /ws/ID?latch=takeover. The heartbeat is off so that no ping enters the
+// byte counts. origins admits the browser page when it comes from another
+// test server.
 func newDeflateServer(t *testing.T, origins ...string) *latchServer {
 	up := websocket.Upgrader{EnableCompression: true, HeartbeatInterval: -1, OriginPatterns: origins}
 	tk := up
 	tk.CompressionContextTakeover = true
 	ls := &latchServer{upgrader: up, takeover: &tk}
-	ls.start(t, nil, func(l net.Listener) net.Listener { return countingListener{l} })
+	ls.start(t, nil)
 	return ls
 }
 
 // runDeflate runs every server case with Latch as the server (the peer
-// dials) and every client case with Latch as the client (the peer serves).
+// dials) and every client case with Latch as the client (the peer serves),
+// each through a counting relay, on each driver (latch-server,
+// latch-server-engine, ...).
 func runDeflate(t *testing.T, p zpeer, pcaps caps, ls *latchServer, server, client []zcase) {
-	t.Run("latch-server", func(t *testing.T) {
+	for _, drv := range drivers {
+		runDeflateDriver(t, p, pcaps, ls, server, client, drv)
+	}
+}
+
+func runDeflateDriver(t *testing.T, p zpeer, pcaps caps, ls *latchServer, server, client []zcase, drv driver) {
+	t.Run("latch-server"+drv.suffix, func(t *testing.T) {
 		for _, zc := range server {
 			t.Run(zc.name, func(t *testing.T) {
-				id := "z-s-" + zc.name
-				url := ls.url(id)
+				id := drv.prefix + "z-s-" + zc.name
+				r := newRelay(t, ls.srv.Listener.Addr().String(), false)
+				wsURL := r.via(t, ls.url(id))
 				if zc.takeover {
-					url = withQuery(url, "latch", "takeover")
+					wsURL = withQuery(wsURL, "latch", "takeover")
 				}
-				pc := p.dialDeflate(t, id, url, zc.mode)
-				c := ls.accept(t, id)
+				pc := p.dialDeflate(t, id, wsURL, zc.mode)
+				c := drv.side(t, ls.accept(t, id))
 				if zc.refused != "" {
 					checkRefusedByClient(t, zc, c, pc, ls.offer(id))
 					return
@@ -180,26 +254,30 @@ func runDeflate(t *testing.T, p zpeer, pcaps caps, ls *latchServer, server, clie
 					t.Fatal("the peer, a client, did not report the response's Sec-WebSocket-Extensions")
 				}
 				checkAgreement(t, zc, c, ls.offer(id), nil, pc.open)
-				runDeflateBattery(t, c, pc, zc, pcaps, true)
+				runDeflateBattery(t, c, r, pc, zc, pcaps, true)
 			})
 		}
 	})
 	if len(client) == 0 {
 		return
 	}
-	t.Run("latch-client", func(t *testing.T) {
+	t.Run("latch-client"+drv.suffix, func(t *testing.T) {
 		for _, zc := range client {
+			if zc.refused != "" && drv.engine {
+				continue // no connection for an engine to hold: the blocking run covers it
+			}
 			t.Run(zc.name, func(t *testing.T) {
-				id := "z-c-" + zc.name
-				url, pc := p.serveDeflate(t, id, zc.mode)
+				id := drv.prefix + "z-c-" + zc.name
+				wsURL, pc := p.serveDeflate(t, id, zc.mode)
+				r := newRelay(t, hostOf(t, wsURL), true)
+				wsURL = r.via(t, wsURL)
 				d := websocket.Dialer{
 					HandshakeTimeout:           eventTimeout,
 					EnableCompression:          true,
 					CompressionContextTakeover: zc.takeover,
 					CompressionMaxWindowBits:   zc.bits,
-					NetDialContext:             countingDial,
 				}
-				c, resp, err := d.Dial(url, nil)
+				c, resp, err := d.Dial(wsURL, nil)
 				if zc.refused != "" {
 					if c != nil {
 						c.CloseNow()
@@ -211,22 +289,32 @@ func runDeflate(t *testing.T, p zpeer, pcaps caps, ls *latchServer, server, clie
 					return
 				}
 				if err != nil {
-					t.Fatalf("dial %s: %v (response %v)", url, err, resp)
+					t.Fatalf("dial %s: %v (response %v)", wsURL, err, resp)
 				}
 				t.Cleanup(func() { c.CloseNow() })
+				lc := drv.side(t, c)
 				pc.open = pc.waitFor(t, "open")
 				header := resp.Header.Get("Sec-WebSocket-Extensions")
-				checkAgreement(t, zc, c, pc.open.Offer, &header, pc.open)
-				runDeflateBattery(t, c, pc, zc, pcaps, false)
+				checkAgreement(t, zc, lc, pc.open.Offer, &header, pc.open)
+				runDeflateBattery(t, lc, r, pc, zc, pcaps, false)
 			})
 		}
 	})
 }
 
+func hostOf(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
 // checkRefusedByClient: Latch's server answered, the peer rejected the
 // answer and failed the connection (RFC 6455 §4.1), so Latch's next read
 // fails before its deadline.
-func checkRefusedByClient(t *testing.T, zc zcase, c *websocket.Conn, pc *peerConn, offer string) {
+func checkRefusedByClient(t *testing.T, zc zcase, c latchConn, pc *peerConn, offer string) {
 	t.Helper()
 	if offer != zc.offer {
 		t.Errorf("client offered %q, want %q", offer, zc.offer)
@@ -246,7 +334,7 @@ func checkRefusedByClient(t *testing.T, zc zcase, c *websocket.Conn, pc *peerCon
 // checkAgreement compares the handshake with zc: the offer as the server
 // saw it, the response header as Latch's client (latchHeader, nil on the
 // server side) and the peer saw it, and whether both sides compress.
-func checkAgreement(t *testing.T, zc zcase, c *websocket.Conn, offer string, latchHeader *string, open event) {
+func checkAgreement(t *testing.T, zc zcase, c latchConn, offer string, latchHeader *string, open event) {
 	t.Helper()
 	peerHeader := "(not reported)"
 	if open.Extensions != nil {
@@ -319,22 +407,21 @@ func frameSize(n int, masked bool) int64 {
 	return size
 }
 
-// wire is what one exchange cost on Latch's connection.
+// wire is what one exchange cost between Latch and the peer.
 type wire struct{ sent, got int64 }
 
-func measure(cc *countingConn, f func()) wire {
-	r0, w0 := cc.read.Load(), cc.written.Load()
+// measure counts the bytes of an exchange that ends with both sides
+// having what was sent (the peer reported it, Latch read it), so none of
+// it is still on its way.
+func measure(r *relay, f func()) wire {
+	s0, g0 := r.sent.Load(), r.got.Load()
 	f()
-	return wire{sent: cc.written.Load() - w0, got: cc.read.Load() - r0}
+	return wire{sent: r.sent.Load() - s0, got: r.got.Load() - g0}
 }
 
 // runDeflateBattery echoes the message battery, a repeated random message
 // that shows context takeover, and fragmented messages both ways.
-func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, pcaps caps, latchIsServer bool) {
-	cc, ok := c.NetConn().(*countingConn)
-	if !ok {
-		t.Fatalf("Latch's net.Conn is %T, not the counting one", c.NetConn())
-	}
+func runDeflateBattery(t *testing.T, c latchConn, r *relay, pc *peerConn, zc zcase, pcaps caps, latchIsServer bool) {
 	compressed := zc.header != ""
 
 	for _, kind := range []struct {
@@ -350,7 +437,7 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 		for _, n := range zSizes {
 			msg := kind.gen(n)
 			what := fmt.Sprintf("%s %d bytes", kind.name, n)
-			w := measure(cc, func() { echo(t, c, pc, kind.typ, msg) })
+			w := measure(r, func() { echo(t, c, pc, kind.typ, msg) })
 			checkLatchWire(t, what, compressed, latchIsServer, w.sent, n, kind.compressible)
 			checkPeerWire(t, what, zc, w.got, n, kind.compressible)
 		}
@@ -360,7 +447,7 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 	// context can point back at the first copy.
 	probe := randomBytes(2<<10, 99)
 	echo(t, c, pc, websocket.BinaryMessage, probe)
-	w := measure(cc, func() { echo(t, c, pc, websocket.BinaryMessage, probe) })
+	w := measure(r, func() { echo(t, c, pc, websocket.BinaryMessage, probe) })
 	t.Logf("repeated 2 KiB random message: Latch sent %d bytes, the peer %d", w.sent, w.got)
 	checkRepeat(t, "Latch", compressed && zc.latchCT, w.sent)
 	checkRepeat(t, "the peer", compressed && zc.peerCT, w.got)
@@ -377,8 +464,9 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 		{"fragmented text", websocket.TextMessage, []byte(fragText), []int{10, 30*133 + 27, 30*300 + 1}, len(fragText) / 400},
 		{"fragmented binary", websocket.BinaryMessage, append(append(fragBinary(), fragBinary()...), fragBinary()...), []int{1, 5000}, 251},
 	} {
-		var w wire
-		w.sent = measure(cc, func() {
+		// Measured to the echo: an engine's writes leave from its loop, so
+		// Latch's bytes may still be on their way when Close returns.
+		w := measure(r, func() {
 			wr, err := c.NextWriter(m.typ)
 			if err != nil {
 				t.Fatalf("NextWriter: %v", err)
@@ -393,11 +481,9 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 			if err := wr.Close(); err != nil {
 				t.Fatalf("close writer: %v", err)
 			}
-		}).sent
-		w.got = measure(cc, func() {
 			checkPeerGot(t, pc, m.typ, m.msg)
 			readExpect(t, c, m.typ, m.msg)
-		}).got
+		})
 		t.Logf("%s, %d bytes: Latch sent %d bytes, the peer %d", m.what, len(m.msg), w.sent, w.got)
 		checkCompressible(t, "Latch", m.what, compressed, w.sent, len(m.msg))
 		if zc.peerReach > 0 && m.period > zc.peerReach && compressed {
@@ -412,7 +498,7 @@ func runDeflateBattery(t *testing.T, c *websocket.Conn, pc *peerConn, zc zcase, 
 	if pcaps.noFragments {
 		return
 	}
-	w = measure(cc, func() {
+	w = measure(r, func() {
 		if err := c.WriteMessage(websocket.TextMessage, []byte("cmd frag big")); err != nil {
 			t.Fatal(err)
 		}

@@ -29,6 +29,7 @@ type latchConn interface {
 	CloseWithCode(int, string) error
 	CloseNow() error
 	Subprotocol() string
+	Compressed() bool
 }
 
 // testEngine is the engine every engine scenario runs on: epoll's on

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,12 +77,11 @@ type latchServer struct {
 // browser page) are mounted beside /ws/.
 func newLatchServer(t *testing.T, extra map[string]http.Handler) *latchServer {
 	ls := &latchServer{upgrader: websocket.Upgrader{Subprotocols: []string{"chat.v1", "chat.v2"}}}
-	ls.start(t, extra, nil)
+	ls.start(t, extra)
 	return ls
 }
 
-// start serves ls; wrap, if not nil, wraps the listener.
-func (ls *latchServer) start(t *testing.T, extra map[string]http.Handler, wrap func(net.Listener) net.Listener) {
+func (ls *latchServer) start(t *testing.T, extra map[string]http.Handler) {
 	ls.waiting = map[string]chan *websocket.Conn{}
 	ls.offers = map[string]string{}
 	mux := http.NewServeMux()
@@ -107,11 +105,7 @@ func (ls *latchServer) start(t *testing.T, extra map[string]http.Handler, wrap f
 		}
 		ch <- c
 	})
-	ls.srv = httptest.NewUnstartedServer(mux)
-	if wrap != nil {
-		ls.srv.Listener = wrap(ls.srv.Listener)
-	}
-	ls.srv.Start()
+	ls.srv = httptest.NewServer(mux)
 	t.Cleanup(ls.srv.Close)
 }
 
@@ -149,23 +143,32 @@ func (ls *latchServer) accept(t *testing.T, id string) *websocket.Conn {
 	}
 }
 
+// driver is how the Latch side of a connection runs: blocking, its
+// messages read by the scenario, or on an event engine, its messages
+// delivered by callback (onEngine).
+type driver struct {
+	suffix, prefix string // of subtest names and connection ids
+	engine         bool
+	side           func(*testing.T, *websocket.Conn) latchConn
+}
+
+var drivers = []driver{
+	{side: func(_ *testing.T, c *websocket.Conn) latchConn { return c }},
+	{suffix: "-engine", prefix: "e", engine: true, side: onEngine},
+}
+
 // runMatrix runs every scenario with Latch as the server (the peer dials)
 // and, unless serverOnly, with Latch as the client (the peer serves), each
 // on a blocking Conn and again on an event engine (latch-server-engine,
 // latch-client-engine).
 func runMatrix(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly bool) {
-	for _, engine := range []bool{false, true} {
-		runDriver(t, p, pcaps, ls, clientOnly, engine)
+	for _, drv := range drivers {
+		runDriver(t, p, pcaps, ls, clientOnly, drv)
 	}
 }
 
-func runDriver(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly, engine bool) {
-	suffix, prefix := "", ""
-	side := func(t *testing.T, c *websocket.Conn) latchConn { return c }
-	if engine {
-		suffix, prefix = "-engine", "e"
-		side = onEngine
-	}
+func runDriver(t *testing.T, p peer, pcaps caps, ls *latchServer, clientOnly bool, drv driver) {
+	suffix, prefix, side := drv.suffix, drv.prefix, drv.side
 	t.Run("latch-server"+suffix, func(t *testing.T) {
 		for i, sc := range scenarios {
 			if sc.skip != nil && sc.skip(pcaps) {
