@@ -13,7 +13,7 @@ var (
 	// ErrClosed is returned by every method of a broker after Close.
 	ErrClosed = errors.New("broker: closed")
 	// ErrInvalidChannel is returned for a name that is not 1–128 bytes of
-	// A-Z a-z 0-9 _ - . : (the pub/sub protocol's rule, docs/protocol.md).
+	// A-Z a-z 0-9 _ - . : # (the pub/sub protocol's rule, docs/protocol.md).
 	ErrInvalidChannel = errors.New("broker: invalid channel name")
 	// ErrUnavailable is returned by Publish when the message could not be
 	// handed to the backend (for NATS: disconnected, or no confirmation
@@ -62,7 +62,8 @@ type Stats struct {
 	Disconnected time.Duration
 }
 
-// ValidChannel reports whether name is 1–128 bytes of A-Z a-z 0-9 _ - . :
+// ValidChannel reports whether name is 1–128 bytes of A-Z a-z 0-9 _ - . : #
+// ('#' marks a personal channel: chat:inbox#ann).
 func ValidChannel(name string) bool {
 	if len(name) == 0 || len(name) > MaxChannelLen {
 		return false
@@ -71,7 +72,7 @@ func ValidChannel(name string) bool {
 		c := name[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '_', c == '-', c == '.', c == ':':
+		case c == '_', c == '-', c == '.', c == ':', c == '#':
 		default:
 			return false
 		}

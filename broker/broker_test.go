@@ -11,7 +11,7 @@ import (
 
 func TestValidChannel(t *testing.T) {
 	t.Parallel()
-	good := []string{"a", "chat", "A-Z_a.z:09", strings.Repeat("x", MaxChannelLen)}
+	good := []string{"a", "chat", "A-Z_a.z:09", "chat:inbox#ann", strings.Repeat("x", MaxChannelLen)}
 	bad := []string{"", " ", "a b", "a*", "a>", "a\tb", "a\n", "é", "a/b", "a\x00", strings.Repeat("x", MaxChannelLen+1)}
 	for _, n := range good {
 		if !ValidChannel(n) || CheckChannel(n) != nil {

@@ -27,7 +27,7 @@
 //
 // # Channel names
 //
-// Channel names are 1–128 bytes of A-Z a-z 0-9 _ - . : ([ValidChannel]),
+// Channel names are 1–128 bytes of A-Z a-z 0-9 _ - . : # ([ValidChannel]),
 // the pub/sub protocol's rule. Every method refuses other names with an
 // error wrapping [ErrInvalidChannel], so an implementation can map names to
 // backend addresses without escaping surprises.

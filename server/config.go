@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/latchws/latch/broker"
+	"github.com/latchws/latch/history"
+	"github.com/latchws/latch/presence"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -198,6 +200,45 @@ type Config struct {
 	// DefaultPublishTimeout.
 	PublishTimeout time.Duration
 
+	// Namespaces are the channel namespaces and their rules
+	// (docs/auth.md). nil: one default namespace in which anyone may
+	// subscribe and publish, without history or presence. When set, a
+	// channel whose namespace is not listed is refused (unknown_namespace).
+	Namespaces []Namespace
+
+	// Auth configures connection tokens (JWT). Without a key, every
+	// connection is anonymous.
+	Auth AuthConfig
+
+	// APIKey enables the server API (docs/api.md) for requests carrying it
+	// ("Authorization: apikey KEY" or "X-API-Key: KEY"). It is served on
+	// APIAddr, and on Addr too with APIOnMain. Empty: no server API.
+	APIKey    string
+	APIAddr   string
+	APIOnMain bool
+
+	// Demo serves GET /demo/token?user=NAME, which mints a token for any
+	// user name with the HMAC secret (a random one if none is set): the demo
+	// page's sign-in. Never turn it on in production.
+	Demo bool
+
+	// History keeps the publications of history namespaces; Presence the
+	// subscribers of presence namespaces. nil: in this process (one node);
+	// with several nodes use package broker/nats's JetStream stores. The
+	// server closes them in Shutdown.
+	History  history.Store
+	Presence presence.Store
+
+	// NodeID names this node in client ids and in the server API's info;
+	// "" means a random id when Broker is set, none on a single node.
+	NodeID string
+
+	// MaxPublishRate bounds the publishes of one connection per second
+	// (burst: one second's worth); beyond it a publish gets rate_limited.
+	// MaxPublishRatePerIP does the same for all the connections of one
+	// client IP address (IPv6: one /64). 0: no bound.
+	MaxPublishRate, MaxPublishRatePerIP float64
+
 	// ShutdownTimeout bounds Shutdown when its context has no deadline,
 	// and is what cmd/latch gives it; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -206,6 +247,37 @@ type Config struct {
 	// text or json ("" means text). Logs go to LogOutput, os.Stderr if nil.
 	LogLevel, LogFormat string
 	LogOutput           io.Writer
+}
+
+// DefaultConnectTimeout is how long a connection without a token may wait
+// before sending its connect op, when anonymous access is off.
+const DefaultConnectTimeout = 10 * time.Second
+
+// AuthConfig configures connection tokens: JWTs signed with HS256 (the
+// HMAC secret), RS256, ES256 or EdDSA (public keys in PEM files, or a JWKS
+// URL). docs/auth.md has the claims.
+type AuthConfig struct {
+	HMACSecret     string        // HS256; at least 32 bytes
+	PublicKeyFiles []string      // PEM files: RSA, ECDSA or Ed25519 public keys, or certificates
+	JWKSURL        string        // keys from a JWK set, refetched every JWKSRefresh (0: 5 minutes)
+	JWKSRefresh    time.Duration //
+	Issuer         string        // when set, tokens must carry this "iss"
+	Audience       string        // when set, tokens must carry this "aud"
+	Leeway         time.Duration // clock skew allowed on exp and nbf
+
+	// Anonymous admits connections without a token even though keys are
+	// configured; the namespaces decide what they may do.
+	Anonymous bool
+
+	// ConnectTimeout is how long a connection without a token may take to
+	// send its connect op when Anonymous is off; 0 means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+}
+
+// Enabled reports whether tokens are verified: some key is configured.
+func (a *AuthConfig) Enabled() bool {
+	return a.HMACSecret != "" || len(a.PublicKeyFiles) > 0 || a.JWKSURL != ""
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an
@@ -246,6 +318,23 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("publish timeout must not be negative, got %v", c.PublishTimeout)
 	case c.ShutdownTimeout < 0:
 		return c, fmt.Errorf("shutdown timeout must not be negative, got %v", c.ShutdownTimeout)
+	case c.Auth.ConnectTimeout < 0:
+		return c, fmt.Errorf("auth connect timeout must not be negative, got %v", c.Auth.ConnectTimeout)
+	case c.Auth.Leeway < 0:
+		return c, fmt.Errorf("auth leeway must not be negative, got %v", c.Auth.Leeway)
+	case c.Auth.JWKSRefresh < 0:
+		return c, fmt.Errorf("auth JWKS refresh must not be negative, got %v", c.Auth.JWKSRefresh)
+	case c.MaxPublishRate < 0 || c.MaxPublishRatePerIP < 0:
+		return c, errors.New("publish rates must not be negative")
+	case c.APIAddr != "" && c.APIKey == "", c.APIOnMain && c.APIKey == "":
+		return c, errors.New("the server API needs an API key")
+	case c.APIKey != "" && len(c.APIKey) < 16:
+		return c, errors.New("the API key must be at least 16 bytes")
+	case c.APIKey != "" && c.APIAddr == "" && !c.APIOnMain:
+		return c, errors.New("an API key needs an API address, or the API on the main address")
+	}
+	if c.Auth.ConnectTimeout == 0 {
+		c.Auth.ConnectTimeout = DefaultConnectTimeout
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize

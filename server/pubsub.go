@@ -103,7 +103,7 @@ func channelOf(req *request) (string, *protoError) {
 		return "", &protoError{codeBadRequest, "missing channel"}
 	}
 	if !broker.ValidChannel(*req.channel) {
-		return "", &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . :"}
+		return "", &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . : #"}
 	}
 	return *req.channel, nil
 }

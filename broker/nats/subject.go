@@ -13,7 +13,7 @@ const SubjectPrefix = "latch.ch."
 // followed by the channel name as ONE subject token, written with '_' as an
 // escape character:
 //
-//	'_' → "__"    '.' → "_d"    ':' → "_c"    A-Z a-z 0-9 '-' → itself
+//	'_' → "__"    '.' → "_d"    ':' → "_c"    '#' → "_h"    A-Z a-z 0-9 '-' → itself
 //
 // Every character maps to itself or to a two-byte sequence starting with
 // '_', and no unescaped character is '_', so the encoding is injective
@@ -37,6 +37,8 @@ func Subject(channel string) (string, error) {
 			b.WriteString("_d")
 		case ':':
 			b.WriteString("_c")
+		case '#':
+			b.WriteString("_h")
 		default:
 			b.WriteByte(c)
 		}

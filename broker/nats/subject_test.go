@@ -33,6 +33,8 @@ func decodeSubject(subj string) (string, bool) {
 			b.WriteByte('.')
 		case 'c':
 			b.WriteByte(':')
+		case 'h':
+			b.WriteByte('#')
 		default:
 			return "", false
 		}
@@ -92,7 +94,7 @@ func TestSubject(t *testing.T) {
 // well-formed subject.
 func TestSubjectInjectiveExhaustive(t *testing.T) {
 	t.Parallel()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.:"
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.:#"
 	seen := make(map[string]string)
 	add := func(ch string) {
 		subj, err := Subject(ch)
