@@ -1007,3 +1007,45 @@ func TestClientRequestAndValue(t *testing.T) {
 		t.Fatal("no message")
 	}
 }
+
+func TestClientLookupAndChannelCounts(t *testing.T) {
+	t.Parallel()
+	connected := make(chan *hub.Client, 3)
+	h, url := startHub(t, hub.Config{OnConnect: func(c *hub.Client) { connected <- c }})
+	var clients []*hub.Client
+	for range 3 {
+		dial(t, url)
+		clients = append(clients, <-connected)
+	}
+	for _, c := range clients {
+		if got := h.Client(c.ID()); got != c {
+			t.Fatalf("Client(%d) = %v, want the client", c.ID(), got)
+		}
+		if err := h.Subscribe(c, "all"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Subscribe(clients[0], "one"); err != nil {
+		t.Fatal(err)
+	}
+	if h.Client(1<<40) != nil {
+		t.Fatal("Client of an unknown id is not nil")
+	}
+	if n := h.Subscribers("all"); n != 3 {
+		t.Fatalf("Subscribers(all) = %d, want 3", n)
+	}
+	counts := map[string]int{}
+	h.EachChannel(func(ch string, n int) bool { counts[ch] = n; return true })
+	if counts["all"] != 3 || counts["one"] != 1 || len(counts) != 2 {
+		t.Fatalf("EachChannel = %v, want all:3 one:1", counts)
+	}
+	calls := 0
+	h.EachChannel(func(string, int) bool { calls++; return false })
+	if calls != 1 {
+		t.Fatalf("EachChannel went on after false: %d calls", calls)
+	}
+	h.Unsubscribe(clients[0], "one")
+	if n := h.Subscribers("one"); n != 0 {
+		t.Fatalf("Subscribers(one) after Unsubscribe = %d", n)
+	}
+}

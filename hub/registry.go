@@ -192,3 +192,36 @@ func prepare(messageType int, data []byte) (*websocket.PreparedMessage, int, err
 	}
 	return pm, len(data), nil
 }
+
+// Client returns the registered client with id, nil if there is none.
+func (h *Hub) Client(id uint64) *Client {
+	s := h.clientShard(id)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.m[id]
+}
+
+// Subscribers returns how many clients are subscribed to channel.
+func (h *Hub) Subscribers(channel string) int {
+	s := h.channelShard(channel)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.m[channel])
+}
+
+// EachChannel calls f for every channel with subscribers, with their
+// count, in no set order, until f returns false. It holds one shard's read
+// lock at a time: f must not block or call back into the hub.
+func (h *Hub) EachChannel(f func(channel string, subscribers int) bool) {
+	for i := range h.chans {
+		s := &h.chans[i]
+		s.mu.RLock()
+		for ch, subs := range s.m {
+			if !f(ch, len(subs)) {
+				s.mu.RUnlock()
+				return
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
