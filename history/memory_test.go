@@ -550,6 +550,9 @@ func TestMemoryClose(t *testing.T) {
 	if _, _, err := m.Read(ctx, "c", Query{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Read after Close: %v", err)
 	}
+	if _, _, _, err := Recover(ctx, m, "c", Position{}, 10); !errors.Is(err, ErrClosed) {
+		t.Errorf("Recover after Close: %v", err)
+	}
 	if err := m.Close(); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close: %v", err)
 	}
@@ -595,4 +598,25 @@ func BenchmarkMemoryAppendParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+func BenchmarkMemoryRecover(b *testing.B) {
+	m := NewMemory(MemoryConfig{})
+	defer m.Close()
+	msg := []byte(`{"type":"message","channel":"chat:lobby","offset":1,"data":"hello"}`)
+	encode := func(Position) []byte { return msg }
+	r := Retention{Size: 100, TTL: time.Hour}
+	ctx := context.Background()
+	var top Position
+	for range 100 {
+		top, _ = m.Append(ctx, "chat:lobby", r, encode)
+	}
+	pos := Position{Offset: top.Offset - 10, Epoch: top.Epoch}
+	b.ReportAllocs()
+	for b.Loop() {
+		pubs, _, ok, err := Recover(ctx, m, "chat:lobby", pos, 100)
+		if err != nil || !ok || len(pubs) != 10 {
+			b.Fatalf("Recover: %d pubs, %v, %v", len(pubs), ok, err)
+		}
+	}
 }
