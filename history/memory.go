@@ -36,7 +36,9 @@ type MemoryConfig struct {
 	MetaTTL time.Duration
 	// MaxChannels bounds the channels remembered (with history or only a
 	// top): beyond it, the least recently appended channel is forgotten
-	// and gets a new epoch when it is next used. 0 means no bound.
+	// and gets a new epoch when it is next used. A channel only looked at
+	// (Top, Read) was never appended: it is the first to go. 0 means no
+	// bound.
 	MaxChannels int
 	// Now is the clock; nil means time.Now. For tests.
 	Now func() time.Time
@@ -137,6 +139,9 @@ func (m *Memory) Append(ctx context.Context, channel string, r Retention, encode
 	defer c.mu.Unlock()
 	c.retain(r)
 	c.trim(now) // under the TTL just given
+	// Times follow offsets even when this call read the clock before the
+	// one that locked the channel first.
+	now = max(now, c.last)
 	pos := Position{Offset: c.top + 1, Epoch: c.epoch}
 	c.push(entry{at: now, data: encode(pos)})
 	c.top = pos.Offset
@@ -223,7 +228,7 @@ func (m *Memory) lock(name string, appending bool) (*channel, int64, error) {
 		c := m.chans[name]
 		switch {
 		case c == nil:
-			c = m.create(name, now)
+			c = m.create(name, now, appending)
 			m.sweepSome(now)
 		case appending:
 			m.touch(c)
@@ -243,9 +248,11 @@ func (m *Memory) lock(name string, appending bool) (*channel, int64, error) {
 	}
 }
 
-// create adds a channel with a new epoch at the front, evicting the least
-// recently appended one beyond MaxChannels. m.mu is held.
-func (m *Memory) create(name string, now int64) *channel {
+// create adds a channel with a new epoch, evicting the least recently
+// appended one beyond MaxChannels. A channel created to be appended to goes
+// to the front; one created by Top or Read, never appended to, to the back:
+// looking at many empty channels evicts them, not histories. m.mu is held.
+func (m *Memory) create(name string, now int64, appending bool) *channel {
 	for m.maxChannels > 0 && len(m.chans) >= m.maxChannels && m.tail != nil {
 		victim := m.tail
 		victim.mu.Lock()
@@ -254,7 +261,11 @@ func (m *Memory) create(name string, now int64) *channel {
 	}
 	c := &channel{name: name, epoch: newEpoch(), last: now}
 	m.chans[name] = c
-	m.pushFront(c)
+	if appending {
+		m.pushFront(c)
+	} else {
+		m.pushBack(c)
+	}
 	return c
 }
 
@@ -299,6 +310,16 @@ func (m *Memory) pushFront(c *channel) {
 		m.tail = c
 	}
 	m.head = c
+}
+
+func (m *Memory) pushBack(c *channel) {
+	c.prev, c.next = m.tail, nil
+	if m.tail != nil {
+		m.tail.next = c
+	} else {
+		m.head = c
+	}
+	m.tail = c
 }
 
 func (m *Memory) unlink(c *channel) {

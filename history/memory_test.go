@@ -397,6 +397,46 @@ func TestMemoryMaxChannels(t *testing.T) {
 	}
 }
 
+func TestMemoryMaxChannelsLookingEvictsEmptyFirst(t *testing.T) {
+	m := NewMemory(MemoryConfig{MaxChannels: 3})
+	defer m.Close()
+	mustAppend(t, m, "a", ret)
+	b := mustAppend(t, m, "b", ret)
+	c := mustAppend(t, m, "c", ret)
+	mustTop(t, m, "x")  // full: evicts a, the least recently appended
+	for i := range 20 { // each evicts the empty one before it, not b or c
+		mustTop(t, m, "y"+strconv.Itoa(i))
+	}
+	if top := mustTop(t, m, "b"); top != b {
+		t.Fatalf("b = %+v after looking at empty channels, want %+v", top, b)
+	}
+	if top := mustTop(t, m, "c"); top != c {
+		t.Fatalf("c = %+v after looking at empty channels, want %+v", top, c)
+	}
+	// An empty channel that gets appended to moves to the front.
+	y := mustTop(t, m, "y19")
+	if pos := mustAppend(t, m, "y19", ret); pos.Epoch != y.Epoch || pos.Offset != 1 {
+		t.Fatalf("first Append to y19 = %+v, want 1 under %s", pos, y.Epoch)
+	}
+	mustAppend(t, m, "d", ret) // evicts b now
+	if top := mustTop(t, m, "y19"); top.Epoch != y.Epoch {
+		t.Fatal("y19 evicted after its Append")
+	}
+}
+
+func TestMemoryTimesFollowOffsets(t *testing.T) {
+	clk := newClock()
+	m := NewMemory(MemoryConfig{Now: clk.Now})
+	defer m.Close()
+	mustAppend(t, m, "c", ret)
+	clk.Add(-time.Second) // the wall clock stepped back
+	mustAppend(t, m, "c", ret)
+	pubs, _ := mustRead(t, m, "c", Query{})
+	if pubs[1].Time.Before(pubs[0].Time) {
+		t.Fatalf("offset 2 at %v, before offset 1 at %v", pubs[1].Time, pubs[0].Time)
+	}
+}
+
 func TestMemoryMaxChannelsEpochChanges(t *testing.T) {
 	m := NewMemory(MemoryConfig{MaxChannels: 1})
 	defer m.Close()
