@@ -56,8 +56,9 @@ type MemoryConfig struct {
 //
 // Memory held, at most: channels × (about 200 bytes + the name + Size ×
 // (32 bytes + the size of a message)), where channels is MaxChannels, or
-// without it the channels used within MetaTTL. Top and Read count as use:
-// they remember a new channel's epoch.
+// without it the channels used within MetaTTL (or TTL, if longer) and not
+// yet swept. Top and Read count as use: they remember a new channel's
+// epoch.
 //
 // Data is stored as encode returns it, and Read returns the stored slices
 // themselves: neither side may modify them afterwards.
@@ -69,8 +70,8 @@ type Memory struct {
 	mu     sync.Mutex
 	closed bool                // guarded by mu
 	chans  map[string]*channel // guarded by mu
-	// The channels in order of their last append (creation for those
-	// never appended): head is the latest. Guarded by mu.
+	// The channels in order of their last append, head the latest; those
+	// never appended to come after all others. Guarded by mu.
 	head, tail *channel
 	sweep      *channel // the next channel the sweep examines, toward head; nil: start at tail. Guarded by mu.
 }
@@ -120,7 +121,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 }
 
 // Append stores encode(position) as the channel's next publication, under
-// the bounds of r, which replace those of earlier appends.
+// the bounds of r, which replace those of earlier appends; a Size or TTL
+// that is not positive is an error.
 //
 // encode runs with the channel locked, so that offsets reach it in order:
 // it must be quick and must not call the store.
