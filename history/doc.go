@@ -8,6 +8,21 @@
 // after that offset is still kept (see [Covers]); otherwise the client must
 // start afresh.
 //
+// # Recovery
+//
+// [Recover] applies the rule with one Read: Read(Since: offset) returns
+// the kept publications after offset, oldest first, with the top read at
+// the same instant, so the first one is offset+1 exactly when nothing is
+// lost, and none come back when the client is at the top. A channel's
+// epoch changes when its history is lost as a whole (a restarted node,
+// an evicted or long-idle channel): a position from another epoch never
+// recovers, whatever its offset.
+//
+// # Stores
+//
 // [NewMemory] keeps history in the process, for one node. Package
-// broker/nats keeps it in NATS JetStream, shared by every node.
+// broker/nats keeps it in NATS JetStream, shared by every node. The Data
+// of a publication is the message as sent to subscribers, encoded once by
+// the caller's encode function when its offset is known; a store keeps it
+// as given and returns it as kept, so neither side modifies it afterwards.
 package history
