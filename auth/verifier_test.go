@@ -604,4 +604,3 @@ func TestVerifyConcurrent(t *testing.T) {
 		}
 	}
 }
-
