@@ -159,8 +159,9 @@ func (v *Verifier) methods() []string {
 	return algs
 }
 
-// Close stops the background JWKS refresh. Verify still works after Close,
-// with the keys already fetched and on-demand fetches.
+// Close stops the background JWKS refresh and waits for a fetch under way
+// to end. Verify still works after Close, with the keys already fetched; it
+// fetches no more. Close may be called more than once.
 func (v *Verifier) Close() {
 	if v.jwks != nil {
 		v.jwks.close()
