@@ -117,3 +117,8 @@ func addrKey(remote string) (netip.Addr, bool) {
 	}
 	return ip, true
 }
+
+// AddrKey returns what per-address limits count a remote address as: its
+// IP (IPv4-mapped addresses unmapped), or its /64 network for IPv6; false
+// when remote holds no IP address.
+func AddrKey(remote string) (netip.Addr, bool) { return addrKey(remote) }

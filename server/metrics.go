@@ -26,6 +26,12 @@ type metrics struct {
 	protoErrors *prometheus.CounterVec
 	compressed  *prometheus.CounterVec
 	http2       *prometheus.CounterVec
+	authFails   *prometheus.CounterVec
+	recoveries  *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+	gapFills    prometheus.Counter
+	gapsLost    prometheus.Counter
+	apiRequests *prometheus.CounterVec
 	refused     atomic.Uint64 // connections answered 503 at accept, for want of descriptors
 }
 
@@ -73,7 +79,39 @@ func newMetrics(h, echo *hub.Hub, b broker.Broker, in *broker.Interest) *metrics
 	for _, code := range errorCodes {
 		m.protoErrors.WithLabelValues(code) // export zeros
 	}
+	m.authFails = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_auth_failures_total",
+		Help: "Connection tokens refused (at the upgrade, in connect or refresh), by reason.",
+	}, []string{"reason"})
+	for _, r := range authReasons {
+		m.authFails.WithLabelValues(r)
+	}
+	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_recoveries_total",
+		Help: "Subscribes that asked to recover from a position, by result (recovered: every missed publication sent).",
+	}, []string{"result"})
+	m.recoveries.WithLabelValues("recovered")
+	m.recoveries.WithLabelValues("not_recovered")
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_publish_rate_limited_total",
+		Help: "Publishes refused with rate_limited, by the bound that refused them.",
+	}, []string{"scope"})
+	m.rateLimited.WithLabelValues("connection")
+	m.rateLimited.WithLabelValues("ip")
+	m.gapFills = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "latch_history_gap_fills_total",
+		Help: "Publications this node fanned out from history because the broker had not brought them (yet) in order.",
+	})
+	m.gapsLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "latch_history_gaps_lost_total",
+		Help: "Publications neither the broker nor the history could give this node (expired before it caught up).",
+	})
+	m.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_api_requests_total",
+		Help: "Server API requests, by method and HTTP status.",
+	}, []string{"method", "status"})
 	m.registry.MustRegister(
+		m.authFails, m.recoveries, m.rateLimited, m.gapFills, m.gapsLost, m.apiRequests,
 		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed, m.http2,
 		&hubCollector{hub: h, echo: echo, refused: &m.refused},
 		&brokerCollector{broker: b, interest: in},
@@ -104,6 +142,16 @@ func (m *metrics) connected(route string, conn *websocket.Conn, r *http.Request)
 	}
 	if r.ProtoMajor >= 2 {
 		m.http2.WithLabelValues(route).Inc()
+	}
+}
+
+func (m *metrics) authFailure(reason string) { m.authFails.WithLabelValues(reason).Inc() }
+
+func (m *metrics) recovery(ok bool) {
+	if ok {
+		m.recoveries.WithLabelValues("recovered").Inc()
+	} else {
+		m.recoveries.WithLabelValues("not_recovered").Inc()
 	}
 }
 

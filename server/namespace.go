@@ -114,6 +114,7 @@ func (ns Namespace) withDefaults() (Namespace, error) {
 type namespaces struct {
 	byName map[string]*Namespace
 	list   []*Namespace // in configuration order
+	open   *Namespace   // set when none is configured: every channel's
 }
 
 // openNamespace is the default namespace of a server configured with none:
@@ -121,10 +122,12 @@ type namespaces struct {
 var openNamespace = Namespace{Subscribe: AccessAnonymous, Publish: AccessAnonymous}
 
 func newNamespaces(cfg []Namespace) (*namespaces, error) {
-	if cfg == nil {
-		cfg = []Namespace{openNamespace}
-	}
 	t := &namespaces{byName: make(map[string]*Namespace, len(cfg))}
+	if cfg == nil {
+		ns := openNamespace
+		t.open = &ns
+		return t, nil
+	}
 	for _, ns := range cfg {
 		ns, err := ns.withDefaults()
 		if err != nil {
@@ -150,6 +153,9 @@ func namespaceName(channel string) string {
 
 // lookup returns the namespace of a valid channel name, nil if it has none.
 func (t *namespaces) lookup(channel string) *Namespace {
+	if t.open != nil {
+		return t.open
+	}
 	return t.byName[namespaceName(channel)]
 }
 

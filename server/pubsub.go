@@ -3,11 +3,19 @@ package server
 import (
 	"context"
 	"errors"
+	"encoding/json"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/latchws/latch/auth"
 	"github.com/latchws/latch/broker"
+	"github.com/latchws/latch/history"
 	"github.com/latchws/latch/hub"
+	"github.com/latchws/latch/presence"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -21,8 +29,9 @@ const (
 // pubsub implements the latch protocol on top of a hub and a broker. Its
 // methods are the hub's callbacks; deliver is the broker's Handler.
 //
-// A publication goes client → broker → every subscribed node's deliver →
-// that node's hub → its clients, so one node and many behave alike.
+// A publication goes client → (history) → broker → every subscribed
+// node's deliver → that node's hub → its clients, so one node and many
+// behave alike.
 type pubsub struct {
 	hub         *hub.Hub         // set once after hub.New, before serving
 	broker      broker.Broker    // set once in New, before serving
@@ -31,36 +40,190 @@ type pubsub struct {
 	stopping    context.Context  // cancelled by Shutdown: ends waiting publishes
 	maxChannels int
 	pubTimeout  time.Duration
+	sendQueue   int
 	metrics     *metrics
 	logger      *slog.Logger
+
+	ns             *namespaces
+	verifier       *auth.Verifier // nil: no tokens
+	anonymous      bool           // connections without a token are admitted
+	connectTimeout time.Duration
+	history        history.Store
+	presence       presence.Store
+	nodeID         string // prefixes client ids; "" on a single node
+	clustered      bool   // an external broker: other nodes may exist
+	feeds          feedTable
+	users          userIndex
+	pubRate        float64       // per connection; 0: none
+	ipRate         *keyedLimiter // per IP; nil: none
+	nodes          nodeTable
 }
 
 // session is the protocol state of one client, kept with it
-// (hub.Client.SetValue). It is used only from the client's OnMessage calls,
-// one at a time, so it needs no lock. Idle clients are most clients: what
-// only some need is made when first needed.
+// (hub.Client.SetValue). Except where marked, it is used only from the
+// client's OnMessage calls, one at a time, so it needs no lock. Idle
+// clients are most clients: what only some need is made when first needed.
 type session struct {
-	channels map[string]struct{}     // nil until the first subscribe
-	errs     *[abuseErrors]time.Time // ring of the latest error times; nil until the first
-	nerrs    int                     // errors so far
-	closed   bool                    // closed for abuse; later messages are ignored
+	id          string                  // the client's id in messages, unique in the cluster
+	chmu        sync.Mutex              // guards channels: the server API unsubscribes from other goroutines
+	channels    map[string]struct{}     // nil until the first subscribe
+	errs        *[abuseErrors]time.Time // ring of the latest error times; nil until the first
+	nerrs       int                     // errors so far
+	closed      bool                    // closed for abuse; later messages are ignored
+	grants      *auth.Identity          // the token's identity; nil for anonymous
+	connectedAt time.Time
+	pubTokens   float64 // the publish-rate bucket
+	pubRefill   time.Time
+
+	user    atomic.Pointer[string] // set once the client has an identity; read by the timers and the API
+	expires atomic.Int64           // the token's exp, unix nanoseconds; 0: none
+	tmu     sync.Mutex             // guards timer
+	timer   *time.Timer            // the connect deadline, then the token's expiry
+}
+
+// userName returns the client's user, "" for anonymous.
+func (s *session) userName() string {
+	if u := s.user.Load(); u != nil {
+		return *u
+	}
+	return ""
+}
+
+func (s *session) authenticated() bool { return s.user.Load() != nil }
+
+func (s *session) hasChannel(ch string) bool {
+	s.chmu.Lock()
+	defer s.chmu.Unlock()
+	_, ok := s.channels[ch]
+	return ok
+}
+
+func (s *session) numChannels() int {
+	s.chmu.Lock()
+	defer s.chmu.Unlock()
+	return len(s.channels)
+}
+
+func (s *session) addChannel(ch string) {
+	s.chmu.Lock()
+	defer s.chmu.Unlock()
+	if s.channels == nil {
+		s.channels = make(map[string]struct{})
+	}
+	s.channels[ch] = struct{}{}
+}
+
+// dropChannel forgets ch and reports whether the client had it.
+func (s *session) dropChannel(ch string) bool {
+	s.chmu.Lock()
+	defer s.chmu.Unlock()
+	_, ok := s.channels[ch]
+	delete(s.channels, ch)
+	return ok
+}
+
+// takeChannels forgets every channel and returns them.
+func (s *session) takeChannels() []string {
+	s.chmu.Lock()
+	defer s.chmu.Unlock()
+	out := make([]string, 0, len(s.channels))
+	for ch := range s.channels {
+		out = append(out, ch)
+	}
+	s.channels = nil
+	return out
+}
+
+// setTimer replaces the session's timer.
+func (s *session) setTimer(t *time.Timer) {
+	s.tmu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timer = t
+	s.tmu.Unlock()
+}
+
+func (p *pubsub) clientID(c *hub.Client) string {
+	n := strconv.FormatUint(c.ID(), 10)
+	if p.nodeID == "" {
+		return n
+	}
+	return p.nodeID + "-" + n
 }
 
 func (p *pubsub) onConnect(c *hub.Client) {
-	c.SetValue(&session{})
+	s := &session{id: p.clientID(c), connectedAt: time.Now()}
+	c.SetValue(s)
 	p.metrics.connected(routeWS, c.Conn(), c.Request())
+	id, _ := c.Request().Context().Value(identityKey{}).(*auth.Identity)
+	user := ""
+	if id != nil {
+		p.setIdentity(c, s, id)
+		user = id.User
+	} else if p.verifier != nil && !p.anonymous {
+		s.setTimer(time.AfterFunc(p.connectTimeout, func() {
+			if !s.authenticated() {
+				p.metrics.authFailure("timeout")
+				c.Close(CloseUnauthorized, "no token")
+			}
+		}))
+	}
 	// The welcome is queued before the read loop starts, so it is the
 	// first message the client gets.
-	_ = c.Send(websocket.TextMessage, encodeWelcome(c.ID()))
-	p.logger.Debug("client connected", "client", c.ID(), "remote", c.Request().RemoteAddr)
+	_ = c.Send(websocket.TextMessage, encodeWelcome(s.id, user))
+	p.logger.Debug("client connected", "client", s.id, "user", user, "remote", c.Request().RemoteAddr)
+}
+
+// setIdentity gives the client the identity of a verified token and
+// starts its expiry timer.
+func (p *pubsub) setIdentity(c *hub.Client, s *session, id *auth.Identity) {
+	s.grants = id
+	if !s.authenticated() {
+		user := id.User
+		s.user.Store(&user)
+		p.users.add(user, c)
+	}
+	p.setExpiry(c, s, id.ExpiresAt)
+}
+
+// setExpiry closes the client with 4002 when exp passes without a
+// refresh; a refresh moves exp, and the timer then waits again.
+func (p *pubsub) setExpiry(c *hub.Client, s *session, exp time.Time) {
+	if exp.IsZero() {
+		s.expires.Store(0)
+		s.setTimer(nil)
+		return
+	}
+	s.expires.Store(exp.UnixNano())
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(exp), func() {
+		if left := time.Until(time.Unix(0, s.expires.Load())); s.expires.Load() != 0 && left > 0 {
+			s.tmu.Lock()
+			if s.timer == t {
+				t.Reset(left)
+			}
+			s.tmu.Unlock()
+			return
+		}
+		if s.expires.Load() != 0 {
+			p.logger.Debug("token expired", "client", s.id, "user", s.userName())
+			c.Close(CloseTokenExpired, "token expired")
+		}
+	})
+	s.setTimer(t)
 }
 
 func (p *pubsub) onDisconnect(c *hub.Client, code int, err error) {
 	if s, ok := c.Value().(*session); ok {
 		c.SetValue(nil)
+		s.setTimer(nil)
+		if user := s.userName(); user != "" {
+			p.users.remove(user, c)
+		}
 		// The hub has already removed c from its channels.
-		for ch := range s.channels {
-			p.removeInterest(ch)
+		for _, ch := range s.takeChannels() {
+			p.left(c, s, ch)
 		}
 	}
 	p.logger.Debug("client disconnected", "client", c.ID(), "code", code, "err", err)
@@ -86,30 +249,162 @@ func (p *pubsub) onMessage(c *hub.Client, messageType int, data []byte) {
 	switch req.op {
 	case "ping":
 		p.reply(c, encodeReply("pong", &req))
+		return
+	case "connect":
+		p.connect(c, s, &req)
+		return
+	}
+	if p.verifier != nil && !p.anonymous && !s.authenticated() {
+		p.fail(c, s, &req, &protoError{codeUnauthorized, "send a connect op with a token first"})
+		return
+	}
+	switch req.op {
+	case "refresh":
+		p.refresh(c, s, &req)
 	case "subscribe":
 		p.subscribe(c, s, &req)
 	case "unsubscribe":
 		p.unsubscribe(c, s, &req)
 	case "publish":
 		p.publish(c, s, &req)
+	case "history":
+		p.historyOp(c, s, &req)
+	case "presence":
+		p.presenceOp(c, s, &req)
 	default:
 		p.fail(c, s, &req, &protoError{codeUnknownOp, "unknown op " + quoteOp(req.op)})
 	}
 }
 
-// channelOf checks req's channel field.
-func channelOf(req *request) (string, *protoError) {
+// verify checks a token of a connect or refresh op.
+func (p *pubsub) verify(req *request) (*auth.Identity, *protoError) {
+	if req.token == nil || *req.token == "" {
+		return nil, &protoError{codeBadRequest, "missing token"}
+	}
+	if p.verifier == nil {
+		p.metrics.authFailure("no_keys")
+		return nil, &protoError{codeUnauthorized, "this server does not take tokens"}
+	}
+	ctx, cancel := context.WithTimeout(p.stopping, verifyTimeout)
+	id, err := p.verifier.Verify(ctx, *req.token)
+	cancel()
+	if err != nil {
+		p.metrics.authFailure(authReason(err))
+		if errors.Is(err, auth.ErrTokenExpired) {
+			return nil, &protoError{codeTokenExpired, "token expired"}
+		}
+		return nil, &protoError{codeUnauthorized, tokenProblem(err)}
+	}
+	return &id, nil
+}
+
+func (p *pubsub) connect(c *hub.Client, s *session, req *request) {
+	if s.authenticated() {
+		p.fail(c, s, req, &protoError{codeBadRequest, "already connected with a token (use refresh)"})
+		return
+	}
+	id, perr := p.verify(req)
+	if perr != nil {
+		if perr.code == codeBadRequest {
+			p.fail(c, s, req, perr)
+			return
+		}
+		// A client with a bad token gets the reason, then the close:
+		// retrying with the same token cannot help (docs/protocol.md).
+		p.reply(c, encodeError(req, perr))
+		s.closed = true
+		c.Close(CloseUnauthorized, perr.message)
+		return
+	}
+	p.setIdentity(c, s, id)
+	p.reply(c, encodeConnected(req, s.id, id.User, id.ExpiresAt))
+}
+
+func (p *pubsub) refresh(c *hub.Client, s *session, req *request) {
+	if !s.authenticated() {
+		p.fail(c, s, req, &protoError{codeUnauthorized, "no token to refresh: send connect"})
+		return
+	}
+	id, perr := p.verify(req)
+	if perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
+	if id.User != s.userName() {
+		p.fail(c, s, req, &protoError{codeForbidden, "the new token is for another user"})
+		return
+	}
+	p.setIdentity(c, s, id)
+	p.reply(c, encodeRefreshed(req, id.ExpiresAt))
+}
+
+// controlChannel carries the server API's commands between nodes; clients
+// cannot use names starting with reservedPrefix.
+const (
+	reservedPrefix = "_latch"
+	controlChannel = "_latch.control"
+)
+
+// channelOf checks req's channel field and finds its namespace.
+func (p *pubsub) channelOf(req *request) (string, *Namespace, *protoError) {
 	if req.channel == nil {
-		return "", &protoError{codeBadRequest, "missing channel"}
+		return "", nil, &protoError{codeBadRequest, "missing channel"}
 	}
-	if !broker.ValidChannel(*req.channel) {
-		return "", &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . : #"}
+	ch := *req.channel
+	if !broker.ValidChannel(ch) {
+		return "", nil, &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . : #"}
 	}
-	return *req.channel, nil
+	if strings.HasPrefix(ch, reservedPrefix) {
+		return "", nil, &protoError{codeBadChannel, "channel names starting with " + reservedPrefix + " are reserved"}
+	}
+	ns := p.ns.lookup(ch)
+	if ns == nil {
+		return "", nil, &protoError{codeUnknownNS, "no namespace " + quoteOp(namespaceName(ch))}
+	}
+	return ch, ns, nil
+}
+
+// mayAccess applies a namespace rule to the client for channel; grant says
+// whether its token grants the channel for the op.
+func (p *pubsub) mayAccess(s *session, access Access, op, channel string, grant bool) *protoError {
+	switch {
+	case access == AccessAPI:
+		return &protoError{codeForbidden, "only the server API may " + op + " in this namespace"}
+	case grant, access == AccessAnonymous:
+		return nil
+	case !s.authenticated():
+		return &protoError{codeUnauthorized, op + " needs a token in this namespace"}
+	case access == AccessUser:
+		return nil
+	}
+	return &protoError{codeForbidden, "the token does not grant " + op + " on " + channel}
+}
+
+// maySubscribe: the namespace's rule, and a personal channel's owner.
+func (p *pubsub) maySubscribe(s *session, ns *Namespace, ch string) *protoError {
+	grant := s.grants != nil && s.grants.CanSubscribe(ch)
+	if ns.Personal && !grant {
+		if owner, ok := personalUser(ch); ok {
+			if !s.authenticated() {
+				return &protoError{codeUnauthorized, "a personal channel needs a token"}
+			}
+			if owner != s.userName() {
+				return &protoError{codeForbidden, "a personal channel of another user"}
+			}
+		}
+	}
+	return p.mayAccess(s, ns.Subscribe, "subscribe", ch, grant)
+}
+
+func (p *pubsub) mayPublish(s *session, ns *Namespace, ch string) *protoError {
+	return p.mayAccess(s, ns.Publish, "publish", ch, s.grants != nil && s.grants.CanPublish(ch))
 }
 
 func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
-	ch, perr := channelOf(req)
+	ch, ns, perr := p.channelOf(req)
+	if perr == nil {
+		perr = p.maySubscribe(s, ns, ch)
+	}
 	if perr != nil {
 		p.fail(c, s, req, perr)
 		return
@@ -118,48 +413,196 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, errShuttingDown)
 		return
 	}
-	if _, ok := s.channels[ch]; !ok {
-		if len(s.channels) >= p.maxChannels {
-			p.fail(c, s, req, &protoError{codeTooManyChannels, "subscribed to the maximum number of channels"})
+	_, hist := ns.retention()
+	if s.hasChannel(ch) {
+		// Subscribing again is not an error: the subscription exists.
+		// Nothing is replayed: the client has had it all.
+		if hist {
+			f := p.feeds.get(ch)
+			f.mu.Lock()
+			pos := history.Position{Offset: f.last, Epoch: f.epoch}
+			f.mu.Unlock()
+			p.reply(c, encodeSubscribed(req, pos, nil))
+		} else {
+			p.reply(c, encodeReply("ack", req))
+		}
+		return
+	}
+	if s.numChannels() >= p.maxChannels {
+		p.fail(c, s, req, &protoError{codeTooManyChannels, "subscribed to the maximum number of channels"})
+		return
+	}
+	var f *feed
+	if hist {
+		f = p.feeds.acquire(ch) // before the broker subscription: deliver finds it
+	}
+	// The node's broker subscription comes first, so that the ack
+	// means messages published from now on reach this client.
+	if err := p.interest.Add(ch); err != nil {
+		if f != nil {
+			p.feeds.release(ch)
+		}
+		p.fail(c, s, req, p.brokerError("subscribe", ch, err))
+		return
+	}
+	var ack []byte
+	if hist {
+		var perr *protoError
+		ack, perr = p.subscribeHistory(c, s, ch, f, req)
+		if perr != nil {
+			p.feeds.release(ch)
+			p.removeInterest(ch)
+			p.fail(c, s, req, perr)
 			return
 		}
-		// The node's broker subscription comes first, so that the ack
-		// means messages published from now on reach this client.
-		if err := p.interest.Add(ch); err != nil {
-			p.fail(c, s, req, p.brokerError("subscribe", ch, err))
-			return
+		if ack == nil {
+			p.feeds.release(ch)
+			p.removeInterest(ch)
+			return // the client is gone
 		}
+	} else {
 		if err := p.hub.Subscribe(c, ch); err != nil {
 			p.removeInterest(ch)
 			return // the client is gone: nobody to answer
 		}
-		if s.channels == nil {
-			s.channels = make(map[string]struct{})
+		ack = encodeReply("ack", req)
+		if req.recover != nil {
+			ack = encodeNotRecovered(req)
 		}
-		s.channels[ch] = struct{}{}
 	}
-	// Subscribing again is not an error: the subscription exists.
-	p.reply(c, encodeReply("ack", req))
+	s.addChannel(ch)
+	p.reply(c, ack)
+	p.joined(c, s, ns, ch)
 }
 
+// subscribeHistory subscribes c to a history channel under its feed's
+// lock: what the client asked to recover is queued first, then the
+// subscription starts, so live publications follow without a gap or a
+// duplicate. It returns the ack, nil if the client is gone.
+func (p *pubsub) subscribeHistory(c *hub.Client, s *session, ch string, f *feed, req *request) ([]byte, *protoError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
+	defer cancel()
+	if !f.known {
+		top, err := p.history.Top(ctx, ch)
+		if err != nil {
+			return nil, p.storeError("history", ch, err)
+		}
+		f.known, f.last, f.epoch = true, top.Offset, top.Epoch
+	}
+	var recovered *bool
+	if req.recover != nil {
+		ok := false
+		recovered = &ok
+		pubs, top, got, err := history.Recover(ctx, p.history, ch, *req.recover, p.recoverLimit())
+		if err != nil {
+			return nil, p.storeError("history", ch, err)
+		}
+		if top.Epoch != f.epoch && top.Offset > 0 {
+			f.last, f.epoch = 0, top.Epoch // a new series this node has not fanned out yet
+		}
+		if top.Epoch == f.epoch && top.Offset > f.last {
+			// The history is ahead of this node: bring the node's other
+			// subscribers up to date first, so that all the client
+			// recovers is at most f.last, and nothing after it is
+			// given twice.
+			p.fill(ch, f, top.Offset)
+		}
+		if got && top.Epoch == f.epoch {
+			for _, pub := range pubs {
+				if pub.Offset > f.last {
+					break
+				}
+				if err := c.Send(websocket.TextMessage, pub.Data); err != nil {
+					return nil, nil
+				}
+			}
+			ok = true
+		}
+		p.metrics.recovery(ok)
+	}
+	if err := p.hub.Subscribe(c, ch); err != nil {
+		return nil, nil
+	}
+	return encodeSubscribed(req, history.Position{Offset: f.last, Epoch: f.epoch}, recovered), nil
+}
+
+// recoverLimit: at most a send queue's worth is replayed, so that a
+// recovering client is not closed as a slow consumer for its own replay.
+func (p *pubsub) recoverLimit() int { return max(1, p.sendQueue/2) }
+
 func (p *pubsub) unsubscribe(c *hub.Client, s *session, req *request) {
-	ch, perr := channelOf(req)
+	ch, _, perr := p.channelOf(req)
 	if perr != nil {
 		p.fail(c, s, req, perr)
 		return
 	}
-	if _, ok := s.channels[ch]; !ok {
+	if !s.dropChannel(ch) {
 		p.fail(c, s, req, &protoError{codeNotSubscribed, "not subscribed to " + ch})
 		return
 	}
 	p.hub.Unsubscribe(c, ch)
-	delete(s.channels, ch)
-	p.removeInterest(ch)
+	p.left(c, s, ch)
 	p.reply(c, encodeReply("ack", req))
 }
 
+// joined records presence and announces the join where the namespace
+// asks for them.
+func (p *pubsub) joined(c *hub.Client, s *session, ns *Namespace, ch string) {
+	if ns.Presence {
+		ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
+		err := p.presence.Add(ctx, ch, presence.Info{Client: s.id, User: s.userName(), ConnectedAt: s.connectedAt})
+		cancel()
+		if err != nil {
+			p.logger.Warn("presence add failed", "channel", ch, "client", s.id, "err", err)
+		}
+	}
+	if ns.JoinLeave {
+		p.announce(ch, encodeJoinLeave("join", ch, s.id, s.userName()))
+	}
+}
+
+// left undoes a subscription's node-side state: its interest, feed,
+// presence and join. The hub subscription is already gone.
+func (p *pubsub) left(c *hub.Client, s *session, ch string) {
+	ns := p.ns.lookup(ch)
+	if ns == nil {
+		return
+	}
+	if _, hist := ns.retention(); hist {
+		p.feeds.release(ch)
+	}
+	p.removeInterest(ch)
+	if ns.Presence {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		err := p.presence.Remove(ctx, ch, s.id)
+		cancel()
+		if err != nil && !errors.Is(err, presence.ErrClosed) {
+			p.logger.Warn("presence remove failed", "channel", ch, "client", s.id, "err", err)
+		}
+	}
+	if ns.JoinLeave && !p.draining() {
+		p.announce(ch, encodeJoinLeave("leave", ch, s.id, s.userName()))
+	}
+}
+
+// announce publishes a join or leave message to the channel's
+// subscribers on every node; it is not kept in history.
+func (p *pubsub) announce(ch string, msg []byte) {
+	ctx, cancel := context.WithTimeout(p.stopping, p.pubTimeout)
+	err := p.broker.Publish(ctx, ch, msg)
+	cancel()
+	if err != nil && !errors.Is(err, broker.ErrClosed) {
+		p.logger.Debug("join/leave not published", "channel", ch, "err", err)
+	}
+}
+
 func (p *pubsub) publish(c *hub.Client, s *session, req *request) {
-	ch, perr := channelOf(req)
+	ch, ns, perr := p.channelOf(req)
+	if perr == nil {
+		perr = p.mayPublish(s, ns, ch)
+	}
 	if perr != nil {
 		p.fail(c, s, req, perr)
 		return
@@ -168,20 +611,18 @@ func (p *pubsub) publish(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, &protoError{codeBadRequest, "missing data"})
 		return
 	}
+	if perr := p.allowPublish(c, s); perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
 	if p.draining() {
 		p.fail(c, s, req, errShuttingDown)
 		return
 	}
-	// Encoded once here; every node forwards these bytes as they are.
-	msg := encodeMessage(ch, req.data)
-	ctx, cancel := context.WithTimeout(p.stopping, p.pubTimeout)
-	err := p.broker.Publish(ctx, ch, msg)
-	cancel()
-	if err != nil {
-		p.fail(c, s, req, p.brokerError("publish", ch, err))
+	if _, perr := p.publishTo(ch, ns, req.data); perr != nil {
+		p.fail(c, s, req, perr)
 		return
 	}
-	p.metrics.published()
 	// A shutdown that began during Publish may have closed subscribers
 	// before the message reached their queues (draining is set before any
 	// client is closed), so only a publish that ended before it is acked.
@@ -197,12 +638,144 @@ func (p *pubsub) publish(c *hub.Client, s *session, req *request) {
 	p.reply(c, encodeReply("ack", req))
 }
 
+// publishTo publishes data on ch, a channel of ns, for a client or the
+// server API: into the history first where ns keeps one, then through the
+// broker. It returns the publication's position (zero without history).
+func (p *pubsub) publishTo(ch string, ns *Namespace, data json.RawMessage) (history.Position, *protoError) {
+	ctx, cancel := context.WithTimeout(p.stopping, p.pubTimeout)
+	defer cancel()
+	var payload []byte
+	var pos history.Position
+	if ret, hist := ns.retention(); hist {
+		var err error
+		// The envelope and the message share one buffer: the history
+		// keeps the message, the broker carries both.
+		pos, err = p.history.Append(ctx, ch, ret, func(at history.Position) []byte {
+			payload = appendEnvelope(make([]byte, 0, 64+len(ch)+len(data)), at)
+			hdr := len(payload)
+			payload = appendMessageAt(payload, ch, at.Offset, data)
+			return payload[hdr:len(payload):len(payload)]
+		})
+		if err != nil {
+			return pos, p.storeError("publish", ch, err)
+		}
+	} else {
+		// Encoded once here; every node forwards these bytes as they are.
+		payload = encodeMessage(ch, data)
+	}
+	if err := p.broker.Publish(ctx, ch, payload); err != nil {
+		if pos.Offset != 0 && !errors.Is(err, broker.ErrClosed) {
+			// Kept in the history: subscribers get it from there (the
+			// feeds' check) even though the broker did not take it.
+			p.logger.Warn("publication stored but not broadcast", "channel", ch, "offset", pos.Offset, "err", err)
+		}
+		return pos, p.brokerError("publish", ch, err)
+	}
+	p.metrics.published()
+	return pos, nil
+}
+
+// storeError maps a history or presence failure to the client's error.
+func (p *pubsub) storeError(op, ch string, err error) *protoError {
+	if p.stopping.Err() != nil || errors.Is(err, history.ErrClosed) || errors.Is(err, presence.ErrClosed) {
+		return errShuttingDown
+	}
+	p.logger.Warn("store failed", "op", op, "channel", ch, "err", err)
+	return &protoError{codeUnavailable, "history or presence unavailable, try again"}
+}
+
+func (p *pubsub) historyOp(c *hub.Client, s *session, req *request) {
+	ch, ns, perr := p.channelOf(req)
+	if perr == nil {
+		perr = p.maySubscribe(s, ns, ch)
+	}
+	if perr == nil {
+		if _, hist := ns.retention(); !hist {
+			perr = &protoError{codeNotAvailable, "no history in this namespace"}
+		}
+	}
+	if perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
+	limit := req.limit
+	if limit == 0 {
+		limit = maxHistoryLimit
+	}
+	pubs, top, err := p.history.Read(ctx, ch, history.Query{Since: req.since, Limit: limit, Reverse: req.reverse})
+	cancel()
+	if err != nil {
+		p.fail(c, s, req, p.storeError("history", ch, err))
+		return
+	}
+	p.reply(c, encodeHistory(req, ch, pubs, top))
+}
+
+func (p *pubsub) presenceOp(c *hub.Client, s *session, req *request) {
+	ch, ns, perr := p.channelOf(req)
+	if perr == nil {
+		perr = p.maySubscribe(s, ns, ch)
+	}
+	if perr == nil && !ns.Presence {
+		perr = &protoError{codeNotAvailable, "no presence in this namespace"}
+	}
+	if perr != nil {
+		p.fail(c, s, req, perr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
+	infos, err := p.presence.List(ctx, ch)
+	cancel()
+	if err != nil {
+		p.fail(c, s, req, p.storeError("presence", ch, err))
+		return
+	}
+	p.reply(c, encodePresence(req, ch, infos))
+}
+
+// allowPublish applies the publish rates of the connection and of its IP.
+func (p *pubsub) allowPublish(c *hub.Client, s *session) *protoError {
+	now := time.Now()
+	if p.pubRate > 0 {
+		if s.pubRefill.IsZero() {
+			s.pubTokens, s.pubRefill = max(1, p.pubRate), now
+		}
+		s.pubTokens = min(max(1, p.pubRate), s.pubTokens+now.Sub(s.pubRefill).Seconds()*p.pubRate)
+		s.pubRefill = now
+		if s.pubTokens < 1 {
+			p.metrics.rateLimited.WithLabelValues("connection").Inc()
+			return &protoError{codeRateLimited, "publishing too fast on this connection"}
+		}
+		s.pubTokens--
+	}
+	if p.ipRate == nil {
+		return nil
+	}
+	if ip, ok := hub.AddrKey(c.Request().RemoteAddr); ok && !p.ipRate.allow(ip, now) {
+		p.metrics.rateLimited.WithLabelValues("ip").Inc()
+		return &protoError{codeRateLimited, "publishing too fast from this address"}
+	}
+	return nil
+}
+
 // deliver is the broker's Handler: the local fan-out of a publication from
 // any node. payload is the encoded message; the hub copies it.
 func (p *pubsub) deliver(channel string, payload []byte) {
-	start := time.Now()
-	n := p.hub.Publish(channel, websocket.TextMessage, payload)
-	p.metrics.observeFanout(time.Since(start), n)
+	if len(payload) > 0 && payload[0] == envelopeMark {
+		pos, msg, ok := parseEnvelope(payload)
+		if !ok {
+			p.logger.Warn("broker message with a bad envelope dropped", "channel", channel)
+			return
+		}
+		p.deliverAt(channel, pos, msg)
+		return
+	}
+	if channel == controlChannel {
+		p.control(payload)
+		return
+	}
+	p.fanout(channel, payload)
 }
 
 // removeInterest drops one local subscriber of ch from the broker's count.
@@ -247,7 +820,7 @@ func (p *pubsub) fail(c *hub.Client, s *session, req *request, perr *protoError)
 	p.reply(c, encodeError(req, perr))
 	if perr.code != codeUnavailable && s.recordError(time.Now()) {
 		s.closed = true
-		p.logger.Info("closing abusive client", "client", c.ID(), "remote", c.Request().RemoteAddr)
+		p.logger.Info("closing abusive client", "client", s.id, "remote", c.Request().RemoteAddr)
 		c.Close(websocket.ClosePolicyViolation, "too many protocol errors")
 	}
 }

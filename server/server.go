@@ -2,19 +2,24 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/latchws/latch/broker"
+	"github.com/latchws/latch/history"
 	"github.com/latchws/latch/hub"
+	"github.com/latchws/latch/presence"
 	"github.com/latchws/latch/server/web"
 	"github.com/latchws/latch/websocket"
 	"github.com/latchws/latch/websocket/xconnect" // RFC 8441 for browsers on HTTP/2
@@ -42,6 +47,10 @@ type Server struct {
 	limiter  *hub.Limiter       // admits every WebSocket, /ws and /echo alike
 	metrics  *metrics
 	hosts    *hostPolicy // immutable after New
+	pubsub   *pubsub
+	api      *http.Server // immutable after New; nil without Config.APIAddr
+	apiMu    sync.Mutex
+	apiLn    net.Listener // guarded by apiMu
 	handler  http.Handler
 	http     *http.Server
 	admin    *http.Server // immutable after New; nil without Config.AdminAddr
@@ -90,13 +99,44 @@ func New(cfg Config) (*Server, error) {
 		writeTimeout = websocket.DefaultWriteStallTimeout
 	}
 
-	engine, err := newEngine(cfg.Engine, cfg.Broker != nil)
+
+	nss, err := newNamespaces(cfg.Namespaces)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	verifier, secret, err := newVerifier(&cfg.Auth, cfg.Demo)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	// A broker or stores of the application's (NATS) may block, so the
+	// hooks then run on the engine's workers, not on its loops; so do
+	// they when tokens may need a JWKS fetch.
+	external := cfg.Broker != nil || cfg.History != nil || cfg.Presence != nil || cfg.Auth.JWKSURL != ""
+	engine, err := newEngine(cfg.Engine, external)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.engine = engine
 
-	ps := &pubsub{maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, logger: logger}
+	ps := &pubsub{
+		maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, sendQueue: cfg.SendQueue, logger: logger,
+		ns: nss, verifier: verifier, anonymous: verifier == nil || cfg.Auth.Anonymous, connectTimeout: cfg.Auth.ConnectTimeout,
+		history: cfg.History, presence: cfg.Presence, nodeID: cfg.NodeID, pubRate: cfg.MaxPublishRate,
+		clustered: cfg.Broker != nil,
+	}
+	if cfg.MaxPublishRatePerIP > 0 {
+		ps.ipRate = newKeyedLimiter(cfg.MaxPublishRatePerIP)
+	}
+	if ps.history == nil {
+		ps.history = history.NewMemory(history.MemoryConfig{})
+	}
+	if ps.presence == nil {
+		ps.presence = presence.NewMemory()
+	}
+	if ps.nodeID == "" && cfg.Broker != nil {
+		ps.nodeID = randomNodeID()
+	}
+	s.pubsub = ps
 	ps.stopping, s.stop = context.WithCancel(context.Background())
 	s.hub = hub.New(hub.Config{
 		Upgrader:       s.upgrader([]string{Subprotocol}, cfg.MaxMessageSize),
@@ -122,17 +162,33 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			s.stop()
 			s.closeEngine()
+			s.closeStores()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
 		if b == nil {
 			s.stop()
 			s.closeEngine()
+			s.closeStores()
 			return nil, errors.New("server: broker: BrokerFunc returned nil")
 		}
 		s.broker = b
 	}
 	ps.broker = s.broker
 	ps.interest = broker.NewInterest(s.broker)
+	started := time.Now()
+	if cfg.Broker != nil {
+		// Every node hears the server API's commands and the other
+		// nodes' reports.
+		if err := ps.interest.Add(controlChannel); err != nil {
+			s.stop()
+			s.closeEngine()
+			s.closeStores()
+			_ = s.broker.Close()
+			return nil, fmt.Errorf("server: broker: %w", err)
+		}
+		go ps.syncFeeds(feedSyncInterval)
+		go ps.reportNodes(started)
+	}
 	s.echo = newEchoHub(hub.Config{
 		Upgrader:     s.upgrader(nil, cfg.EchoMaxMessageSize),
 		Limiter:      s.limiter,
@@ -146,7 +202,20 @@ func New(cfg Config) (*Server, error) {
 	ps.metrics = s.metrics
 
 	mux := http.NewServeMux()
-	mux.Handle("/ws", s.hub)
+	mux.Handle("/ws", ps.authenticate(s.hub))
+	mux.Handle("GET /latch.js", jsClient())
+	if cfg.Demo {
+		mux.Handle("GET /demo/token", demoToken(secret))
+	}
+	if cfg.APIKey != "" {
+		a := &api{p: ps, key: []byte(cfg.APIKey), startedAt: started}
+		if cfg.APIOnMain {
+			mux.Handle("/api/", a.handler())
+		}
+		if cfg.APIAddr != "" {
+			s.api = s.newHTTPServer(cfg.APIAddr, hostCheck(newHostPolicy(nil, cfg.APIAddr), nil, a.handler()), cfg.HTTPWriteTimeout)
+		}
+	}
 	mux.Handle("/echo", s.echo)
 	if cfg.AdminAddr == "" {
 		mux.Handle("GET /metrics", s.metrics.handler())
@@ -318,6 +387,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	if err := s.serveAPI(); err != nil {
+		ln.Close()
+		return err
+	}
 	budget := connectionBudget()
 	s.logger.Info("serving", "addr", ln.Addr().String(), "allowed_hosts", s.hosts.describe, "max_open_connections", budget)
 	ln = newLimitListener(ln, budget, s.metrics.refusedForDescriptors)
@@ -328,6 +401,56 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.logger.Info("http2", "tls", s.TLS() && !s.cfg.DisableHTTP2, "h2c", s.cfg.H2C, "websockets_over_http2", xconnect.Enabled())
 	}
 	return s.http.Serve(ln)
+}
+
+// feedSyncInterval is how often, with an external broker, each history
+// channel's feed is checked against the history.
+const feedSyncInterval = time.Second
+
+// closeStores closes the history and presence stores and the verifier.
+func (s *Server) closeStores() error {
+	p := s.pubsub
+	err := errors.Join(p.history.Close(), p.presence.Close())
+	if p.verifier != nil {
+		p.verifier.Close()
+	}
+	return err
+}
+
+// randomNodeID names a node of a cluster: 6 base32 characters.
+func randomNodeID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:6]
+}
+
+// ListenAPI binds Config.APIAddr, if set and not yet bound, and returns the
+// bound address (nil without one). [Server.Serve] calls it.
+func (s *Server) ListenAPI() (net.Addr, error) {
+	if s.api == nil {
+		return nil, nil
+	}
+	s.apiMu.Lock()
+	defer s.apiMu.Unlock()
+	if s.apiLn == nil {
+		ln, err := net.Listen("tcp", s.cfg.APIAddr)
+		if err != nil {
+			return nil, fmt.Errorf("server: API address: %w", err)
+		}
+		s.apiLn = ln
+		s.logger.Info("serving API", "addr", ln.Addr().String())
+		go func() {
+			if err := s.api.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("API server failed", "err", err)
+			}
+		}()
+	}
+	return s.apiLn.Addr(), nil
+}
+
+func (s *Server) serveAPI() error {
+	_, err := s.ListenAPI()
+	return err
 }
 
 // serveAdmin starts the admin server once, in its own goroutine.
@@ -380,9 +503,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	serr = errors.Join(serr, s.shutdownAdmin(ctx))
 	// Every /ws client has gone through OnDisconnect: no Interest left to
 	// release, and no publish running.
+	if s.api != nil {
+		serr = errors.Join(serr, s.api.Shutdown(ctx))
+		s.apiMu.Lock()
+		if s.apiLn != nil {
+			_ = s.apiLn.Close()
+		}
+		s.apiMu.Unlock()
+	}
 	berr := s.broker.Close()
 	s.closeEngine() // holds no client now, unless the deadline dropped some
-	return errors.Join(herr, eerr, serr, berr)
+	return errors.Join(herr, eerr, serr, berr, s.closeStores())
 }
 
 // newEngine returns the engine Config.Engine asks for, or nil for
