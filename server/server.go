@@ -99,7 +99,6 @@ func New(cfg Config) (*Server, error) {
 		writeTimeout = websocket.DefaultWriteStallTimeout
 	}
 
-
 	nss, err := newNamespaces(cfg.Namespaces)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
