@@ -408,6 +408,14 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
+		// Durations in milliseconds, as log pipelines expect numbers of
+		// (slog's default is integer nanoseconds).
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.Float64(a.Key, float64(a.Value.Duration())/float64(time.Millisecond))
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format must be text or json, got %q", format)
