@@ -83,7 +83,7 @@ func (t *nodeTable) live() []*nodeInfo {
 
 // self reports this node now.
 func (p *pubsub) self(startedAt time.Time) *nodeInfo {
-	n := &nodeInfo{ID: p.nodeID, Clients: p.hub.Len(), Channels: make(map[string]int), StartedAt: startedAt.UnixMilli(), ReportedAt: time.Now().UnixMilli()}
+	n := &nodeInfo{ID: p.nodeName, Clients: p.hub.Len(), Channels: make(map[string]int), StartedAt: startedAt.UnixMilli(), ReportedAt: time.Now().UnixMilli()}
 	p.hub.EachChannel(func(ch string, subs int) bool {
 		if ch == controlChannel {
 			return true
@@ -138,7 +138,7 @@ func (p *pubsub) control(payload []byte) {
 	}
 	switch cmd.Op {
 	case "node":
-		if cmd.Node != nil && cmd.Node.ID != p.nodeID {
+		if cmd.Node != nil && cmd.Node.ID != p.nodeName {
 			p.nodes.put(cmd.Node)
 		}
 	case "disconnect":

@@ -51,6 +51,7 @@ type pubsub struct {
 	history        history.Store
 	presence       presence.Store
 	nodeID         string // prefixes client ids; "" on a single node
+	nodeName       string // this node in the server API's info: nodeID, or a random one
 	clustered      bool   // an external broker: other nodes may exist
 	feeds          feedTable
 	users          userIndex

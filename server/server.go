@@ -135,6 +135,10 @@ func New(cfg Config) (*Server, error) {
 	if ps.nodeID == "" && cfg.Broker != nil {
 		ps.nodeID = randomNodeID()
 	}
+	ps.nodeName = ps.nodeID
+	if ps.nodeName == "" {
+		ps.nodeName = randomNodeID()
+	}
 	s.pubsub = ps
 	ps.stopping, s.stop = context.WithCancel(context.Background())
 	s.hub = hub.New(hub.Config{
