@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/latchws/latch/auth"
+	"github.com/latchws/latch/cmd/latch/internal/cliflag"
 	"github.com/latchws/latch/server"
 )
 
@@ -90,8 +95,72 @@ func versionLine() string {
 	return fmt.Sprintf("latch %s%s %s %s/%s", version, vcs, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-// tokenCommand runs `latch token`.
-func tokenCommand(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "latch: token: not yet")
-	return 1
+// tokenCommand runs `latch token`: it mints an HS256 token, for operators
+// and tests (production tokens come from the application's backend).
+func tokenCommand(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("latch token", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		secret, secretFile, sub string
+		ttl                     time.Duration
+		subscribe, publish      string
+	)
+	fs.StringVar(&secret, "secret", "", "the HMAC `secret` of the server (default: $LATCH_AUTH_HMAC_SECRET)")
+	fs.StringVar(&secretFile, "secret-file", "", "read the secret from this `file` (trailing newline trimmed)")
+	fs.StringVar(&sub, "sub", "", "the `user` the token is for (claim \"sub\"; required)")
+	cliflag.DurationVar(fs, &ttl, "ttl", time.Hour, "the token expires after `duration` (off: never)")
+	fs.StringVar(&subscribe, "subscribe", "", "comma-separated channel `patterns` it may subscribe to, e.g. \"chat:*,news\"")
+	fs.StringVar(&publish, "publish", "", "comma-separated channel `patterns` it may publish on")
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, "Usage:\n  latch token -sub USER [-secret S | -secret-file F] [-ttl 1h] [-subscribe LIST] [-publish LIST]\n\n"+
+			"Prints an HS256 connection token signed with the server's HMAC secret.\n\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	const seeTokenHelp = "Run 'latch token -h' for the flags.\n"
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "latch: token: %v\n%s", err, seeTokenHelp)
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "latch: token: unexpected argument %q\n%s", fs.Arg(0), seeTokenHelp)
+		return 2
+	case sub == "":
+		fmt.Fprintf(stderr, "latch: token: -sub is required: the user the token is for\n%s", seeTokenHelp)
+		return 2
+	case secret != "" && secretFile != "":
+		fmt.Fprintf(stderr, "latch: token: give -secret or -secret-file, not both\n%s", seeTokenHelp)
+		return 2
+	}
+	if secretFile != "" {
+		var err error
+		if secret, err = readSecret(secretFile); err != nil {
+			fmt.Fprintf(stderr, "latch: token: %v\n", err)
+			return 1
+		}
+	}
+	if secret == "" {
+		secret, _ = getenv(envName("auth-hmac-secret"))
+	}
+	if secret == "" {
+		fmt.Fprintf(stderr, "latch: token: no secret: give -secret, -secret-file or LATCH_AUTH_HMAC_SECRET\n%s", seeTokenHelp)
+		return 2
+	}
+	now := time.Now()
+	id := auth.Identity{User: sub, Subscribe: splitList(subscribe), Publish: splitList(publish)}
+	if ttl > 0 {
+		id.ExpiresAt = now.Add(ttl)
+	}
+	token, err := auth.SignHS256([]byte(secret), id, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "latch: token: %s\n", strings.TrimPrefix(err.Error(), "auth: "))
+		return 1
+	}
+	fmt.Fprintln(stdout, token)
+	return 0
 }

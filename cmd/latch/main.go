@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case "config":
 			return configCommand(args[1:], os.LookupEnv, stdout, stderr)
 		case "token":
-			return tokenCommand(args[1:], stdout, stderr)
+			return tokenCommand(args[1:], os.LookupEnv, stdout, stderr)
 		case "version":
 			if len(args) > 1 {
 				fmt.Fprintf(stderr, "latch: version takes no arguments\n%s", seeHelp)
