@@ -164,7 +164,7 @@ func (f *configFile) decodeError(err error) error {
 	return fmt.Errorf("%s: %w", f.path, err)
 }
 
-var typeMismatch = regexp.MustCompile(`^cannot decode TOML (\w+) into struct field \S+ of type (\S+)$`)
+var typeMismatch = regexp.MustCompile(`^cannot decode TOML (\w+) into struct field .* of type (\S+)$`)
 
 // typeWord describes a Go type of fileConfig in TOML's words.
 func typeWord(goType string) string {
