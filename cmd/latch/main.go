@@ -197,9 +197,9 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.apiAddr, "api-addr", "", "serve the server API on this `address`")
 	fs.BoolVar(&cfg.apiOnMain, "api-on-main", false, "serve the server API on -addr too")
 	fs.BoolVar(&cfg.demo, "demo", false, "demo mode: anonymous access and GET /demo/token, which mints a token for any user name; never in production (default: on without -config and without an auth key)")
-	fs.StringVar(&cfg.nodeID, "node-id", "", "name this node in client ids and the server API (empty: random with -broker, none alone)")
+	fs.StringVar(&cfg.nodeID, "node-id", "", "`name` of this node in client ids and the server API (empty: random with -broker, none alone)")
 	fs.Float64Var(&cfg.maxPublishRate, "max-publish-rate", 0, "most `publishes` per second one connection may make, burst as many; beyond, a publish gets rate_limited (0: unlimited)")
-	fs.Float64Var(&cfg.maxPublishRateIP, "max-publish-rate-per-ip", 0, "the same for all connections of one client IP (IPv6: one /64) (0: unlimited)")
+	fs.Float64Var(&cfg.maxPublishRateIP, "max-publish-rate-per-ip", 0, "most `publishes` per second of all connections of one client IP (IPv6: one /64) together (0: unlimited)")
 	return fs
 }
 
