@@ -63,8 +63,14 @@ func checkConfig(file string, getenv func(string) (string, bool), stdout, stderr
 //
 //	latch v1.4.0 (rev 0123456789ab, 2026-01-02T03:04:05Z, modified) go1.26.8 linux/amd64
 func versionLine() string {
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(bi)
+}
+
+// formatVersion is versionLine's line for bi (nil: no build information).
+func formatVersion(bi *debug.BuildInfo) string {
 	version, vcs := "(devel)", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi != nil {
 		if v := bi.Main.Version; v != "" {
 			version = v
 		}

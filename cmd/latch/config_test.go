@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -533,6 +534,22 @@ func TestVersion(t *testing.T) {
 	if !regexp.MustCompile(`^latch \S+( \(rev [0-9a-f]+(, [^,)]+)?(, modified)?\))? go\S+ \S+/\S+\n$`).MatchString(out) ||
 		!strings.Contains(out, runtime.Version()) {
 		t.Errorf("latch version printed %q", out)
+	}
+	for _, tc := range []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "latch (devel) "},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-01-02T03:04:05Z"},
+			{Key: "vcs.modified", Value: "true"}}}, "latch v1.4.0 (rev 0123456789ab, 2026-01-02T03:04:05Z, modified) "},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "abc"}, {Key: "vcs.modified", Value: "false"}}}, "latch (devel) (rev abc) "},
+	} {
+		want := tc.want + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+		if got := formatVersion(tc.bi); got != want {
+			t.Errorf("formatVersion = %q, want %q", got, want)
+		}
 	}
 	if status := run(context.Background(), []string{"version", "x"}, strings.NewReader(""), io.Discard, io.Discard); status != 2 {
 		t.Errorf("latch version x: status %d, want 2", status)
