@@ -4,6 +4,10 @@
 //
 //	latch [serve] [flags]
 //	latch connect [flags] URL
+//	latch config check FILE
+//	latch config example
+//	latch token -sub USER [-secret S | -secret-file F] [-ttl D] [-subscribe LIST] [-publish LIST]
+//	latch version
 //	latch help
 //
 // With no arguments it serves on :8080. Routes:
@@ -15,9 +19,42 @@
 //	/healthz  200 while the process runs
 //	/readyz   200 while serving, 503 while shutting down
 //
-// Flags of serve, each also read from an environment variable (a flag given
-// on the command line wins over the variable):
+// # Configuration
 //
+// Each flag of serve is also an environment variable and a key of the TOML
+// file named by -config (or LATCH_CONFIG). Precedence, lowest first:
+// defaults < the file < LATCH_* variables < command-line flags. The key is
+// the flag's name with '-' written '_', and the flags -tls-*, -http-*,
+// -log-*, -auth-* and -api-* go in a table of that name: -http-idle-timeout
+// is idle_timeout in [http], -auth-public-key is public_key in [auth] (an
+// array), -max-connections is max_connections at the top. Lists are TOML
+// arrays; durations are strings as on the command line ("30s", "off").
+// Decoding is strict: an unknown key or a value of the wrong type is an
+// error naming its line. Only the file has [[namespace]] tables (name,
+// subscribe, publish, history_size, history_ttl, presence, join_leave,
+// personal) and hmac_secret_file in [auth] and key_file in [api], which
+// name a file holding the secret (read at start, trailing newline
+// trimmed). Relative file names in the file are read from its directory.
+// latch config example prints a file with every key, documented; latch
+// config check FILE reads FILE as serve would (environment included),
+// builds the server from it without listening, and prints "latch: FILE:
+// ok" or the error, with status 1.
+//
+// # Demo mode
+//
+// With no configuration file and no auth key, and unless -demo=false,
+// latch serves a demo: anonymous access, GET /demo/token minting a token
+// for any user name, and three namespaces: the default one open to
+// anyone, "chat" (users; history of 100 for 10m, presence, join/leave) and
+// "inbox" (personal channels, published by the server API only). It logs a
+// warning saying so at start. With an auth key and no namespaces, the
+// default namespace is for users (subscribe and publish "user").
+//
+// # Flags of serve
+//
+// Each is also read from the environment variable shown:
+//
+//	-config FILE                LATCH_CONFIG: the TOML configuration file
 //	-addr ADDR                  LATCH_ADDR: listen address (default ":8080"; port 0 picks a free port)
 //	-tls-cert FILE              LATCH_TLS_CERT: TLS certificate (PEM); with -tls-key, serve HTTPS and wss://
 //	-tls-key FILE               LATCH_TLS_KEY: TLS private key (PEM)
@@ -49,6 +86,20 @@
 //	-publish-timeout D          LATCH_PUBLISH_TIMEOUT: how long a publish waits for the broker (default 5s; cannot be off)
 //	-log-level LEVEL            LATCH_LOG_LEVEL: debug, info, warn or error (default info)
 //	-log-format FORMAT          LATCH_LOG_FORMAT: text or json (default text)
+//	-auth-hmac-secret SECRET    LATCH_AUTH_HMAC_SECRET: verify HS256 tokens with SECRET (32 bytes at least; prefer the variable)
+//	-auth-public-key FILES      LATCH_AUTH_PUBLIC_KEY: PEM public keys for RS256, ES256, EdDSA (repeatable or comma-separated)
+//	-auth-jwks-url URL          LATCH_AUTH_JWKS_URL: verify tokens with the keys of a JWK set (RFC 7517)
+//	-auth-issuer ISS            LATCH_AUTH_ISSUER: tokens must carry this "iss"
+//	-auth-audience AUD          LATCH_AUTH_AUDIENCE: tokens must carry this "aud"
+//	-auth-anonymous             LATCH_AUTH_ANONYMOUS: with a key, admit connections without a token too (on in demo mode)
+//	-auth-connect-timeout D     LATCH_AUTH_CONNECT_TIMEOUT: without -auth-anonymous, the connect op must come within D, else 4001 (default 10s)
+//	-api-key KEY                LATCH_API_KEY: enable the server API for this key (16 bytes at least; prefer the variable)
+//	-api-addr ADDR              LATCH_API_ADDR: serve the server API there
+//	-api-on-main                LATCH_API_ON_MAIN: serve the server API on -addr too
+//	-demo                       LATCH_DEMO: demo mode (see above; default: on with no file and no auth key)
+//	-node-id ID                 LATCH_NODE_ID: this node's name in client ids and the server API
+//	-max-publish-rate N         LATCH_MAX_PUBLISH_RATE: publishes per second per connection, beyond: rate_limited (0: unlimited)
+//	-max-publish-rate-per-ip N  LATCH_MAX_PUBLISH_RATE_PER_IP: the same for all connections of one IP (0: unlimited)
 //
 // A duration D is a Go duration (30s, 1m, 1h30m) or, where the bound can be
 // off, the word off; 0 is refused with a message saying to write off, since
@@ -69,6 +120,10 @@
 // stops it gracefully: /readyz turns 503, new upgrades are refused, every
 // /ws and /echo client gets close 1001 (Going Away) with a full closing
 // handshake, and latch exits with status 0 within the shutdown timeout.
+//
+// Start-up errors are printed as "latch: ..." on stderr, with status 2 for
+// a configuration error and 1 for one found while starting (files that
+// cannot be read, an address in use, no NATS server).
 //
 // With -broker, latch connects to NATS at start (and exits with status 1
 // if no listed server answers), then reconnects by itself after an outage;

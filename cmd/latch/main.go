@@ -37,6 +37,10 @@ const usage = `Usage:
   latch connect [flags] URL
                           open a WebSocket connection from the terminal
                           (latch connect -h lists its flags)
+  latch config check FILE check a configuration file as serve would read it
+  latch config example    print a documented configuration file
+  latch token [flags]     mint an HS256 connection token (latch token -h)
+  latch version           print the version
   latch help              print this help
 
 Routes:
@@ -48,8 +52,14 @@ Routes:
   /healthz  200 while the process runs
   /readyz   200 while serving, 503 while shutting down
 
-Flags of serve (each also read from the environment variable shown; a flag
-wins over the variable):
+Configuration: every flag of serve is also a key of the TOML file given
+with -config (latch config example shows them all) and an environment
+variable (shown in brackets). A flag wins over its variable, which wins over
+the file, which wins over the default. Namespaces are set in the file only.
+With no file and no auth key, latch serves in demo mode: open to anyone,
+with tokens for any user name at /demo/token (-demo=false turns it off).
+
+Flags of serve:
 `
 
 func main() {
@@ -67,12 +77,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			args = args[1:]
 		case "connect":
 			return connect.Run(ctx, args[1:], stdin, stdout, stderr)
+		case "config":
+			return configCommand(args[1:], os.LookupEnv, stdout, stderr)
+		case "token":
+			return tokenCommand(args[1:], os.LookupEnv, stdout, stderr)
+		case "version":
+			if len(args) > 1 {
+				fmt.Fprintf(stderr, "latch: version takes no arguments\n%s", seeHelp)
+				return 2
+			}
+			fmt.Fprintln(stdout, versionLine())
+			return 0
 		case "help", "-h", "-help", "--help":
 			printUsage(stdout)
 			return 0
 		default:
 			if !strings.HasPrefix(args[0], "-") {
-				fmt.Fprintf(stderr, "latch: unknown command %q: the commands are serve, connect and help\n%s", args[0], seeHelp)
+				fmt.Fprintf(stderr, "latch: unknown command %q: the commands are serve, connect, config, token, version and help\n%s", args[0], seeHelp)
 				return 2
 			}
 		}
@@ -81,6 +102,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 type serveConfig struct {
+	config            string // the TOML file
 	addr              string
 	tlsCert, tlsKey   string
 	http2, h2c        bool
@@ -109,10 +131,30 @@ type serveConfig struct {
 	contextTakeover   bool
 	logLevel          string
 	logFormat         string
+
+	authHMACSecret     string
+	authPublicKeys     []string // PEM files
+	authJWKSURL        string
+	authIssuer         string
+	authAudience       string
+	authAnonymous      bool
+	authConnectTimeout time.Duration
+	apiKey             string
+	apiAddr            string
+	apiOnMain          bool
+	demo               bool
+	nodeID             string
+	maxPublishRate     float64
+	maxPublishRateIP   float64
+
+	// layer counts the configuration layers applied so far (file,
+	// environment, command line), for the list flags: see listValue.
+	layer int
 }
 
 func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("latch serve", flag.ContinueOnError)
+	fs.StringVar(&cfg.config, "config", "", "read the configuration from this TOML `file` (see latch config example); the environment and flags override it")
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen `address`; port 0 picks a free port")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and wss://")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -143,6 +185,21 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	cliflag.PositiveDurationVar(fs, &cfg.publishTimeout, "publish-timeout", server.DefaultPublishTimeout, "a publish waits up to `duration` for the broker to accept it, then the client gets \"unavailable\" (cannot be off)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
+
+	fs.StringVar(&cfg.authHMACSecret, "auth-hmac-secret", "", "verify HS256 connection tokens with this `secret` (at least 32 bytes); prefer the variable or the file to the command line, which others may read")
+	fs.Var(&listValue{p: &cfg.authPublicKeys, layer: &cfg.layer, at: -1}, "auth-public-key", "verify RS256, ES256 and EdDSA tokens with the public keys in these PEM `files` (repeat the flag, or separate with commas)")
+	fs.StringVar(&cfg.authJWKSURL, "auth-jwks-url", "", "verify tokens with the keys of the JWK set at this `URL` (RFC 7517), refetched every 5 minutes")
+	fs.StringVar(&cfg.authIssuer, "auth-issuer", "", "accept only tokens whose \"iss\" is this `issuer`")
+	fs.StringVar(&cfg.authAudience, "auth-audience", "", "accept only tokens whose \"aud\" has this `audience`")
+	fs.BoolVar(&cfg.authAnonymous, "auth-anonymous", false, "with an auth key, also admit connections without a token; the namespaces say what they may do (on in demo mode)")
+	cliflag.PositiveDurationVar(fs, &cfg.authConnectTimeout, "auth-connect-timeout", server.DefaultConnectTimeout, "without -auth-anonymous, a connection without a token must send its connect op within `duration`, else close 4001 (cannot be off)")
+	fs.StringVar(&cfg.apiKey, "api-key", "", "enable the server API for requests with this `key` (at least 16 bytes); prefer the variable or the file to the command line")
+	fs.StringVar(&cfg.apiAddr, "api-addr", "", "serve the server API on this `address`")
+	fs.BoolVar(&cfg.apiOnMain, "api-on-main", false, "serve the server API on -addr too")
+	fs.BoolVar(&cfg.demo, "demo", false, "demo mode: anonymous access and GET /demo/token, which mints a token for any user name; never in production (default: on without -config and without an auth key)")
+	fs.StringVar(&cfg.nodeID, "node-id", "", "`name` of this node in client ids and the server API (empty: random with -broker, none alone)")
+	fs.Float64Var(&cfg.maxPublishRate, "max-publish-rate", 0, "most `publishes` per second one connection may make, burst as many; beyond, a publish gets rate_limited (0: unlimited)")
+	fs.Float64Var(&cfg.maxPublishRateIP, "max-publish-rate-per-ip", 0, "most `publishes` per second of all connections of one client IP (IPv6: one /64) together (0: unlimited)")
 	return fs
 }
 
@@ -152,9 +209,10 @@ func envName(flagName string) string {
 	return "LATCH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// applyEnv sets every flag whose variable is set in the environment, before
-// the command line is parsed so that flags win.
-func applyEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
+// applyEnv sets every flag whose variable is set in the environment, after
+// the configuration file and before the command line, and records in src
+// where each value came from.
+func applyEnv(fs *flag.FlagSet, getenv func(string) (string, bool), src map[string]string) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil {
@@ -165,6 +223,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("invalid value %q for %s: %v", v, name, e)
 			}
+			src[f.Name] = name
 		}
 	})
 	return err
@@ -180,17 +239,17 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 }
 
-// parseServe parses the environment and args into cfg. It returns the exit
-// status to use when the command must stop here, and -1 otherwise.
+// parseServe reads the configuration in its layers — defaults, the file
+// of -config (or LATCH_CONFIG), the environment, args — into a
+// server.Config. It returns the exit status to use when the command must
+// stop here, and -1 otherwise.
 func parseServe(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) (server.Config, int) {
-	var cfg serveConfig
-	fs := newFlagSet(&cfg)
-	fs.SetOutput(io.Discard) // errors are reported below, with the full usage
-	if err := applyEnv(fs, getenv); err != nil {
-		fmt.Fprintf(stderr, "latch: %v\n", err)
-		return server.Config{}, 2
-	}
-	if err := fs.Parse(args); err != nil {
+	// A first pass over args finds -config and the flags given there;
+	// they are applied again, last, so that they win.
+	var argCfg serveConfig
+	argSet := newFlagSet(&argCfg)
+	argSet.SetOutput(io.Discard) // errors are reported below, with the full usage
+	if err := argSet.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout)
 			return server.Config{}, 0
@@ -200,41 +259,93 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		fmt.Fprintf(stderr, "latch: %v\n%s", err, seeHelp)
 		return server.Config{}, 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "latch: unexpected argument %q\n%s", fs.Arg(0), seeHelp)
+	if argSet.NArg() > 0 {
+		fmt.Fprintf(stderr, "latch: unexpected argument %q\n%s", argSet.Arg(0), seeHelp)
 		return server.Config{}, 2
+	}
+	fail := func(err error) (server.Config, int) {
+		printError(stderr, err)
+		return server.Config{}, 2
+	}
+
+	var cfg serveConfig
+	fs := newFlagSet(&cfg)
+	fs.SetOutput(io.Discard)
+	src := make(map[string]string) // flag → where its value came from, for messages
+	configPath := argCfg.config
+	if configPath == "" {
+		configPath, _ = getenv(envName("config"))
+	}
+	var file *configFile
+	if configPath != "" {
+		var err error
+		if file, err = loadConfigFile(configPath); err != nil {
+			return fail(err)
+		}
+		if err := file.apply(fs, src); err != nil {
+			return fail(err)
+		}
+	}
+	cfg.layer++
+	if err := applyEnv(fs, getenv, src); err != nil {
+		return fail(err)
+	}
+	cfg.layer++
+	if err := fs.Parse(args); err != nil {
+		return fail(err) // not reached: argSet parsed the same args
+	}
+	argSet.Visit(func(f *flag.Flag) { src[f.Name] = "-" + f.Name })
+	// name says where a value came from: -flag, LATCH_VAR or FILE:LINE: key.
+	name := func(flag string) string {
+		if s, ok := src[flag]; ok {
+			return s
+		}
+		return "-" + flag
 	}
 	bad := func(format string, a ...any) (server.Config, int) {
 		fmt.Fprintf(stderr, "latch: "+format+"\n", a...)
 		return server.Config{}, 2
 	}
+	badRate := func(r float64) bool { return r < 0 || math.IsNaN(r) || math.IsInf(r, 0) }
 	switch {
 	case cfg.maxMsg <= 0:
-		return bad("-max-message-size must be positive, got %d", cfg.maxMsg)
+		return bad("%s must be positive, got %d", name("max-message-size"), cfg.maxMsg)
 	case cfg.echoMaxMsg <= 0:
-		return bad("-echo-max-message-size must be positive, got %d", cfg.echoMaxMsg)
+		return bad("%s must be positive, got %d", name("echo-max-message-size"), cfg.echoMaxMsg)
 	case cfg.maxHeaderBytes <= 0:
-		return bad("-max-header-bytes must be positive, got %d", cfg.maxHeaderBytes)
+		return bad("%s must be positive, got %d", name("max-header-bytes"), cfg.maxHeaderBytes)
 	case cfg.maxConns < 0:
-		return bad("-max-connections must not be negative, got %d", cfg.maxConns)
+		return bad("%s must not be negative, got %d", name("max-connections"), cfg.maxConns)
 	case cfg.maxConnsPerIP < 0:
-		return bad("-max-connections-per-ip must not be negative, got %d", cfg.maxConnsPerIP)
-	case cfg.maxMsgRate < 0 || math.IsNaN(cfg.maxMsgRate) || math.IsInf(cfg.maxMsgRate, 0):
-		return bad("-max-message-rate must be a number >= 0, got %v", cfg.maxMsgRate)
+		return bad("%s must not be negative, got %d", name("max-connections-per-ip"), cfg.maxConnsPerIP)
+	case badRate(cfg.maxMsgRate):
+		return bad("%s must be a number >= 0, got %v", name("max-message-rate"), cfg.maxMsgRate)
+	case badRate(cfg.maxPublishRate):
+		return bad("%s must be a number >= 0, got %v", name("max-publish-rate"), cfg.maxPublishRate)
+	case badRate(cfg.maxPublishRateIP):
+		return bad("%s must be a number >= 0, got %v", name("max-publish-rate-per-ip"), cfg.maxPublishRateIP)
 	case cfg.maxChannels <= 0:
-		return bad("-max-channels must be positive, got %d", cfg.maxChannels)
+		return bad("%s must be positive, got %d", name("max-channels"), cfg.maxChannels)
 	case cfg.sendQueue <= 0:
-		return bad("-send-queue must be positive, got %d", cfg.sendQueue)
+		return bad("%s must be positive, got %d", name("send-queue"), cfg.sendQueue)
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
-		return bad("-tls-cert and -tls-key go together")
+		return bad("%s and %s go together", name("tls-cert"), name("tls-key"))
 	case cfg.h2c && !cfg.http2:
-		return bad("-h2c is HTTP/2: it cannot go with -http2=false")
+		return bad("%s is HTTP/2: it cannot go with %s=false", name("h2c"), name("http2"))
 	case cfg.engine != server.EngineAuto && cfg.engine != server.EngineEpoll && cfg.engine != server.EngineGoroutines:
-		return bad("-engine must be auto, epoll or goroutines, got %q", cfg.engine)
+		return bad("%s must be auto, epoll or goroutines, got %q", name("engine"), cfg.engine)
+	case cfg.authHMACSecret != "" && len(cfg.authHMACSecret) < 32:
+		// RFC 7518 §3.2: an HS256 key as long as the hash at least.
+		return bad("%s must be at least 32 bytes, got %d", name("auth-hmac-secret"), len(cfg.authHMACSecret))
 	}
 	for _, pat := range splitList(cfg.allowedHosts) {
 		if _, err := path.Match(strings.ToLower(pat), ""); err != nil {
-			return bad("-allowed-hosts: %q is not a valid pattern", pat)
+			return bad("%s: %q is not a valid pattern", name("allowed-hosts"), pat)
+		}
+	}
+	if u := cfg.authJWKSURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			return bad("%s: %q is not an https:// URL", name("auth-jwks-url"), u)
 		}
 	}
 	logger, err := server.NewLogger(stderr, cfg.logLevel, cfg.logFormat)
@@ -245,12 +356,18 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	if urls := splitList(cfg.broker); len(urls) > 0 {
 		for _, u := range urls {
 			if err := checkNATSURL(u); err != nil {
-				return bad("-broker: %v", err)
+				return bad("%s: %v", name("broker"), err)
 			}
 		}
 		brokerFunc = natsBroker(urls, logger.With("component", "broker"))
 	} else if strings.TrimSpace(cfg.broker) != "" {
-		return bad("-broker: no URL in %q", cfg.broker)
+		return bad("%s: no URL in %q", name("broker"), cfg.broker)
+	}
+	var namespaces []server.Namespace
+	if file != nil {
+		if namespaces, err = file.namespaces(); err != nil {
+			return fail(err)
+		}
 	}
 	var debug http.Handler
 	if cfg.adminAddr != "" {
@@ -259,6 +376,32 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 	msgRate := cfg.maxMsgRate
 	if msgRate == 0 {
 		msgRate = -1 // flag 0 means off; server.Config 0 means default
+	}
+	auth := server.AuthConfig{
+		HMACSecret:     cfg.authHMACSecret,
+		PublicKeyFiles: cfg.authPublicKeys,
+		JWKSURL:        cfg.authJWKSURL,
+		Issuer:         cfg.authIssuer,
+		Audience:       cfg.authAudience,
+		Anonymous:      cfg.authAnonymous,
+		ConnectTimeout: cfg.authConnectTimeout,
+	}
+	// Zero configuration stays a working demo; a configured server is
+	// closed unless it says otherwise.
+	demo := cfg.demo
+	if _, explicit := src["demo"]; !explicit {
+		demo = file == nil && !auth.Enabled()
+	}
+	switch {
+	case demo:
+		if _, explicit := src["auth-anonymous"]; !explicit {
+			auth.Anonymous = true
+		}
+		if namespaces == nil {
+			namespaces = demoNamespaces()
+		}
+	case namespaces == nil && auth.Enabled():
+		namespaces = []server.Namespace{{Name: "", Subscribe: server.AccessUser, Publish: server.AccessUser}}
 	}
 	return server.Config{
 		Addr:                       cfg.addr,
@@ -292,7 +435,24 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		CompressionContextTakeover: cfg.contextTakeover,
 		LogLevel:                   cfg.logLevel,
 		LogFormat:                  cfg.logFormat,
+		Namespaces:                 namespaces,
+		Auth:                       auth,
+		APIKey:                     cfg.apiKey,
+		APIAddr:                    cfg.apiAddr,
+		APIOnMain:                  cfg.apiOnMain,
+		Demo:                       demo,
+		NodeID:                     cfg.nodeID,
+		MaxPublishRate:             cfg.maxPublishRate,
+		MaxPublishRatePerIP:        cfg.maxPublishRateIP,
 	}, -1
+}
+
+// printError writes err to w, each line prefixed "latch: ". The server
+// package's errors start with "server: ", which would stutter after it.
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "latch: %s\n", strings.TrimPrefix(line, "server: "))
+	}
 }
 
 // openableAddr is the host:port to print for a listener bound to addr (as
@@ -388,14 +548,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.LogOutput = stderr
 	srv, err := server.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "latch: %v\n", err)
+		printError(stderr, err)
 		return 1
 	}
 	logger := srv.Logger()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		logger.Error("listen failed", "addr", cfg.Addr, "err", err)
+		// net.OpError reads "listen tcp ADDR: ...": it names the address.
+		printError(stderr, err)
+		_ = srv.Shutdown(context.Background())
 		return 1
 	}
 	scheme := "http"
@@ -405,9 +567,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	adminAddr, err := srv.ListenAdmin()
 	if err != nil {
 		ln.Close()
-		logger.Error("listen failed", "addr", cfg.AdminAddr, "err", err)
+		printError(stderr, err)
 		_ = srv.Shutdown(context.Background())
 		return 1
+	}
+	if cfg.Demo {
+		logger.Warn("demo mode: the server is open, anyone may connect, and /demo/token mints a token for any user name; " +
+			"to configure it, start from `latch config example` and run latch serve -config FILE")
 	}
 	logger.Info("serving WebSockets", "engine", srv.Engine())
 	// Tests and scripts read the address from the first line (and the

@@ -579,6 +579,10 @@ func TestHelpPlaceholders(t *testing.T) {
 		"-message-timeout duration\n", "-write-stall-timeout duration\n", "-max-channels channels\n",
 		"-max-message-size bytes\n", "-tls-cert file\n", "(off: no heartbeat) [$LATCH_HEARTBEAT_INTERVAL] (default 30s)",
 		"(cannot be off) [$LATCH_SHUTDOWN_TIMEOUT] (default 5s)", "latch connect -h lists its flags",
+		"-config file\n", "-auth-connect-timeout duration\n", "-max-publish-rate publishes\n", "-max-publish-rate-per-ip publishes\n",
+		"-node-id name\n", "-auth-public-key files\n", "[$LATCH_AUTH_HMAC_SECRET]", "[$LATCH_API_KEY]", "[$LATCH_DEMO]",
+		"latch config check FILE", "latch config example", "latch token", "latch version",
+		"A flag wins over its variable, which wins over\nthe file, which wins over the default.",
 	} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q", want)
