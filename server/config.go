@@ -280,6 +280,17 @@ func (a *AuthConfig) Enabled() bool {
 	return a.HMACSecret != "" || len(a.PublicKeyFiles) > 0 || a.JWKSURL != ""
 }
 
+// Validate reports the first invalid field of c (namespaces included),
+// nil if it has none; [New] also loads the files c names and may fail
+// there.
+func (c Config) Validate() error {
+	if _, err := c.withDefaults(); err != nil {
+		return err
+	}
+	_, err := newNamespaces(c.Namespaces)
+	return err
+}
+
 // withDefaults returns c with zero fields set to their defaults, or an
 // error naming the first invalid field.
 func (c Config) withDefaults() (Config, error) {

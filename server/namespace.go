@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,12 +78,9 @@ func (a Access) valid() bool {
 
 // withDefaults checks ns and fills its zero fields.
 func (ns Namespace) withDefaults() (Namespace, error) {
-	name := ns.Name
-	if name == "" {
-		name = `""` // the default namespace, in messages
-	}
+	name := strconv.Quote(ns.Name) // `""` for the default namespace
 	if !validNamespaceName(ns.Name) {
-		return ns, fmt.Errorf("namespace %q: names are A-Z a-z 0-9 _ - . without ':' or '#'", ns.Name)
+		return ns, fmt.Errorf("namespace %s: names are A-Z a-z 0-9 _ - . without ':' or '#'", name)
 	}
 	if ns.Subscribe == "" {
 		ns.Subscribe = AccessUser
@@ -108,6 +106,12 @@ func (ns Namespace) withDefaults() (Namespace, error) {
 		ns.HistoryTTL = DefaultHistoryTTL
 	}
 	return ns, nil
+}
+
+// Validate reports what is wrong with ns, nil if nothing is.
+func (ns Namespace) Validate() error {
+	_, err := ns.withDefaults()
+	return err
 }
 
 // namespaces is the immutable table of a server's namespaces.

@@ -44,8 +44,12 @@ func checkConfig(file string, getenv func(string) (string, bool), stdout, stderr
 	}
 	cfg.Broker = nil // checked by parseServe; dialling it is a run-time matter
 	cfg.LogOutput = io.Discard
-	// TODO(lead): server.Config.Validate() error would check without
-	// building the server (epoll instance, hubs, TLS files).
+	// Validate names the field; New then loads the files the
+	// configuration names (TLS, keys) without listening or dialling.
+	if err := cfg.Validate(); err != nil {
+		printError(stderr, err)
+		return 1
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		printError(stderr, err)

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchws/latch/broker"
 	"github.com/latchws/latch/server"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -383,23 +382,10 @@ func (f *configFile) namespaces() ([]server.Namespace, error) {
 		bad := func(k, format string, a ...any) error {
 			return fmt.Errorf("%s: %s: %s", f.pos(key(k)), label, fmt.Sprintf(format, a...))
 		}
-		if ns.Name != "" && (!broker.ValidChannel(ns.Name) || strings.ContainsAny(ns.Name, ":#")) {
-			return nil, bad("name", "names are 1-128 of A-Z a-z 0-9 _ - . (no ':' or '#')")
-		}
 		if seen[ns.Name] {
 			return nil, bad("name", "configured twice")
 		}
 		seen[ns.Name] = true
-		for k, a := range map[string]server.Access{"subscribe": ns.Subscribe, "publish": ns.Publish} {
-			switch a {
-			case "", server.AccessAnonymous, server.AccessUser, server.AccessGrant, server.AccessAPI:
-			default:
-				return nil, bad(k, "%s must be anonymous, user, grant or api, got %q", k, a)
-			}
-		}
-		if ns.HistorySize < 0 || ns.HistorySize > server.MaxHistorySize {
-			return nil, bad("history_size", "history_size must be 0 to %d, got %d", server.MaxHistorySize, ns.HistorySize)
-		}
 		if nf.HistoryTTL != "" {
 			d, err := time.ParseDuration(nf.HistoryTTL)
 			switch {
@@ -411,6 +397,10 @@ func (f *configFile) namespaces() ([]server.Namespace, error) {
 				return nil, bad("history_ttl", "history_ttl needs a history_size")
 			}
 			ns.HistoryTTL = d
+		}
+		// The server's rules, with this table's line.
+		if err := ns.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %v", f.pos(table), err)
 		}
 		out = append(out, ns)
 	}
