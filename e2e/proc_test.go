@@ -71,6 +71,7 @@ type latchProc struct {
 	exitedAt time.Time     // when cmd.Wait returned, once exited is closed
 
 	adminAddr string // host:port of -admin-addr, if given
+	apiAddr   string // host:port of the server API's own address, if configured
 }
 
 // startLatch runs the latch binary on 127.0.0.1:0 with extra flags and
@@ -96,7 +97,7 @@ func startLatchUnder(t *testing.T, wrapper []string, flags ...string) *latchProc
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start latch: %v", err)
 	}
-	lines := make(chan string, 2)
+	lines := make(chan string, 8)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -148,6 +149,16 @@ func startLatchUnder(t *testing.T, wrapper []string, flags ...string) *latchProc
 		case <-time.After(5 * time.Second):
 			t.Fatalf("latch printed no admin address within 5s\n%s", p.stderr)
 		}
+	}
+	// The API's address, when it has one, comes next; else the routes.
+	select {
+	case line := <-lines:
+		p.apiAddr, _ = strings.CutPrefix(line, "latch: api on http://")
+		if p.apiAddr == line {
+			p.apiAddr = ""
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("latch printed nothing after its addresses within 5s\n%s", p.stderr)
 	}
 	return p
 }

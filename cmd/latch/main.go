@@ -571,6 +571,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = srv.Shutdown(context.Background())
 		return 1
 	}
+	apiAddr, err := srv.ListenAPI()
+	if err != nil {
+		ln.Close()
+		printError(stderr, err)
+		_ = srv.Shutdown(context.Background())
+		return 1
+	}
 	if cfg.Demo {
 		logger.Warn("demo mode: the server is open, anyone may connect, and /demo/token mints a token for any user name; " +
 			"to configure it, start from `latch config example` and run latch serve -config FILE")
@@ -581,6 +588,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "latch: listening on %s://%s\n", scheme, openableAddr(cfg.Addr, ln.Addr()))
 	if adminAddr != nil {
 		fmt.Fprintf(stdout, "latch: admin on http://%s\n", openableAddr(cfg.AdminAddr, adminAddr))
+	}
+	if apiAddr != nil {
+		fmt.Fprintf(stdout, "latch: api on http://%s\n", openableAddr(cfg.APIAddr, apiAddr))
+	}
+	if adminAddr != nil {
 		fmt.Fprintln(stdout, "latch: routes: / (demo page), /ws (pub/sub), /echo, /healthz, /readyz; admin: /metrics, /debug/pprof/")
 	} else {
 		fmt.Fprintln(stdout, "latch: routes: / (demo page), /ws (pub/sub), /echo, /metrics, /healthz, /readyz")
