@@ -377,7 +377,7 @@ export class Client {
       // Try again while the token is valid; if it runs out the server closes with 4002 and the
       // reconnection fetches a new token anyway.
       const left = conn.expires - Date.now();
-      if (left > 500) this._refreshTimer = setTimeout(() => this._refresh(conn), Math.min(5000, left / 2));
+      if (left > 250) this._refreshTimer = setTimeout(() => this._refresh(conn), Math.min(5000, left / 2));
     }
   }
 

@@ -134,13 +134,17 @@ test("reconnects with backoff after the server drops the socket, with a fresh to
   server.drop();
   await until(() => events.connected.length === 2);
   const gap = server.accepted[1].at - droppedAt;
-  assert.ok(gap >= 19 && gap <= 40 + 50, `first reconnection after ${gap} ms, want minDelay..2*minDelay`);
+  assert.ok(gap >= 19 && gap <= 40 + 150, `first reconnection after ${gap} ms, want minDelay..2*minDelay`);
   assert.deepEqual(events.disconnected, [{ code: 1006, reason: "", willReconnect: true }]);
   assert.deepEqual(server.ops("connect").map((m) => m.token), ["t1", "t2"]);
   assert.deepEqual(events.state.map((s) => s.state), ["connecting", "connected", "connecting", "connected"]);
 });
 
 test("backoff grows over failed attempts and resets after a connection works", async (t) => {
+  // Jitter at its top: each delay is then the attempt's cap, min(maxDelay, minDelay * 2^(attempt+1)).
+  const random = Math.random;
+  Math.random = () => 0.999;
+  t.after(() => { Math.random = random; });
   let failing = 0;
   const { server, client, events } = await setup(t, {
     onRequest: (conn, msg) => {
@@ -151,7 +155,7 @@ test("backoff grows over failed attempts and resets after a connection works", a
       }
       return false;
     },
-  }, { token: "x" });
+  }, { token: "x", maxDelay: 400 });
   client.connect();
   await until(() => events.connected.length === 1);
   failing = 3;
@@ -160,17 +164,17 @@ test("backoff grows over failed attempts and resets after a connection works", a
   assert.equal(server.accepted.length, 5);
   assert.deepEqual(events.disconnected.map((d) => d.code), [1006, 1011, 1011, 1011]);
   assert.ok(events.disconnected.every((d) => d.willReconnect));
-  // Gaps between a close and the next connection: attempt k waits minDelay..min(maxDelay, minDelay*2^(k+1)).
-  const caps = [40, 80, 100, 100];
+  // Timers never fire early, so the lower bounds show the growth; the upper ones allow a loaded machine.
+  const caps = [40, 80, 160, 320];
   for (let k = 1; k < 5; k++) {
     const gap = server.accepted[k].at - server.accepted[k - 1].at;
-    assert.ok(gap >= 19 && gap <= caps[k - 1] + 60, `attempt ${k - 1}: ${gap} ms`);
+    assert.ok(gap >= caps[k - 1] - 2 && gap <= caps[k - 1] + 150, `attempt ${k - 1}: ${gap} ms, want about ${caps[k - 1]}`);
   }
   const droppedAt = Date.now();
   server.drop(); // after a working connection the backoff starts over
   await until(() => events.connected.length === 3);
   const gap = server.accepted[5].at - droppedAt;
-  assert.ok(gap <= 40 + 50, `after a reset: ${gap} ms`);
+  assert.ok(gap >= 38 && gap <= 40 + 150, `after a reset: ${gap} ms, want about 40 (400 without the reset)`);
 });
 
 test("subscriptions are restored after reconnecting, recovering from the last offset and epoch", async (t) => {
@@ -289,7 +293,7 @@ test("a request without an answer rejects with code timeout", async (t) => {
   const start = Date.now();
   await assert.rejects(client.presence("chat"), (err) => err.code === "timeout" && /presence/.test(err.message));
   const took = Date.now() - start;
-  assert.ok(took >= 190 && took < 600, `timed out after ${took} ms`);
+  assert.ok(took >= 195 && took < 1500, `timed out after ${took} ms`);
   assert.equal(client.state, "connected", "a timeout does not end the connection");
 });
 
