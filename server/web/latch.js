@@ -223,10 +223,11 @@ export class Client {
       ws = new this._WS(this.url);
     } catch (err) { // a malformed URL: retrying cannot fix it
       this._emit("error", err);
+      this._rejectQueue("disconnected");
       this._setState("disconnected");
       return;
     }
-    const conn = { ws, pending: new Map(), token, live: false, timer: null, expires: null };
+    const conn = { ws, pending: new Map(), token, welcomed: false, live: false, timer: null, expires: null };
     this._conn = conn;
     conn.timer = setTimeout(() => this._lost(conn, 1006, "handshake timeout"), this._timeout);
     ws.onmessage = (ev) => this._onFrame(conn, ev.data);
@@ -261,6 +262,8 @@ export class Client {
     const sub = typeof msg.channel === "string" ? this._subs.get(msg.channel) : undefined;
     switch (msg.type) {
       case "welcome":
+        if (conn.welcomed) break;
+        conn.welcomed = true;
         if (conn.token) {
           this._request(conn, { op: "connect", token: conn.token }).then(
             (m) => this._onConnected(conn, m),

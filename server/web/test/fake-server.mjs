@@ -22,6 +22,7 @@ const { WebSocketServer } = WebSocket;
  * @property {boolean} [history=true] channels keep history: acks carry offset/epoch, messages offset
  * @property {boolean} [joinLeave=false] send join/leave to the other subscribers
  * @property {number} [replayOverlap=0] replay this many already-seen publications too (a sloppy server)
+ * @property {boolean} [welcome=true] send the welcome (false: a server that hangs after the upgrade)
  * @property {Set<string>} [forbidden] channels nobody may subscribe or publish to
  * @property {(conn: object, msg: object) => boolean} [onRequest] sees each request first; true = handled
  */
@@ -29,7 +30,7 @@ const { WebSocketServer } = WebSocket;
 export class FakeServer {
   /** @param {FakeOptions} [opts] */
   constructor(opts = {}) {
-    this.opts = { history: true, joinLeave: false, replayOverlap: 0, forbidden: new Set(), ...opts };
+    this.opts = { welcome: true, history: true, joinLeave: false, replayOverlap: 0, forbidden: new Set(), ...opts };
     this.auth = opts.auth || (() => ({ user: "u" }));
     /** Every request received, in order: the message plus `client` (the connection's id) and `at` (ms). */
     this.log = [];
@@ -66,7 +67,7 @@ export class FakeServer {
       for (const ch of conn.subs) this._leave(conn, ch);
     });
     ws.on("message", (data) => this._handle(conn, JSON.parse(String(data))));
-    this.send(conn, { type: "welcome", client: conn.id });
+    if (this.opts.welcome) this.send(conn, { type: "welcome", client: conn.id });
   }
 
   send(conn, msg) {

@@ -489,6 +489,27 @@ test("1001, 1008, 1009, 1011 and 1006 are retried", async (t) => {
   assert.deepEqual(events.disconnected.map((d) => [d.code, d.willReconnect]), codes.map((c) => [c, true]));
 });
 
+test("a server that never welcomes is given up after the timeout and retried", async (t) => {
+  const { server, client, events } = await setup(t, { welcome: false }, { timeout: 150 });
+  client.connect();
+  const queued = assert.rejects(client.publish("chat", 1), (err) => err.code === "timeout"); // no connection in time
+  await until(() => events.disconnected.length === 2);
+  assert.deepEqual(events.disconnected[0], { code: 1006, reason: "handshake timeout", willReconnect: true });
+  assert.equal(client.state, "connecting");
+  await queued;
+  server.opts.welcome = true;
+  await until(() => events.connected.length === 1);
+});
+
+test("URL that the WebSocket constructor refuses: an error, given up", async (t) => {
+  const client = new Client("not a url", FAST);
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  client.connect();
+  await until(() => client.state === "disconnected");
+  assert.equal(errors.length, 1);
+});
+
 test("a getToken that throws counts as a failed attempt", async (t) => {
   let n = 0;
   const { client, events } = await setup(t, {}, { getToken: async () => { if (++n < 3) throw new Error("token service down"); return "t"; } });

@@ -41,12 +41,19 @@ export async function run({ url, channel, token = "", n = 5, m = 3, WebSocket, t
   const got = []; // {offset, data} as they reach onMessage
   const acks = []; // what onSubscribed got
   const errors = [];
-  reader.on("error", (e) => errors.push(e));
-  writer.on("error", (e) => errors.push(e));
+  let fatal = null; // a client gave up: no point waiting for the deadline
+  let closing = false;
+  for (const c of [reader, writer]) {
+    c.on("error", (e) => errors.push(e));
+    c.on("disconnected", (d) => {
+      if (!d.willReconnect && !closing) fatal ??= new Error(`${c.name} disconnected for good: ${d.code} ${d.reason}`);
+    });
+  }
   const runID = Math.random().toString(36).slice(2);
   const deadline = Date.now() + timeout;
   const until = async (cond, what) => {
     while (!cond()) {
+      if (fatal) throw fatal;
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}` + (errors.length ? ` (errors: ${errors.map((e) => e.code || e.message).join(", ")})` : ""));
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -102,6 +109,7 @@ export async function run({ url, channel, token = "", n = 5, m = 3, WebSocket, t
       firstOffset: start + 1, lastOffset: live.offset, reconnectMs,
     };
   } finally {
+    closing = true;
     reader.close();
     writer.close();
   }
