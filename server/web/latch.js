@@ -2,7 +2,7 @@
 // dependencies. Browsers use the global WebSocket; Node 20 has none, so pass one:
 //
 //   import { Client } from "./latch.js";
-//   const c = new Client("ws://localhost:8080/ws", { WebSocket: require("ws"), getToken });
+//   const c = new Client("ws://localhost:8080/ws", { getToken }); // Node 20: add WebSocket: require("ws")
 //   c.on("connected", ({ client, user }) => console.log("connected", client, user));
 //   const sub = c.subscribe("chat:lobby", { onMessage: (data, { offset }) => console.log(offset, data) });
 //   c.connect();
@@ -50,10 +50,10 @@ export function refreshDelay(expiresMs, nowMs) {
   return Math.max(0, lifetime - lead);
 }
 
-/** Whether reconnecting after close `code` can help, and what the client needs to know for it. */
+/** Whether reconnecting after close `code` can help. */
 function retryable(code, hasGetToken, authRetried) {
   if (code === 4003) return false; // disconnected by the server API: it wants this client gone
-  // 4001 unauthorized, 4002 token expired: the same token fails again; a fresh one may not. One try.
+  // 4001 unauthorized, 4002 token expired: the same token would fail again; a fresh one may work: one try.
   if (code === 4001 || code === 4002) return hasGetToken && !authRetried;
   return true; // 1001 restart, 1006 network, 1008 slow consumer, 1009, 1011, ...: worth another try
 }
