@@ -37,12 +37,13 @@ var testEngine = func() string {
 }()
 
 // TestOnGoroutines runs every other test of the package again with the
-// WebSockets on goroutines (-engine=goroutines), in a child process.
+// WebSockets on goroutines (-engine=goroutines), in a child process (but
+// the JavaScript client's unit tests, which run no server).
 func TestOnGoroutines(t *testing.T) {
 	if os.Getenv("LATCH_SERVER_TEST_ENGINE") != "" {
 		return // the child: the other tests are the point
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=.", "-test.skip=^TestOnGoroutines$", "-test.count=1", "-test.timeout=5m")
+	cmd := exec.Command(os.Args[0], "-test.run=.", "-test.skip=^(TestOnGoroutines|TestJSClientUnit)$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), "LATCH_SERVER_TEST_ENGINE="+server.EngineGoroutines)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "PASS") {
