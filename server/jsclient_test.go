@@ -89,4 +89,3 @@ func TestJSClientRecoversFromRealServer(t *testing.T) {
 		t.Fatalf("real-server.mjs: %s", out)
 	}
 }
-
