@@ -61,22 +61,64 @@ type HistoryConfig struct {
 }
 
 // History is a [history.Store] in NATS JetStream, shared by every node
-// connected to the same JetStream: one stream per namespace, one subject
-// per channel. See the package documentation of the file history.go for
-// the rules; in short:
+// connected to the same JetStream (account). Safe for concurrent use.
+// Close does not close the NATS connection.
 //
-//   - Offsets are contiguous per channel across nodes: Append writes
-//     offset top+1 with the JetStream expectation
-//     Nats-Expected-Last-Subject-Sequence = the stream sequence of the
-//     top, so of two nodes appending at once one is refused and retries.
-//   - The epoch is written in every message and carried forward from the
-//     channel's last message. A channel with no message left (never used,
-//     expired by TTL, stream deleted) starts a new random epoch. Top on
-//     such a channel stores an empty marker message (offset 0) with the
-//     new epoch, so that every node reports, and the next Append uses,
-//     that same epoch.
+// # Streams and subjects
 //
-// Safe for concurrent use. Close does not close the NATS connection.
+// One stream per namespace, created by the first Append in it: Top and
+// Read are not told the retention, but can find a channel's stream from
+// its name alone. The stream keeps MaxMsgsPerSubject = Size+1 (room for
+// the epoch marker below; Read returns only the last Size offsets) and
+// MaxAge = TTL, so JetStream enforces the retention per channel. When an
+// Append brings a different retention for the namespace, it updates the
+// stream: the last node to start appending with a new configuration
+// sets it. Replicas and storage come from [HistoryConfig]. Channels are
+// subjects of their namespace's stream (see [HistorySubjectPrefix]).
+//
+// # Offsets
+//
+// A channel's offset is the Latch-Offset header of its messages (stream
+// sequences count the whole stream). Append reads the channel's last
+// message (then remembers it, per channel, on this node) and publishes
+// offset+1 with Nats-Expected-Last-Subject-Sequence set to that
+// message's sequence: JetStream stores it only if the channel has not
+// moved, so offsets are 1, 2, 3, ... without gap or duplicate, whichever
+// node appends. A refused Append reads the last message again and
+// retries, with jitter. One node's Appends to one channel take turns, so
+// conflicts come only from other nodes.
+//
+// # Epochs
+//
+// The epoch is the Latch-Epoch header of every message: an Append
+// continues its predecessor's epoch. A channel with no message left
+// (never used, all expired by TTL, stream deleted or purged) has no
+// offset to continue either: its next message starts at offset 1 in a new
+// random epoch, so a client's old position can never be mistaken for a
+// new one. For Top to name that epoch before it exists, Top (and Read) on
+// such a channel store an empty marker message, offset 0, with the new
+// epoch, under the same expectation (only the first of several nodes
+// succeeds; the others read its marker): every node then reports, and
+// the next Append continues, that epoch. A marker expires like any
+// message: a channel silent for a whole TTL gets a new epoch, as its
+// history would be gone anyway. Before a namespace's stream exists Top
+// returns offset 0 and a random epoch that the first Append will not
+// share (a client subscribed then is told recovered:false once).
+//
+// # Guarantees
+//
+//   - Top and Read ask the stream leader (AllowDirect is off: a replica
+//     may lag), so they see every acknowledged Append.
+//   - An acknowledged Append is stored on a majority of the stream's
+//     replicas and survives the loss of a minority of servers.
+//   - An Append whose acknowledgement was lost returns an error but is
+//     never stored twice: a retry first checks whether the place after
+//     its expected sequence holds its own message (the random Latch-Id).
+//   - Not guaranteed: Appends to one channel from several nodes are not
+//     fair (a node with a backlog can make another exhaust its retries
+//     and return ErrUnavailable); a stream deleted and recreated while a
+//     node runs could, in theory, let that node's remembered sequence
+//     match a new message by chance.
 type History struct {
 	js      jetstream.JetStream // immutable
 	cfg     HistoryConfig       // immutable, defaults applied
@@ -459,9 +501,10 @@ func (h *History) top(ctx context.Context, ns string, st *nsStream, subj string)
 			return tip{seq: ack.Sequence, epoch: e}, nil, nil
 		case wrongLast(err):
 			continue // someone else wrote first: read theirs
-		case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrStreamNotFound):
-			h.forget(ns, st)
-			return tip{epoch: randomToken()}, nil, nil
+		case errors.Is(err, jetstream.ErrNoStreamResponse):
+			// The leader answered a moment ago: it is probably being
+			// replaced. The caller may try again.
+			return tip{}, nil, unavailable(err)
 		default:
 			// Unsure whether it is stored; reading again tells.
 			if ctx.Err() != nil {

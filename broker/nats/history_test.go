@@ -413,7 +413,7 @@ func TestHistoryRetention(t *testing.T) {
 
 	// TTL: everything expires; the next Append starts at 1 in a new epoch
 	// (and a Top in between agrees with it).
-	short := history.Retention{Size: 100, TTL: time.Second}
+	short := history.Retention{Size: 100, TTL: 2 * time.Second}
 	old := mustAppend(t, h, "brief:y", short, "b")
 	mustAppend(t, h, "brief:y", short, "b")
 	h2 := newHistory(t, connect(t, s), HistoryConfig{})
@@ -501,6 +501,7 @@ func TestHistoryClusterSurvivesServerLoss(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[uint64]string{1: "first"}
+	failed := 0
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for n, h := range nodes {
@@ -521,6 +522,9 @@ func TestHistoryClusterSurvivesServerLoss(t *testing.T) {
 					if !errors.Is(err, history.ErrUnavailable) {
 						t.Errorf("Append: %v", err)
 					}
+					mu.Lock()
+					failed++
+					mu.Unlock()
 					continue // unknown outcome: not counted as acked
 				}
 				mu.Lock()
@@ -561,11 +565,16 @@ func TestHistoryClusterSurvivesServerLoss(t *testing.T) {
 		return err == nil
 	})
 	got := map[uint64]string{}
+	stored := map[string]bool{}
 	for i, p := range pubs {
 		if p.Offset != uint64(i+1) {
 			t.Fatalf("publication %d has offset %d: gap or duplicate", i, p.Offset)
 		}
 		tag, _, _ := strings.Cut(string(p.Data), "@")
+		if stored[tag] {
+			t.Errorf("%s stored twice", tag)
+		}
+		stored[tag] = true
 		got[p.Offset] = tag
 	}
 	mu.Lock()
@@ -578,7 +587,7 @@ func TestHistoryClusterSurvivesServerLoss(t *testing.T) {
 	if uint64(len(pubs)) != top.Offset || len(acked) > len(pubs) {
 		t.Errorf("%d publications, top %d, %d acked", len(pubs), top.Offset, len(acked))
 	}
-	t.Logf("%d acked of %d stored; leader was js%d", len(acked), len(pubs), victim+1)
+	t.Logf("%d acked, %d failed, %d stored; leader was js%d", len(acked), failed, len(pubs), victim+1)
 }
 
 // BenchmarkHistoryAppend measures one node appending to one channel on a
