@@ -211,10 +211,8 @@ func (h *History) Append(ctx context.Context, channel string, r history.Retentio
 	}
 	defer func() { <-cs.sem }()
 
-	id := randomToken()
-	var unsure []uint64 // expected sequences of publishes whose outcome is unknown
+	ap := &appender{h: h, subj: subj, ns: ns, r: r, st: st, cs: cs, id: randomToken(), encode: encode}
 	var lastErr error
-attempts:
 	for attempt := 0; attempt < appendAttempts; attempt++ {
 		if attempt > 0 {
 			if err := sleepJitter(ctx, attempt); err != nil {
@@ -224,87 +222,124 @@ attempts:
 		if err := h.check(); err != nil {
 			return history.Position{}, err
 		}
-		if !cs.known {
-			t, _, err := h.last(ctx, st.s, subj)
-			if err != nil {
-				if errors.Is(err, jetstream.ErrStreamNotFound) {
-					if st, err = h.restream(ctx, ns, r); err != nil {
-						return history.Position{}, err
-					}
-					unsure = nil // the sequences of a deleted stream mean nothing now
-				}
-				lastErr = err
-				continue
-			}
-			cs.tip, cs.known = t, true
-		}
-		// An earlier publish expecting sequence e can only have been
-		// stored as the channel's first message after e.
-		for i := 0; i < len(unsure); i++ {
-			e := unsure[i]
-			if cs.tip.seq <= e {
-				continue // nothing after e yet: it may still land, or not
-			}
-			m, err := st.s.GetMsg(ctx, e+1, jetstream.WithGetMsgSubject(subj))
-			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				// Publishing again before knowing could store it twice.
-				lastErr, cs.known = err, false
-				continue attempts
-			}
-			if m != nil && m.Header.Get(hdrID) == id {
-				p, err := position(m)
-				if err != nil {
-					return history.Position{}, err
-				}
-				return history.Position{Offset: p.offset, Epoch: p.epoch}, nil
-			}
-			unsure = append(unsure[:i], unsure[i+1:]...) // that place is taken: it never will
-			i--
-		}
-
-		next := tip{offset: cs.tip.offset + 1, epoch: cs.tip.epoch}
-		if cs.tip.seq == 0 {
-			next = tip{offset: 1, epoch: randomToken()} // nothing kept: a new epoch
-		}
-		pos := history.Position{Offset: next.offset, Epoch: next.epoch}
-		msg := &nats.Msg{Subject: subj, Data: encode(pos), Header: nats.Header{}}
-		msg.Header.Set(hdrOffset, strconv.FormatUint(next.offset, 10))
-		msg.Header.Set(hdrEpoch, next.epoch)
-		msg.Header.Set(hdrID, id)
-		expect := cs.tip.seq
-		ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(expect))
-		switch {
-		case err == nil:
-			next.seq = ack.Sequence
-			cs.tip = next
-			return pos, nil
-		case wrongLast(err):
-			cs.known = false
-		case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrStreamNotFound):
-			// Not stored: the stream is gone (or has no leader yet).
-			cs.known = false
-			if st, err = h.restream(ctx, ns, r); err != nil {
-				return history.Position{}, err
-			}
-			unsure = nil
-		case permanent(err):
-			return history.Position{}, fmt.Errorf("broker/nats: history append: %w", err)
-		default:
-			var apiErr *jetstream.APIError
-			if !errors.As(err, &apiErr) && !containsSeq(unsure, expect) {
-				unsure = append(unsure, expect) // no answer: it may be stored
-			}
-			cs.known = false
+		// Each attempt gets half the timeout, so that one sent to a server
+		// that died leaves time to retry through another.
+		actx, acancel := context.WithTimeout(ctx, h.cfg.Timeout/2)
+		pos, done, err := ap.try(actx)
+		acancel()
+		if done {
+			return pos, err
 		}
 		lastErr = err
 		if ctx.Err() != nil {
-			break
+			return history.Position{}, unavailable(ctx.Err())
 		}
 	}
-	if ctx.Err() != nil {
-		return history.Position{}, unavailable(ctx.Err())
-	}
 	return history.Position{}, unavailable(fmt.Errorf("append to %s: %w", subj, lastErr))
+}
+
+// appender is one Append call's state across its attempts.
+type appender struct {
+	h      *History
+	subj   string
+	ns     string
+	r      history.Retention
+	st     *nsStream
+	cs     *chanState // held
+	id     string     // the Latch-Id of this call's messages
+	encode func(history.Position) []byte
+	unsure []uint64 // expected sequences of publishes whose outcome is unknown
+}
+
+// try makes one attempt; done says the Append is over (with pos or err).
+func (ap *appender) try(ctx context.Context) (pos history.Position, done bool, err error) {
+	h, cs := ap.h, ap.cs
+	if !cs.known {
+		t, _, err := h.last(ctx, ap.st.s, ap.subj)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return ap.restream(ctx, err)
+		}
+		if err != nil {
+			return pos, false, err
+		}
+		cs.tip, cs.known = t, true
+	}
+	// An earlier publish expecting sequence e can only have been stored as
+	// the channel's first message after e.
+	for i := 0; i < len(ap.unsure); i++ {
+		e := ap.unsure[i]
+		if cs.tip.seq <= e {
+			continue // nothing after e yet: it may still land, or not
+		}
+		m, err := ap.st.s.GetMsg(ctx, e+1, jetstream.WithGetMsgSubject(ap.subj))
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Publishing again before knowing could store it twice.
+			cs.known = false
+			return pos, false, err
+		}
+		if m != nil && m.Header.Get(hdrID) == ap.id {
+			p, err := position(m)
+			return history.Position{Offset: p.offset, Epoch: p.epoch}, true, err
+		}
+		ap.unsure = append(ap.unsure[:i], ap.unsure[i+1:]...) // that place is taken: it never will
+		i--
+	}
+
+	next := tip{offset: cs.tip.offset + 1, epoch: cs.tip.epoch}
+	if cs.tip.seq == 0 {
+		next = tip{offset: 1, epoch: randomToken()} // nothing kept: a new epoch
+	}
+	pos = history.Position{Offset: next.offset, Epoch: next.epoch}
+	msg := &nats.Msg{Subject: ap.subj, Data: ap.encode(pos), Header: nats.Header{}}
+	msg.Header.Set(hdrOffset, strconv.FormatUint(next.offset, 10))
+	msg.Header.Set(hdrEpoch, next.epoch)
+	msg.Header.Set(hdrID, ap.id)
+	expect := cs.tip.seq
+	ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(expect))
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		next.seq = ack.Sequence
+		cs.tip = next
+		return pos, true, nil
+	case wrongLast(err):
+		cs.known = false
+		return pos, false, err
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		// Not stored: the stream is gone, or has no leader yet.
+		cs.known = false
+		return ap.restream(ctx, err)
+	case permanent(err):
+		return pos, true, fmt.Errorf("broker/nats: history append: %w", err)
+	case errors.As(err, &apiErr):
+		cs.known = false // refused
+		return pos, false, err
+	default:
+		if !containsSeq(ap.unsure, expect) {
+			ap.unsure = append(ap.unsure, expect) // no answer: it may be stored
+		}
+		cs.known = false
+		return pos, false, err
+	}
+}
+
+// restream finds the namespace's stream again (creating it if it was
+// deleted) after cause; the sequences remembered from before mean nothing
+// then.
+func (ap *appender) restream(ctx context.Context, cause error) (history.Position, bool, error) {
+	ap.h.mu.Lock()
+	delete(ap.h.streams, ap.ns)
+	ap.h.mu.Unlock()
+	st, err := ap.h.stream(ctx, ap.ns, &ap.r)
+	if err != nil {
+		return history.Position{}, false, err
+	}
+	if st.s.CachedInfo().Created != ap.st.s.CachedInfo().Created {
+		ap.unsure = nil
+	}
+	ap.st = st
+	ap.cs.known = false
+	return history.Position{}, false, cause
 }
 
 // Top returns the channel's last position, read from the stream leader.
@@ -593,14 +628,6 @@ func (h *History) stream(ctx context.Context, ns string, r *history.Retention) (
 		return e, nil
 	}
 	return nil, unavailable(fmt.Errorf("stream %s: created and deleted concurrently", name))
-}
-
-// restream forgets the namespace's stream and finds (or creates) it again.
-func (h *History) restream(ctx context.Context, ns string, r history.Retention) (*nsStream, error) {
-	h.mu.Lock()
-	delete(h.streams, ns)
-	h.mu.Unlock()
-	return h.stream(ctx, ns, &r)
 }
 
 func (h *History) forget(ns string, st *nsStream) {

@@ -609,3 +609,49 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		}
 	}
 }
+
+// An Append whose publish got no answer but was stored finds its own
+// message on the next attempt instead of storing it again.
+func TestHistoryLostAckNotStoredTwice(t *testing.T) {
+	s := startJetStream(t)
+	h := newHistory(t, connect(t, s), HistoryConfig{Memory: true})
+	ctx := ctxT(t, 10*time.Second)
+	const ch = "lost:ack"
+	first := mustAppend(t, h, ch, week, "a")
+	subj, ns, _ := historySubject(ch)
+	st, err := h.stream(ctx, ns, &week)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := h.chanState(ch)
+	cs.sem <- struct{}{}
+	defer func() { <-cs.sem }()
+	// The lost publish: stored right after the first message, with the
+	// call's id, as if its acknowledgement had been lost.
+	expect := cs.tip.seq
+	m := &natsgo.Msg{Subject: subj, Data: []byte("lost"), Header: natsgo.Header{}}
+	m.Header.Set(hdrOffset, "2")
+	m.Header.Set(hdrEpoch, first.Epoch)
+	m.Header.Set(hdrID, "call-1")
+	if _, err := h.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(expect)); err != nil {
+		t.Fatal(err)
+	}
+	ap := &appender{h: h, subj: subj, ns: ns, r: week, st: st, cs: cs, id: "call-1", encode: payload("again"),
+		unsure: []uint64{expect}}
+	cs.known = false
+	pos, done, err := ap.try(ctx)
+	if !done || err != nil || pos != (history.Position{Offset: 2, Epoch: first.Epoch}) {
+		t.Fatalf("try = %+v %v %v, want offset 2 found", pos, done, err)
+	}
+	// Another call's lost publish at that place is not taken for this one.
+	ap = &appender{h: h, subj: subj, ns: ns, r: week, st: st, cs: cs, id: "call-2", encode: payload("b"),
+		unsure: []uint64{expect}}
+	cs.known = false
+	if pos, done, err := ap.try(ctx); !done || err != nil || pos.Offset != 3 {
+		t.Fatalf("try = %+v %v %v, want a new offset 3", pos, done, err)
+	}
+	pubs, _, err := h.Read(ctx, ch, history.Query{})
+	if err != nil || len(pubs) != 3 || string(pubs[1].Data) != "lost" {
+		t.Fatalf("Read = %d pubs %v", len(pubs), err)
+	}
+}
