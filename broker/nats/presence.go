@@ -25,7 +25,9 @@ type PresenceConfig struct {
 	// Bucket is the key-value bucket; default DefaultPresenceBucket.
 	Bucket string
 	// TTL is how long an entry lives unless its node refreshes it (every
-	// TTL/3): the longest a dead node's clients stay listed. Default 60s.
+	// TTL/3): the longest a dead node's clients stay listed. Default 60s,
+	// at least 300ms. A node cut off from NATS for longer than the TTL
+	// loses its entries until its next refresh after the outage.
 	// The node that creates the bucket sets it; the others refresh often
 	// enough for the shorter of theirs and the bucket's.
 	TTL time.Duration
