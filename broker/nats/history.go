@@ -810,48 +810,14 @@ func fnv128(s string) [16]byte {
 	return out
 }
 
-// channelToken is the channel's name as one subject token, escaped as by
-// [Subject] plus '#' → "_h" (personal channels; [Subject] and
-// broker.ValidChannel do not know '#' yet).
+// channelToken is the channel's name as one subject token, escaped as
+// [Subject] escapes it.
 func channelToken(channel string) (string, error) {
-	if !validHistoryChannel(channel) {
-		return "", broker.CheckChannel(channel)
+	if err := broker.CheckChannel(channel); err != nil {
+		return "", err
 	}
 	var b strings.Builder
 	b.Grow(2 * len(channel))
 	escapeName(&b, channel)
 	return b.String(), nil
-}
-
-func escapeName(b *strings.Builder, s string) {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '_':
-			b.WriteString("__")
-		case '.':
-			b.WriteString("_d")
-		case ':':
-			b.WriteString("_c")
-		case '#':
-			b.WriteString("_h")
-		default:
-			b.WriteByte(c)
-		}
-	}
-}
-
-// validHistoryChannel is broker.ValidChannel with '#' allowed.
-func validHistoryChannel(name string) bool {
-	if len(name) == 0 || len(name) > broker.MaxChannelLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if name[i] == '#' {
-			continue
-		}
-		if !broker.ValidChannel(name[i : i+1]) {
-			return false
-		}
-	}
-	return true
 }

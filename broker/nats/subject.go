@@ -29,8 +29,15 @@ func Subject(channel string) (string, error) {
 	var b strings.Builder
 	b.Grow(len(SubjectPrefix) + 2*len(channel))
 	b.WriteString(SubjectPrefix)
-	for i := 0; i < len(channel); i++ {
-		switch c := channel[i]; c {
+	escapeName(&b, channel)
+	return b.String(), nil
+}
+
+// escapeName writes a valid channel name (or namespace) as one subject
+// token, as [Subject] documents.
+func escapeName(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
 		case '_':
 			b.WriteString("__")
 		case '.':
@@ -43,5 +50,4 @@ func Subject(channel string) (string, error) {
 			b.WriteByte(c)
 		}
 	}
-	return b.String(), nil
 }
