@@ -42,16 +42,18 @@ func serverPort(t *testing.T, s *server.Server) int {
 }
 
 // latchSubjects lists the latch subjects the server holds subscriptions
-// for, one entry per subscription, sorted.
+// for, one entry per subscription, sorted; not the control channel that
+// every latch node holds (the server API's commands, server/control.go).
 func latchSubjects(t *testing.T, s *server.Server) []string {
 	t.Helper()
+	control, _ := Subject("_latch.control")
 	sz, err := s.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 10000})
 	if err != nil {
 		t.Fatalf("Subsz: %v", err)
 	}
 	var subs []string
 	for _, d := range sz.Subs {
-		if strings.HasPrefix(d.Subject, "latch.") {
+		if strings.HasPrefix(d.Subject, "latch.") && d.Subject != control {
 			subs = append(subs, d.Subject)
 		}
 	}
