@@ -129,6 +129,8 @@ func (a *api) write(w http.ResponseWriter, name string, res any, aerr *apiError)
 	if aerr != nil {
 		status = aerr.status
 		body, _ = json.Marshal(map[string]any{"error": map[string]string{"code": aerr.code, "message": aerr.message}})
+	} else if raw, ok := res.(rawJSON); ok {
+		body = raw
 	} else {
 		var err error
 		if body, err = json.Marshal(res); err != nil {
@@ -360,11 +362,8 @@ func (a *api) presenceStats(ctx context.Context, body json.RawMessage) (any, *ap
 	return map[string]int{"clients": len(out), "users": len(users)}, nil
 }
 
-type apiPublication struct {
-	Offset uint64          `json:"offset"`
-	Time   int64           `json:"time"` // unix ms
-	Data   json.RawMessage `json:"data"`
-}
+// rawJSON is an answer encoded already, written as it is.
+type rawJSON []byte
 
 func (a *api) history(ctx context.Context, body json.RawMessage) (any, *apiError) {
 	var req struct {
@@ -395,11 +394,15 @@ func (a *api) history(ctx context.Context, body json.RawMessage) (any, *apiError
 	if err != nil {
 		return nil, protoToAPI(a.p.storeError("history", req.Channel, err))
 	}
-	out := make([]apiPublication, len(pubs))
-	for i, pub := range pubs {
-		out[i] = apiPublication{pub.Offset, pub.Time.UnixMilli(), publicationData(req.Channel, pub)}
-	}
-	return map[string]any{"epoch": top.Epoch, "offset": top.Offset, "publications": out}, nil
+	// Encoded by hand, as the history op is: json.Marshal would compact
+	// and re-escape the published data, which is kept byte for byte.
+	b := []byte(`{"epoch":`)
+	b = appendString(b, top.Epoch)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, top.Offset, 10)
+	b = append(b, `,"publications":`...)
+	b = appendPublications(b, req.Channel, pubs)
+	return rawJSON(append(b, '}')), nil
 }
 
 func (a *api) channels(_ context.Context, body json.RawMessage) (any, *apiError) {

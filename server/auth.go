@@ -64,7 +64,8 @@ type identityKey struct{}
 // "Authorization: Bearer" header.
 func upgradeToken(r *http.Request) (string, bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			return strings.TrimSpace(tok), true
 		}
 	}
@@ -104,6 +105,7 @@ func (p *pubsub) authenticate(next http.Handler) http.Handler {
 		}
 		if p.verifier == nil {
 			p.metrics.authFailure("no_keys")
+			p.metrics.badTokens.Add(1)
 			unauthorized(w, "this server does not take tokens")
 			return
 		}
@@ -112,6 +114,7 @@ func (p *pubsub) authenticate(next http.Handler) http.Handler {
 		cancel()
 		if err != nil {
 			p.metrics.authFailure(authReason(err))
+			p.metrics.badTokens.Add(1)
 			p.logger.Debug("upgrade token refused", "remote", r.RemoteAddr, "err", err)
 			unauthorized(w, tokenProblem(err))
 			return

@@ -134,8 +134,10 @@ func TestPipelinedRequests(t *testing.T) {
 	waitFor(t, func() bool { return srv.Hub().Stats().CloseCodes[websocket.CloseNormalClosure] == 1 })
 }
 
-// A client that sends twice -max-message-rate is throttled: every request
-// is answered and the throttle counter rises.
+// A client that sends three times its burst at once, far above
+// -max-message-rate, is throttled: every request is answered and the
+// throttle counter rises. (Sent at once, not paced: a paced sender slowed
+// down by a loaded machine may stay within the rate.)
 func TestMessageRateThrottled(t *testing.T) {
 	t.Parallel()
 	const rate, requests = 50, 150
@@ -143,10 +145,7 @@ func TestMessageRateThrottled(t *testing.T) {
 	c := connect(t, addr)
 	start := time.Now()
 	go func() {
-		tick := time.NewTicker(time.Second / (2 * rate))
-		defer tick.Stop()
 		for i := range requests {
-			<-tick.C
 			msg := fmt.Sprintf(`{"op":"ping","id":"%d"}`, i)
 			if c.conn.WriteMessage(websocket.TextMessage, []byte(msg)) != nil {
 				return
@@ -158,7 +157,7 @@ func TestMessageRateThrottled(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	if n := srv.Hub().Stats().Throttled; n == 0 {
-		t.Error("no throttled wait for a client sending twice the rate")
+		t.Error("no throttled wait for a client sending faster than the rate")
 	}
 	line := metricLine(t, addr, "latch_throttled_messages_total")
 	if line == "" || strings.HasSuffix(line, " 0") {

@@ -33,6 +33,7 @@ type metrics struct {
 	gapsLost    prometheus.Counter
 	apiRequests *prometheus.CounterVec
 	refused     atomic.Uint64 // connections answered 503 at accept, for want of descriptors
+	badTokens   atomic.Uint64 // upgrades answered 401 for their token, before the hub
 }
 
 // Route labels of latch_compressed_connections_total.
@@ -113,7 +114,7 @@ func newMetrics(h, echo *hub.Hub, b broker.Broker, in *broker.Interest) *metrics
 	m.registry.MustRegister(
 		m.authFails, m.recoveries, m.rateLimited, m.gapFills, m.gapsLost, m.apiRequests,
 		m.fanout, m.recipients, m.publishes, m.protoErrors, m.compressed, m.http2,
-		&hubCollector{hub: h, echo: echo, refused: &m.refused},
+		&hubCollector{hub: h, echo: echo, refused: &m.refused, badTokens: &m.badTokens},
 		&brokerCollector{broker: b, interest: in},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -197,9 +198,10 @@ var (
 // server's own refusals at accept join the hub's rejections as reason
 // "descriptors".
 type hubCollector struct {
-	hub     *hub.Hub       // /ws
-	echo    *hub.Hub       // /echo: its connections and refusals are added to /ws's
-	refused *atomic.Uint64 // connections answered 503 at accept
+	hub       *hub.Hub       // /ws
+	echo      *hub.Hub       // /echo: its connections and refusals are added to /ws's
+	refused   *atomic.Uint64 // connections answered 503 at accept
+	badTokens *atomic.Uint64 // upgrades answered 401 before the hub: "unauthorized" too
 }
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -234,6 +236,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descConnections, s.Connections)
 	counter(descConnected, s.Connected)
 	counter(descDisconnected, s.Disconnected)
+	s.Rejected["unauthorized"] += c.badTokens.Load()
 	for _, r := range rejectReasons {
 		counter(descRejected, s.Rejected[r], r)
 	}

@@ -48,6 +48,7 @@ type pubsub struct {
 	verifier       *auth.Verifier // nil: no tokens
 	anonymous      bool           // connections without a token are admitted
 	connectTimeout time.Duration
+	leeway         time.Duration // Auth.Leeway: a token lives until exp plus this
 	history        history.Store
 	presence       presence.Store
 	nodeID         string // prefixes client ids; "" on a single node
@@ -196,6 +197,9 @@ func (p *pubsub) setExpiry(c *hub.Client, s *session, exp time.Time) {
 		s.setTimer(nil)
 		return
 	}
+	// The verifier accepts a token until exp plus the leeway: so does
+	// the connection.
+	exp = exp.Add(p.leeway)
 	s.expires.Store(exp.UnixNano())
 	var t *time.Timer
 	t = time.AfterFunc(time.Until(exp), func() {
@@ -472,8 +476,12 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		}
 	}
 	s.addChannel(ch)
+	// Present before the ack: whoever the client tells it is here finds it.
+	p.addPresence(s, ns, ch)
 	p.reply(c, ack)
-	p.joined(c, s, ns, ch)
+	if ns.JoinLeave {
+		p.announce(ch, encodeJoinLeave("join", ch, s.id, s.userName()))
+	}
 }
 
 // subscribeHistory subscribes c to a history channel under its feed's
@@ -548,19 +556,16 @@ func (p *pubsub) unsubscribe(c *hub.Client, s *session, req *request) {
 	p.reply(c, encodeReply("ack", req))
 }
 
-// joined records presence and announces the join where the namespace
-// asks for them.
-func (p *pubsub) joined(c *hub.Client, s *session, ns *Namespace, ch string) {
-	if ns.Presence {
-		ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
-		err := p.presence.Add(ctx, ch, presence.Info{Client: s.id, User: s.userName(), ConnectedAt: s.connectedAt})
-		cancel()
-		if err != nil {
-			p.logger.Warn("presence add failed", "channel", ch, "client", s.id, "err", err)
-		}
+// addPresence records the client in ch where the namespace keeps presence.
+func (p *pubsub) addPresence(s *session, ns *Namespace, ch string) {
+	if !ns.Presence {
+		return
 	}
-	if ns.JoinLeave {
-		p.announce(ch, encodeJoinLeave("join", ch, s.id, s.userName()))
+	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
+	err := p.presence.Add(ctx, ch, presence.Info{Client: s.id, User: s.userName(), ConnectedAt: s.connectedAt})
+	cancel()
+	if err != nil {
+		p.logger.Warn("presence add failed", "channel", ch, "client", s.id, "err", err)
 	}
 }
 

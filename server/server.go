@@ -119,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 
 	ps := &pubsub{
 		maxChannels: cfg.MaxChannels, pubTimeout: cfg.PublishTimeout, sendQueue: cfg.SendQueue, logger: logger,
-		ns: nss, verifier: verifier, anonymous: verifier == nil || cfg.Auth.Anonymous, connectTimeout: cfg.Auth.ConnectTimeout,
+		ns: nss, verifier: verifier, anonymous: verifier == nil || cfg.Auth.Anonymous, connectTimeout: cfg.Auth.ConnectTimeout, leeway: cfg.Auth.Leeway,
 		history: cfg.History, presence: cfg.Presence, nodeID: cfg.NodeID, pubRate: cfg.MaxPublishRate,
 		clustered: cfg.Broker != nil,
 	}
