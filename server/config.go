@@ -224,8 +224,10 @@ type Config struct {
 
 	// History keeps the publications of history namespaces; Presence the
 	// subscribers of presence namespaces. nil: in this process (one node);
-	// with several nodes use package broker/nats's JetStream stores. The
-	// server closes them in Shutdown.
+	// with several nodes use package broker/nats's JetStream stores (New
+	// refuses a Broker without them where a namespace needs them). The
+	// server closes them in Shutdown; if New fails, they stay the
+	// caller's.
 	History  history.Store
 	Presence presence.Store
 
@@ -287,8 +289,29 @@ func (c Config) Validate() error {
 	if _, err := c.withDefaults(); err != nil {
 		return err
 	}
-	_, err := newNamespaces(c.Namespaces)
-	return err
+	nss, err := newNamespaces(c.Namespaces)
+	if err != nil {
+		return err
+	}
+	return c.checkStores(nss)
+}
+
+// checkStores refuses a cluster whose history or presence would be each
+// node's own: offsets would disagree between nodes, and presence would
+// list one node's clients only.
+func (c *Config) checkStores(nss *namespaces) error {
+	if c.Broker == nil {
+		return nil
+	}
+	for _, ns := range nss.list {
+		if _, hist := ns.retention(); hist && c.History == nil {
+			return fmt.Errorf("namespace %q keeps history: with a broker, the history must be shared by the nodes (Config.History, e.g. broker/nats.NewHistory)", ns.Name)
+		}
+		if ns.Presence && c.Presence == nil {
+			return fmt.Errorf("namespace %q keeps presence: with a broker, presence must be shared by the nodes (Config.Presence, e.g. broker/nats.NewPresence)", ns.Name)
+		}
+	}
+	return nil
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an

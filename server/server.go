@@ -100,6 +100,9 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	nss, err := newNamespaces(cfg.Namespaces)
+	if err == nil {
+		err = cfg.checkStores(nss)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -165,13 +168,13 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			s.stop()
 			s.closeEngine()
-			s.closeStores()
+			s.closeVerifier()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
 		if b == nil {
 			s.stop()
 			s.closeEngine()
-			s.closeStores()
+			s.closeVerifier()
 			return nil, errors.New("server: broker: BrokerFunc returned nil")
 		}
 		s.broker = b
@@ -185,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 		if err := ps.interest.Add(controlChannel); err != nil {
 			s.stop()
 			s.closeEngine()
-			s.closeStores()
+			s.closeVerifier()
 			_ = s.broker.Close()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
@@ -414,10 +417,15 @@ const feedSyncInterval = time.Second
 func (s *Server) closeStores() error {
 	p := s.pubsub
 	err := errors.Join(p.history.Close(), p.presence.Close())
-	if p.verifier != nil {
-		p.verifier.Close()
-	}
+	s.closeVerifier()
 	return err
+}
+
+// closeVerifier stops the verifier's JWKS refresh, if any.
+func (s *Server) closeVerifier() {
+	if s.pubsub.verifier != nil {
+		s.pubsub.verifier.Close()
+	}
 }
 
 // randomNodeID names a node of a cluster: 6 base32 characters.

@@ -150,6 +150,41 @@ func New(urls []string, h broker.Handler, opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
+// Dial connects to the NATS servers at urls as the broker does (named,
+// reconnecting forever with backoff, pinging), for a History and a
+// Presence: their requests then do not queue behind the broker's
+// messages. Only WithName, WithReconnectDelay, WithPingInterval and
+// WithNATSOptions apply. The caller closes the connection, after the
+// stores.
+func Dial(urls []string, opts ...Option) (*nats.Conn, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("broker/nats: no server URL")
+	}
+	cfg := config{minDelay: 100 * time.Millisecond, maxDelay: 5 * time.Second, pingPeriod: 10 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.minDelay <= 0 || cfg.maxDelay < cfg.minDelay || cfg.pingPeriod <= 0 {
+		return nil, errors.New("broker/nats: invalid option value")
+	}
+	no := append([]nats.Option(nil), cfg.natsOpts...)
+	if cfg.name != "" {
+		no = append(no, nats.Name(cfg.name))
+	}
+	no = append(no,
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(backoff(cfg.minDelay, cfg.maxDelay)),
+		nats.ReconnectBufSize(-1),
+		nats.PingInterval(cfg.pingPeriod),
+		nats.MaxPingsOutstanding(2),
+	)
+	nc, err := nats.Connect(strings.Join(urls, ","), no...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to NATS: %w", broker.ErrUnavailable, err)
+	}
+	return nc, nil
+}
+
 // userErrorHandler returns the nats.ErrorHandler among opts, if any, so
 // that the logging one can call it too.
 func userErrorHandler(opts []nats.Option) nats.ErrHandler {

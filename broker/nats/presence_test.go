@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchws/latch/broker"
+	"github.com/latchws/latch/history"
 	"github.com/latchws/latch/presence"
 	natsgo "github.com/nats-io/nats.go"
 )
@@ -147,5 +149,29 @@ func TestPresenceExpiry(t *testing.T) {
 	_ = dying.Close()
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("Close on a dead connection took %v", d)
+	}
+}
+
+// Dial's connection serves the stores: a History and a Presence on it
+// work like on any connection.
+func TestDialForStores(t *testing.T) {
+	t.Parallel()
+	s := startJetStream(t)
+	if _, err := Dial(nil); err == nil {
+		t.Fatal("Dial without a URL succeeded")
+	}
+	nc, err := Dial([]string{s.ClientURL()}, WithName("latch stores"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	h, err := NewHistory(nc, HistoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	pos, err := h.Append(context.Background(), "dial:c", history.Retention{Size: 5, TTL: time.Minute}, func(history.Position) []byte { return []byte("x") })
+	if err != nil || pos.Offset != 1 {
+		t.Fatalf("Append = %v, %v; want offset 1", pos, err)
 	}
 }
