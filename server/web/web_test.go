@@ -311,6 +311,16 @@ func TestChatInChromium(t *testing.T) {
 	bob.waitNote(t, "recovered 0 missed messages")
 	alice.waitOnline(t, "alice", "bob")
 
+	// A reload keeps the tab signed in (sessionStorage) and shows the history.
+	if err := chromedp.Do(alice.Ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	if st := alice.WaitState(t, "open"); st[1] != "connected as alice" {
+		t.Errorf("after a reload: state %q", st[1])
+	}
+	alice.waitMessages(t, "bob: back after restart")
+	alice.waitOnline(t, "alice", "bob")
+
 	// Signing out shows the form again.
 	bob.Click(t, "signout")
 	bob.WaitState(t, "closed")
