@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,22 +24,6 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// waitSubscribed waits until both pages are connected to p and subscribed:
-// before anyone publishes, each page gets exactly a welcome and the ack of
-// its subscribe, and the ack is written only after the subscription exists.
-func waitSubscribed(t *testing.T, p *latchProc) {
-	t.Helper()
-	var conns, sent float64
-	for range 100 {
-		conns, sent = p.metric(t, "latch_connections"), p.metric(t, "latch_messages_sent_total")
-		if conns == 2 && sent == 4 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%v connections and %v messages sent, want 2 pages with a welcome and an ack each", conns, sent)
-}
-
 // TestBrowserChat runs the demo page in two headless Chromium tabs against
 // the real binary, through a restart on the same port.
 func TestBrowserChat(t *testing.T) {
@@ -51,24 +36,20 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatalf("latch listens on %s, want %s", p1.addr, addr)
 	}
 
-	bctx := browsertest.New(t, 75*time.Second)
-	pages := []*browsertest.DemoPage{
-		{Name: "page 1", Ctx: bctx},
-		{Name: "page 2", Ctx: browsertest.NewTab(t, bctx)},
-	}
+	pages := openDemoTabs(t, 75*time.Second, "page 1", "page 2")
 	for _, pg := range pages {
 		pg.Load(t, "http://"+addr+"/#lobby")
 	}
+	pages[0].signIn(t, "alice")
+	pages[1].signIn(t, "bob")
+	// Both subscribed: each sees the other's join.
 	for _, pg := range pages {
-		pg.WaitState(t, "open")
+		pg.waitOnline(t, "alice", "bob")
 	}
-	waitSubscribed(t, p1)
 	// Chromium offers permessage-deflate and latch accepts it by default.
 	if n := p1.metric(t, `latch_compressed_connections_total{route="/ws"}`); n != 2 {
 		t.Errorf("compressed /ws connections = %v, want both pages", n)
 	}
-	pages[0].SetName(t, "alice")
-	pages[1].SetName(t, "bob")
 	pages[0].Type(t, "hello from alice\n") // Enter sends.
 	for _, pg := range pages {
 		pg.WaitMessage(t, "alice: hello from alice")
@@ -87,25 +68,23 @@ func TestBrowserChat(t *testing.T) {
 		t.Errorf("first latch: shutdown incomplete:\n%s", p1.stderr)
 	}
 
-	// The same port again; the pages come back by themselves.
+	// The same port again; the pages come back by themselves, with fresh
+	// tokens (the new process has a new demo secret). Its history is new:
+	// nothing to recover, so the pages start afresh.
 	p2 := startLatch(t, "-addr", addr)
 	for _, pg := range pages {
 		pg.WaitState(t, "open")
+		pg.waitOnline(t, "alice", "bob")
+		browsertest.Wait(t, pg.DemoPage, "a fresh start", jsRows, func(v []string) bool {
+			return slices.Equal(v, []string{"— could not recover, reloaded history"})
+		})
 	}
-	waitSubscribed(t, p2)
 	if n := p2.metric(t, `latch_compressed_connections_total{route="/ws"}`); n != 2 {
 		t.Errorf("after restart: compressed /ws connections = %v, want both pages", n)
 	}
 	pages[1].Send(t, "back after restart")
 	for _, pg := range pages {
-		pg.WaitMessage(t, "bob: back after restart")
-	}
-	// Both pages kept the message from before the restart.
-	for _, pg := range pages {
-		msgs := browsertest.Wait(t, pg, "two messages", browsertest.JSMessages, func(v []string) bool { return len(v) == 2 })
-		if msgs[0] != "alice: hello from alice" {
-			t.Errorf("%s: first message %q", pg.Name, msgs[0])
-		}
+		pg.waitMessages(t, "bob: back after restart")
 	}
 	if n := p2.metric(t, "latch_publishes_total"); n != 1 {
 		t.Errorf("second latch: %v publishes, want 1", n)

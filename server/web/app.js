@@ -1,298 +1,465 @@
-// Latch chat demo: plain JavaScript, no dependencies. Speaks the latch
-// pub/sub protocol (docs/protocol.md) on /ws of the host that served the page.
-"use strict";
+// Latch chat demo, built on latch.js (the client SDK the server serves at /latch.js).
+// Sign-in asks the server's demo mode for a token (GET /demo/token?user=NAME); the chat
+// channels are in the namespace "chat", which keeps history and presence and sends join/leave
+// (docs/auth.md). Everything from the network is rendered with textContent, never as HTML.
 
-(() => {
-  const $ = (id) => document.getElementById(id);
-  const ui = {
-    state: $("state"), toggle: $("toggle"), settings: $("settings"),
-    name: $("name"), channel: $("channel"), messages: $("messages"),
-    composer: $("composer"), text: $("text"), send: $("send"), client: $("client"),
-  };
+import { Client } from "./latch.js";
 
-  // Channel names as the server accepts them (protocol: 1–128 bytes).
-  const CHANNEL_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
-  const BACKOFF_MIN_MS = 500;
-  const BACKOFF_MAX_MS = 10000;
-  const MAX_SHOWN = 500; // older rows are dropped so a long session stays light
+const $ = (id) => document.getElementById(id);
+const ui = {
+  state: $("state"), toggle: $("toggle"), signout: $("signout"),
+  signin: $("signin"), name: $("name"), notice: $("notice"),
+  chat: $("chat"), channels: $("channels"), open: $("open"), channel: $("channel"),
+  online: $("online"), onlineCount: $("online-count"),
+  current: $("current"), messages: $("messages"),
+  composer: $("composer"), text: $("text"), send: $("send"), client: $("client"),
+};
 
-  let ws = null;         // the current socket, or null
-  let wanted = true;     // false after the user pressed Disconnect
-  let attempt = 0;       // failed connections in a row, for the backoff
-  let retryTimer = 0;
-  let countdownTimer = 0;
-  let channel = channelFromHash() || "lobby";
-  let subscribed = null; // channel acknowledged on this connection
-  let nextId = 1;
-  const pending = new Map(); // request id -> {op, channel}
+const USER_RE = /^[A-Za-z0-9_-]{1,32}$/; // what /demo/token accepts
+const CHANNEL_RE = /^chat:[A-Za-z0-9_.:-]{1,123}$/; // a channel of namespace chat, 128 bytes at most
+const CHANNELS = ["chat:lobby", "chat:random", "chat:help"];
+const HISTORY = 50; // publications shown when a channel opens
+const MAX_SHOWN = 500; // older rows are dropped so a long session stays light
+// The client's backoff bounds, given explicitly so the page can say how long a retry may take.
+const MIN_DELAY = 500;
+const MAX_DELAY = 20000;
+const USER_KEY = "latch.user"; // sessionStorage: per tab, so two tabs can be two users
 
-  function channelFromHash() {
-    let h = location.hash.slice(1);
-    try { h = decodeURIComponent(h); } catch { return null; }
-    return CHANNEL_RE.test(h) ? h : null;
+let me = ""; // the signed-in user, "" when signed out
+let client = null; // the Client while signed in
+let channel = channelFromHash() || CHANNELS[0];
+let view = null; // the open channel: {channel, sub, first, replayed, offsets}
+const online = new Map(); // client id -> user, of the open channel
+const channels = [...CHANNELS];
+let lastCode = 0; // close code of the last lost connection, shown while reconnecting
+let failures = 0; // failed attempts since the last connection that worked, as latch.js counts them
+let retryAt = 0; // when the next attempt starts at the latest (ms), 0 when none is pending
+let countdown = 0;
+
+/** A token fetch that failed; latch.js retries after it. */
+class TokenError extends Error {}
+
+function channelFromHash() {
+  let h = location.hash.slice(1);
+  try { h = decodeURIComponent(h); } catch { return null; }
+  if (h && !h.startsWith("chat:")) h = "chat:" + h;
+  return CHANNEL_RE.test(h) ? h : null;
+}
+
+function wsURL() {
+  const u = new URL("ws", location.href);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.href;
+}
+
+// --- sign-in ---
+
+async function getToken() {
+  let res;
+  try {
+    res = await fetch("demo/token?user=" + encodeURIComponent(me), { cache: "no-store" });
+  } catch (err) {
+    attemptFailed();
+    throw new TokenError("latch: cannot fetch a token: " + err.message);
   }
-
-  function store(key, value) {
-    try { localStorage.setItem(key, value); } catch { /* storage disabled: keep in memory only */ }
+  if (res.status === 404) {
+    signOut("This server is not in demo mode, so it hands out no tokens (/demo/token answered 404). " +
+      "Start it with `latch serve` and no configuration file to try the chat.");
+    throw new TokenError("latch: the server is not in demo mode");
   }
-  function load(key) {
-    try { return localStorage.getItem(key); } catch { return null; }
-  }
-
-  function setState(kind, text) {
-    ui.state.dataset.state = kind;
-    ui.state.textContent = text;
-    ui.send.disabled = kind !== "open";
-    ui.toggle.textContent = kind === "closed" ? "Connect" : "Disconnect";
-  }
-
-  function wsURL() {
-    return (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + "/ws";
-  }
-
-  function clearTimers() {
-    clearTimeout(retryTimer);
-    clearInterval(countdownTimer);
-    retryTimer = countdownTimer = 0;
-  }
-
-  function connect() {
-    clearTimers();
-    wanted = true;
-    setState("connecting", attempt > 0 ? "connecting (attempt " + (attempt + 1) + ")" : "connecting");
-    let sock;
-    try {
-      sock = new WebSocket(wsURL(), ["latch.v1"]);
-    } catch (e) {
-      scheduleReconnect(0);
-      return;
-    }
-    ws = sock;
-    // Events of a socket we have replaced are ignored.
-    sock.onopen = () => {
-      if (ws !== sock) return;
-      setState("open", "open");
-      subscribed = null;
-      subscribe(channel);
-    };
-    sock.onmessage = (ev) => {
-      if (ws === sock) handle(ev.data);
-    };
-    sock.onclose = (ev) => {
-      if (ws !== sock) return;
-      ws = null;
-      subscribed = null;
-      pending.clear();
-      if (!wanted) {
-        setState("closed", "closed (code " + ev.code + ")");
-        return;
-      }
-      scheduleReconnect(ev.code);
-    };
-  }
-
-  // Exponential backoff with jitter: 0.5 s doubling to 10 s, each wait drawn
-  // from [half, full] so that tabs reconnecting after a restart spread out.
-  function scheduleReconnect(code) {
-    clearTimers();
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
-    attempt++;
-    const delay = base / 2 + Math.random() * (base / 2);
-    const until = Date.now() + delay;
-    const why = code ? " (closed " + code + ")" : "";
-    const tick = () => {
-      const s = Math.max(1, Math.ceil((until - Date.now()) / 1000));
-      setState("reconnecting", "reconnecting in " + s + "s" + why);
-    };
-    tick();
-    countdownTimer = setInterval(tick, 250);
-    retryTimer = setTimeout(connect, delay);
-  }
-
-  function disconnect() {
-    wanted = false;
-    clearTimers();
-    if (ws) {
-      ws.close(1000); // onclose shows the code
+  if (!res.ok) {
+    const why = (await res.text().catch(() => "")).trim();
+    if (res.status === 400) {
+      signOut("The server refused the name: " + (why || "HTTP 400"));
     } else {
-      setState("closed", "closed");
+      attemptFailed();
     }
+    throw new TokenError("latch: token: HTTP " + res.status + (why ? ": " + why : ""));
   }
+  const body = await res.json();
+  return body.token;
+}
 
-  function send(msg) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify(msg));
-    return true;
-  }
-
-  function request(op, fields) {
-    const id = String(nextId++);
-    pending.set(id, { op, channel: fields.channel });
-    if (!send({ op, ...fields, id })) pending.delete(id);
-  }
-
-  function subscribe(ch) {
-    request("subscribe", { channel: ch });
-  }
-
-  function handle(raw) {
-    let m;
-    try {
-      m = JSON.parse(raw);
-    } catch {
-      note("unreadable message from the server");
-      return;
-    }
-    if (!m || typeof m !== "object") return;
-    const req = m.id !== undefined ? pending.get(m.id) : undefined;
-    if (req) pending.delete(m.id);
-    switch (m.type) {
-      case "welcome":
-        ui.client.textContent = "you are " + m.client;
-        break;
-      case "message":
-        // Messages of a channel we just left may still be in flight.
-        if (m.channel === channel) addMessage(m.data);
-        break;
-      case "ack":
-        if (req && req.op === "subscribe" && req.channel === channel) {
-          subscribed = channel;
-          attempt = 0; // a working session resets the backoff
-        }
-        break;
-      case "pong":
-        break;
-      case "error":
-        note("server: " + (m.code || "error") + (m.message ? " – " + m.message : ""));
-        break;
-    }
-  }
-
-  function hue(s) {
-    let h = 0;
-    for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) % 360;
-    return h;
-  }
-
-  function atBottom() {
-    const el = ui.messages;
-    return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-  }
-
-  function append(row) {
-    const stick = atBottom();
-    ui.messages.append(row);
-    while (ui.messages.childElementCount > MAX_SHOWN) ui.messages.firstElementChild.remove();
-    if (stick) ui.messages.scrollTop = ui.messages.scrollHeight;
-  }
-
-  // Everything from the network is rendered with textContent: never as HTML.
-  function addMessage(data) {
-    let name = "?";
-    let text;
-    if (data && typeof data === "object" && !Array.isArray(data)) {
-      if (data.name !== undefined) name = String(data.name);
-      text = typeof data.text === "string" ? data.text : JSON.stringify(data.text !== undefined ? data.text : data);
-    } else {
-      text = JSON.stringify(data);
-    }
-    const row = document.createElement("div");
-    row.className = "msg";
-    if (name === myName()) row.classList.add("own");
-    row.style.setProperty("--hue", hue(name));
-    const who = document.createElement("span");
-    who.className = "who";
-    who.textContent = name;
-    const body = document.createElement("span");
-    body.className = "body";
-    body.textContent = text;
-    const time = document.createElement("time");
-    const now = new Date();
-    time.dateTime = now.toISOString();
-    time.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    row.append(who, body, time);
-    append(row);
-  }
-
-  function note(text) {
-    const row = document.createElement("div");
-    row.className = "note";
-    row.textContent = text;
-    append(row);
-  }
-
-  function myName() {
-    return ui.name.value.trim() || "anonymous";
-  }
-
-  function switchChannel(ch) {
-    if (!CHANNEL_RE.test(ch)) {
-      ui.channel.setCustomValidity("1–128 characters of A–Z a–z 0–9 _ - . :");
-      ui.channel.reportValidity();
-      return;
-    }
-    ui.channel.setCustomValidity("");
-    if (location.hash.slice(1) !== encodeURIComponent(ch)) {
-      history.replaceState(null, "", "#" + encodeURIComponent(ch));
-    }
-    if (ch === channel) return;
-    if (subscribed) request("unsubscribe", { channel: subscribed });
-    channel = ch;
-    subscribed = null;
-    ui.messages.replaceChildren();
-    document.title = "Latch chat · " + ch;
-    subscribe(ch);
-  }
-
-  ui.composer.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const text = ui.text.value.trim();
-    if (!text) return;
-    if (!send({ op: "publish", channel, data: { name: myName(), text }, id: String(nextId++) })) return;
-    ui.text.value = "";
-    ui.text.focus();
+function signIn(name) {
+  me = name;
+  try { sessionStorage.setItem(USER_KEY, name); } catch { /* storage off: no sign-in after reload */ }
+  ui.notice.hidden = true;
+  ui.signin.hidden = true;
+  ui.chat.hidden = false;
+  ui.toggle.hidden = ui.signout.hidden = false;
+  failures = 0;
+  client = new Client(wsURL(), { getToken, minDelay: MIN_DELAY, maxDelay: MAX_DELAY, name });
+  client.on("state", renderState);
+  client.on("connected", ({ client: id }) => {
+    failures = 0;
+    lastCode = 0;
+    ui.client.textContent = "client " + id;
   });
-
-  ui.settings.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    switchChannel(ui.channel.value.trim());
+  client.on("disconnected", ({ code, willReconnect }) => {
+    lastCode = code;
+    if (willReconnect) attemptFailed();
+    else renderState();
   });
-  ui.channel.addEventListener("change", () => switchChannel(ui.channel.value.trim()));
-  ui.name.addEventListener("change", () => store("latch.name", ui.name.value.trim()));
-  window.addEventListener("hashchange", () => {
-    const ch = channelFromHash();
-    if (ch) {
-      ui.channel.value = ch;
-      switchChannel(ch);
-    }
+  client.on("error", (err) => {
+    if (!(err instanceof TokenError)) note(err.message);
   });
-  ui.toggle.addEventListener("click", () => {
-    if (ui.state.dataset.state === "closed") {
-      attempt = 0;
-      connect();
-    } else {
-      disconnect();
-    }
-  });
-  // Back online: no need to wait out the backoff.
-  window.addEventListener("online", () => {
-    if (wanted && !ws) connect();
-  });
-  window.addEventListener("pagehide", () => {
-    wanted = false;
-    if (ws) ws.close(1001);
-  });
-  // Restored from the back/forward cache: the socket was closed on pagehide.
-  window.addEventListener("pageshow", (ev) => {
-    if (ev.persisted && !ws) {
-      attempt = 0;
-      connect();
-    }
-  });
-
-  ui.name.value = load("latch.name") || "guest-" + Math.floor(1000 + Math.random() * 9000);
-  ui.channel.value = channel;
-  document.title = "Latch chat · " + channel;
-  connect();
+  openChannel(channel);
+  client.connect();
   ui.text.focus();
-})();
+}
+
+/** Ends the session; with a message, shows it on the sign-in form. */
+function signOut(message) {
+  const c = client;
+  client = null;
+  view = null;
+  me = "";
+  stopCountdown();
+  try { sessionStorage.removeItem(USER_KEY); } catch { /* nothing stored */ }
+  if (c) c.close();
+  ui.chat.hidden = true;
+  ui.toggle.hidden = ui.signout.hidden = true;
+  ui.signin.hidden = false;
+  ui.notice.hidden = !message;
+  ui.notice.textContent = message || "";
+  ui.messages.replaceChildren();
+  ui.client.textContent = "";
+  online.clear();
+  renderOnline();
+  renderState();
+  ui.name.focus();
+}
+
+// --- connection state ---
+
+// latch.js waits a random delay up to a cap that doubles with every failed attempt
+// (backoffDelay in latch.js): the page counts down to that cap.
+function attemptFailed() {
+  const cap = Math.max(MIN_DELAY, Math.min(MAX_DELAY, MIN_DELAY * 2 ** (failures + 1)));
+  failures++;
+  retryAt = Date.now() + cap;
+  clearInterval(countdown);
+  countdown = setInterval(renderState, 250);
+  renderState();
+}
+
+function stopCountdown() {
+  clearInterval(countdown);
+  countdown = 0;
+  retryAt = 0;
+}
+
+function setState(kind, text) {
+  ui.state.dataset.state = kind;
+  ui.state.textContent = text;
+}
+
+function renderState() {
+  const st = client ? client.state : "signed out";
+  ui.send.disabled = st !== "connected";
+  ui.toggle.textContent = st === "connected" || st === "connecting" ? "Go offline" : "Go online";
+  if (st !== "connecting") stopCountdown();
+  if (st !== "connected") {
+    online.clear();
+    renderOnline();
+  }
+  switch (st) {
+    case "connected":
+      setState("open", "connected as " + client.user);
+      break;
+    case "connecting":
+      if (retryAt === 0) {
+        setState("connecting", "connecting");
+      } else {
+        const s = Math.ceil((retryAt - Date.now()) / 1000);
+        const why = lastCode ? " (closed " + lastCode + ")" : "";
+        setState("reconnecting", (s > 0 ? "reconnecting in ≤" + s + "s" : "reconnecting…") + why);
+      }
+      break;
+    case "signed out":
+      setState("closed", "signed out");
+      break;
+    case "closed":
+      setState("closed", "offline");
+      break;
+    default: // "disconnected": given up, after a close code reconnecting would not fix
+      setState("closed", "disconnected" + (lastCode ? " (code " + lastCode + ")" : ""));
+  }
+}
+
+// --- channels ---
+
+function renderChannels() {
+  const items = channels.map((ch) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.channel = ch;
+    b.textContent = ch;
+    if (ch === channel) {
+      b.className = "active";
+      b.setAttribute("aria-current", "true");
+    }
+    b.addEventListener("click", () => openChannel(ch));
+    li.append(b);
+    return li;
+  });
+  ui.channels.replaceChildren(...items);
+}
+
+function openChannel(ch) {
+  if (!channels.includes(ch)) channels.push(ch);
+  const changed = ch !== channel;
+  channel = ch;
+  renderChannels();
+  ui.current.textContent = ch;
+  document.title = "Latch chat · " + ch;
+  if (location.hash.slice(1) !== encodeURIComponent(ch)) {
+    history.replaceState(null, "", "#" + encodeURIComponent(ch));
+  }
+  if (!client || (view && !changed)) return;
+  if (view) view.sub.unsubscribe().catch((err) => note(err.message));
+  ui.messages.replaceChildren();
+  online.clear();
+  renderOnline();
+  subscribe(ch);
+}
+
+function subscribe(ch) {
+  // first: no subscribe acknowledged yet; replayed: messages before the ack of a resubscribe,
+  // which latch.js asks to recover; offsets: what is on screen, so history and live never double.
+  const v = { channel: ch, sub: null, first: true, replayed: 0, offsets: new Set() };
+  view = v;
+  v.sub = client.subscribe(ch, {
+    onMessage: (data, { offset }) => {
+      if (view !== v) return;
+      if (v.sub.state === "subscribing") v.replayed++;
+      addMessage(v, data, offset, Date.now());
+    },
+    onJoin: ({ client: id, user }) => {
+      if (view !== v) return;
+      online.set(id, user);
+      renderOnline();
+    },
+    onLeave: ({ client: id }) => {
+      if (view !== v) return;
+      online.delete(id);
+      renderOnline();
+    },
+    onSubscribed: ({ recovered }) => {
+      if (view !== v) return;
+      const n = v.replayed;
+      v.replayed = 0;
+      if (v.first) {
+        v.first = false;
+        loadHistory(v);
+      } else if (recovered) {
+        note("recovered " + n + " missed message" + (n === 1 ? "" : "s"), "recovery");
+      } else {
+        // A gap the server cannot fill (or a new epoch: its history is gone): start afresh.
+        ui.messages.replaceChildren();
+        v.offsets.clear();
+        note("could not recover, reloaded history", "recovery");
+        loadHistory(v);
+      }
+      loadPresence(v);
+    },
+    onUnsubscribed: ({ reason, error }) => {
+      if (view !== v) return;
+      if (reason === "error") note("cannot open " + ch + ": " + error.message);
+      else if (reason === "server") note("the server ended the subscription to " + ch);
+    },
+  });
+}
+
+async function loadHistory(v) {
+  let h;
+  try {
+    h = await client.history(v.channel, { limit: HISTORY, reverse: true });
+  } catch (err) {
+    if (view === v) note("history: " + err.message);
+    return;
+  }
+  if (view !== v) return;
+  for (const p of h.publications) addMessage(v, p.data, p.offset, p.time);
+}
+
+async function loadPresence(v) {
+  let p;
+  try {
+    p = await client.presence(v.channel);
+  } catch (err) {
+    if (view === v) note("presence: " + err.message);
+    return;
+  }
+  if (view !== v) return;
+  online.clear();
+  for (const c of p.clients) online.set(c.client, c.user);
+  renderOnline();
+}
+
+function renderOnline() {
+  const count = new Map(); // user -> connections: one user may have several tabs open
+  for (const user of online.values()) count.set(user, (count.get(user) || 0) + 1);
+  const users = [...count.keys()].sort((a, b) => a.localeCompare(b));
+  ui.online.replaceChildren(...users.map((user) => {
+    const li = document.createElement("li");
+    li.dataset.user = user;
+    li.style.setProperty("--hue", hue(user));
+    const name = document.createElement("span");
+    name.className = "who";
+    name.textContent = user || "anonymous";
+    li.append(name);
+    if (user === me) li.classList.add("me");
+    if (count.get(user) > 1) {
+      const n = document.createElement("span");
+      n.className = "tabs";
+      n.textContent = "×" + count.get(user);
+      li.append(n);
+    }
+    return li;
+  }));
+  ui.onlineCount.textContent = users.length ? String(users.length) : "";
+}
+
+// --- messages ---
+
+function hue(s) {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) % 360;
+  return h;
+}
+
+function atBottom() {
+  const el = ui.messages;
+  return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+}
+
+/** Puts a row in place: messages in offset order (history may arrive after live ones). */
+function place(row, offset) {
+  const stick = atBottom();
+  let before = null;
+  if (offset !== undefined) {
+    for (const el of ui.messages.children) {
+      if (el.dataset.offset !== undefined && Number(el.dataset.offset) > offset) {
+        before = el;
+        break;
+      }
+    }
+  }
+  ui.messages.insertBefore(row, before);
+  while (ui.messages.childElementCount > MAX_SHOWN) ui.messages.firstElementChild.remove();
+  if (stick) ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function addMessage(v, data, offset, time) {
+  if (offset !== undefined) {
+    if (v.offsets.has(offset)) return;
+    v.offsets.add(offset);
+  }
+  let user = "?";
+  let text;
+  if (data && typeof data === "object" && !Array.isArray(data)) {
+    if (data.user !== undefined) user = String(data.user);
+    text = typeof data.text === "string" ? data.text : JSON.stringify(data.text !== undefined ? data.text : data);
+  } else {
+    text = JSON.stringify(data);
+  }
+  const row = document.createElement("div");
+  row.className = "msg";
+  if (user === me) row.classList.add("own");
+  if (offset !== undefined) row.dataset.offset = String(offset);
+  row.style.setProperty("--hue", hue(user));
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = user;
+  const body = document.createElement("span");
+  body.className = "body";
+  body.textContent = text;
+  const t = document.createElement("time");
+  const d = new Date(time);
+  t.dateTime = d.toISOString();
+  t.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  t.title = d.toLocaleString();
+  row.append(who, body, t);
+  place(row, offset);
+}
+
+function note(text, kind) {
+  const row = document.createElement("div");
+  row.className = "note" + (kind ? " " + kind : "");
+  row.textContent = text;
+  place(row, undefined);
+}
+
+// --- wiring ---
+
+ui.signin.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const name = ui.name.value.trim();
+  if (!USER_RE.test(name)) {
+    ui.name.setCustomValidity("1–32 characters of A–Z a–z 0–9 _ -");
+    ui.name.reportValidity();
+    return;
+  }
+  ui.name.setCustomValidity("");
+  signIn(name);
+});
+ui.name.addEventListener("input", () => ui.name.setCustomValidity(""));
+
+ui.signout.addEventListener("click", () => signOut(""));
+
+ui.toggle.addEventListener("click", () => {
+  if (!client) return;
+  if (client.state === "connected" || client.state === "connecting") {
+    client.close(); // really closes the WebSocket: the server sends a leave, and recovery follows
+  } else {
+    failures = 0;
+    client.connect();
+  }
+});
+
+ui.open.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  let ch = ui.channel.value.trim();
+  if (ch && !ch.startsWith("chat:")) ch = "chat:" + ch;
+  if (!CHANNEL_RE.test(ch)) {
+    ui.channel.setCustomValidity("chat: then 1–123 characters of A–Z a–z 0–9 _ - . :");
+    ui.channel.reportValidity();
+    return;
+  }
+  ui.channel.setCustomValidity("");
+  ui.channel.value = "";
+  openChannel(ch);
+});
+ui.channel.addEventListener("input", () => ui.channel.setCustomValidity(""));
+
+window.addEventListener("hashchange", () => {
+  const ch = channelFromHash();
+  if (ch && ch !== channel) openChannel(ch);
+});
+
+ui.composer.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = ui.text.value.trim();
+  if (!text || !view || client?.state !== "connected") return;
+  ui.text.value = "";
+  ui.text.focus();
+  view.sub.publish({ user: me, text }).catch((err) => {
+    note("not sent: " + err.message);
+    if (!ui.text.value) ui.text.value = text;
+  });
+});
+
+renderChannels();
+ui.current.textContent = channel;
+document.title = "Latch chat · " + channel;
+let saved = null;
+try { saved = sessionStorage.getItem(USER_KEY); } catch { /* storage off */ }
+if (saved && USER_RE.test(saved)) {
+  ui.name.value = saved;
+  signIn(saved);
+} else {
+  renderState();
+  ui.name.focus();
+}

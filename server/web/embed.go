@@ -1,9 +1,11 @@
-// Package web holds the embedded demo page served by the latch server at "/".
+// Package web holds the embedded demo page served by the latch server at "/",
+// and latch.js, the JavaScript client it is built on (also served at /latch.js).
 package web
 
 import "embed"
 
-// FS holds the demo page: index.html, app.js and style.css, all local (no CDN).
+// FS holds the demo page: index.html, app.js, style.css and latch.js, all
+// local (no CDN).
 //
-//go:embed index.html app.js style.css
+//go:embed index.html app.js style.css latch.js
 var FS embed.FS

@@ -2,14 +2,12 @@ package web_test
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
-	"fmt"
+	"io"
 	"io/fs"
 	"net"
-	"net/http"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,13 +16,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/latchws/latch/internal/browsertest"
+	"github.com/latchws/latch/server"
 	"github.com/latchws/latch/server/web"
-	"github.com/latchws/latch/websocket"
 )
 
 func TestEmbeddedFiles(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"index.html", "app.js", "style.css"} {
+	for _, name := range []string{"index.html", "app.js", "style.css", "latch.js"} {
 		b, err := fs.ReadFile(web.FS, name)
 		if err != nil {
 			t.Fatal(err)
@@ -37,34 +35,46 @@ func TestEmbeddedFiles(t *testing.T) {
 		}
 	}
 	index, _ := fs.ReadFile(web.FS, "index.html")
-	for _, id := range []string{"state", "messages", "name", "channel", "text", "send"} {
+	for _, id := range []string{"state", "toggle", "signout", "signin", "name", "join", "notice", "channels", "open",
+		"channel", "online", "current", "messages", "composer", "text", "send"} {
 		if !bytes.Contains(index, []byte(`id="`+id+`"`)) {
 			t.Errorf("index.html has no element with id %q", id)
 		}
 	}
+	if !bytes.Contains(index, []byte(`<script type="module" src="app.js">`)) {
+		t.Error("index.html does not load app.js as a module")
+	}
+	app, _ := fs.ReadFile(web.FS, "app.js")
+	if !bytes.Contains(app, []byte(`from "./latch.js"`)) {
+		t.Error("app.js does not import the local latch.js")
+	}
 }
 
-// standIn is a minimal server of the latch pub/sub protocol (welcome,
-// subscribe, unsubscribe, publish with fan-out, ping), enough for the page.
-type standIn struct {
-	addr string
-	srv  *http.Server
-	wg   sync.WaitGroup // handler goroutines of upgraded connections
-
-	mu      sync.Mutex
-	conns   map[*websocket.Conn]map[string]bool // guarded by mu: channels of each conn
-	nextID  int                                 // guarded by mu
-	stopped bool                                // guarded by mu
-	once    sync.Once
+// demoNamespaces are cmd/latch's demo-mode namespaces (cmd/latch/config.go).
+func demoNamespaces() []server.Namespace {
+	return []server.Namespace{
+		{Name: "", Subscribe: server.AccessAnonymous, Publish: server.AccessAnonymous},
+		{Name: "chat", Subscribe: server.AccessUser, Publish: server.AccessUser,
+			HistorySize: 100, HistoryTTL: 10 * time.Minute, Presence: true, JoinLeave: true},
+		{Name: "inbox", Subscribe: server.AccessUser, Publish: server.AccessAPI, Personal: true},
+	}
 }
 
-// startStandIn listens on addr, retrying for a while when the address is
-// still held by a previous instance.
-func startStandIn(t *testing.T, addr string) *standIn {
+// startServer serves the real server on addr ("127.0.0.1:0" for any port),
+// in demo mode if demo, retrying for a while when a previous instance still
+// holds the address. It returns the address and a stop function, which
+// t.Cleanup also calls.
+func startServer(t *testing.T, addr string, demo bool) (string, func()) {
 	t.Helper()
+	s, err := server.New(server.Config{
+		Addr: addr, Demo: demo, Auth: server.AuthConfig{Anonymous: true}, Namespaces: demoNamespaces(),
+		LogOutput: io.Discard, ShutdownTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ {
+	for range 50 {
 		ln, err = net.Listen("tcp", addr)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
 			break
@@ -72,127 +82,33 @@ func startStandIn(t *testing.T, addr string) *standIn {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
+		s.Shutdown(context.Background())
 		t.Fatalf("listen %s: %v", addr, err)
 	}
-	s := &standIn{addr: ln.Addr().String(), conns: map[*websocket.Conn]map[string]bool{}}
-	mux := http.NewServeMux()
-	mux.Handle("/", http.FileServerFS(web.FS))
-	mux.HandleFunc("/ws", s.serveWS)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go s.srv.Serve(ln)
-	t.Cleanup(s.stop)
-	return s
-}
-
-// stop closes the listener and drops every connection, as a crash or restart
-// would, then waits for the handlers.
-func (s *standIn) stop() {
-	s.once.Do(func() {
-		s.srv.Close()
-		s.mu.Lock()
-		s.stopped = true
-		for c := range s.conns {
-			c.CloseNow()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
-}
-
-func (s *standIn) subscribers(ch string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, chans := range s.conns {
-		if chans[ch] {
-			n++
-		}
-	}
-	return n
-}
-
-type request struct {
-	Op      string          `json:"op"`
-	Channel string          `json:"channel"`
-	ID      string          `json:"id,omitempty"`
-	Data    json.RawMessage `json:"data"`
-}
-
-type reply struct {
-	Type    string          `json:"type"`
-	ID      string          `json:"id,omitempty"`
-	Client  string          `json:"client,omitempty"`
-	Channel string          `json:"channel,omitempty"`
-	Data    json.RawMessage `json:"data,omitempty"`
-	Code    string          `json:"code,omitempty"`
-	Message string          `json:"message,omitempty"`
-}
-
-func (s *standIn) serveWS(w http.ResponseWriter, r *http.Request) {
-	up := websocket.Upgrader{Subprotocols: []string{"latch.v1"}}
-	c, err := up.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		c.CloseNow()
-		return
-	}
-	s.wg.Add(1)
-	s.nextID++
-	id := fmt.Sprintf("c%d", s.nextID)
-	s.conns[c] = map[string]bool{}
-	s.mu.Unlock()
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		c.CloseNow()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s.Serve(ln)
 	}()
-
-	if c.WriteJSON(reply{Type: "welcome", Client: id}) != nil {
-		return
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			<-served
+		})
 	}
-	for {
-		var req request
-		if err := c.ReadJSON(&req); err != nil {
-			var se *json.SyntaxError
-			if errors.As(err, &se) {
-				c.WriteJSON(reply{Type: "error", Code: "bad_request", Message: "not JSON"})
-				continue
-			}
-			return
-		}
-		switch req.Op {
-		case "subscribe", "unsubscribe":
-			s.mu.Lock()
-			s.conns[c][req.Channel] = req.Op == "subscribe"
-			s.mu.Unlock()
-		case "publish":
-			s.mu.Lock()
-			var to []*websocket.Conn
-			for sc, chans := range s.conns {
-				if chans[req.Channel] {
-					to = append(to, sc)
-				}
-			}
-			s.mu.Unlock()
-			for _, sc := range to {
-				sc.WriteJSON(reply{Type: "message", Channel: req.Channel, Data: req.Data})
-			}
-		case "ping":
-			c.WriteJSON(reply{Type: "pong", ID: req.ID})
-			continue
-		default:
-			c.WriteJSON(reply{Type: "error", ID: req.ID, Code: "unknown_op", Message: "unknown op"})
-			continue
-		}
-		c.WriteJSON(reply{Type: "ack", ID: req.ID})
-	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }
+
+// Scripts reading the page besides browsertest's JSState and JSMessages.
+const (
+	jsOnline = `[...document.querySelectorAll("#online li")].map(e => e.dataset.user)`
+	jsNotes  = `[...document.querySelectorAll("#messages .note")].map(e => e.textContent)`
+	jsNotice = `document.getElementById("notice").hidden ? "" : document.getElementById("notice").textContent`
+)
 
 // tab is one page of the browser, with the uncaught exceptions it threw.
 type tab struct {
@@ -201,26 +117,23 @@ type tab struct {
 	errs []string // guarded by mu
 }
 
-func TestChatInChromium(t *testing.T) {
-	browsertest.Require(t)
-	s1 := startStandIn(t, "127.0.0.1:0")
-	addr := s1.addr
-
+// newTabs opens n tabs in one browser, watching their consoles.
+func newTabs(t *testing.T, names ...string) []*tab {
+	t.Helper()
 	// Registered before the browser's cleanup, so it runs after it: the
 	// console readers end when their tabs close.
 	var consoleWG sync.WaitGroup
 	t.Cleanup(consoleWG.Wait)
-	bctx := browsertest.New(t, 60*time.Second, chromedp.WindowSize(900, 640))
-	// Waits give up at the browser's 60 s deadline.
-	const polls = 600
-	tabs := []*tab{
-		{DemoPage: &browsertest.DemoPage{Name: "tab 1", Ctx: bctx, Polls: polls}},
-		{DemoPage: &browsertest.DemoPage{Name: "tab 2", Ctx: browsertest.NewTab(t, bctx), Polls: polls}},
-	}
-	for _, tb := range tabs {
-		// New and NewTab opened the tab, so its console can be watched
-		// from before the page loads.
-		msgs := chromedp.Console(tb.Ctx)
+	bctx := browsertest.New(t, 60*time.Second, chromedp.WindowSize(1000, 680))
+	var tabs []*tab
+	for i, name := range names {
+		ctx := bctx
+		if i > 0 {
+			ctx = browsertest.NewTab(t, bctx)
+		}
+		// Waits give up at the browser's 60 s deadline.
+		tb := &tab{DemoPage: &browsertest.DemoPage{Name: name, Ctx: ctx, Polls: 600}}
+		msgs := chromedp.Console(ctx)
 		consoleWG.Add(1)
 		go func() {
 			defer consoleWG.Done()
@@ -235,115 +148,203 @@ func TestChatInChromium(t *testing.T) {
 				}
 			}
 		}()
-		tb.Load(t, "http://"+addr+"/#lobby")
+		t.Cleanup(func() {
+			tb.mu.Lock()
+			defer tb.mu.Unlock()
+			if len(tb.errs) > 0 {
+				t.Errorf("%s: uncaught exceptions: %q", tb.Name, tb.errs)
+			}
+		})
+		tabs = append(tabs, tb)
 	}
-	for _, tb := range tabs {
-		tb.WaitState(t, "open")
-	}
-	tabs[0].SetName(t, "alice")
-	tabs[1].SetName(t, "bob")
-	waitSubscribers(t, s1, 2)
+	return tabs
+}
 
-	tabs[0].Type(t, "hello from alice\n") // Enter sends.
-	for _, tb := range tabs {
-		tb.WaitMessage(t, "alice: hello from alice")
+func (tb *tab) signIn(t *testing.T, user string) {
+	t.Helper()
+	tb.SetName(t, user)
+	tb.Click(t, "join")
+}
+
+// click clicks the first element matching the CSS selector css.
+func (tb *tab) click(t *testing.T, css string) {
+	t.Helper()
+	if err := chromedp.Do(tb.Ctx, chromedp.Click(chromedp.CSS(css))); err != nil {
+		t.Fatalf("%s: click %s: %v", tb.Name, css, err)
 	}
+}
+
+// keys types text into the element with the given id; "\n" is Enter.
+func (tb *tab) keys(t *testing.T, id, text string) {
+	t.Helper()
+	if err := chromedp.Do(tb.Ctx, chromedp.SendKeys(chromedp.ID(id), text)); err != nil {
+		t.Fatalf("%s: type %q into #%s: %v", tb.Name, text, id, err)
+	}
+}
+
+func (tb *tab) waitOnline(t *testing.T, users ...string) {
+	t.Helper()
+	browsertest.Wait(t, tb.DemoPage, "online "+strings.Join(users, ","), jsOnline, func(v []string) bool { return slices.Equal(v, users) })
+}
+
+func (tb *tab) waitMessages(t *testing.T, want ...string) {
+	t.Helper()
+	browsertest.Wait(t, tb.DemoPage, "messages "+strings.Join(want, " | "), browsertest.JSMessages, func(v []string) bool { return slices.Equal(v, want) })
+}
+
+func (tb *tab) waitNote(t *testing.T, want string) {
+	t.Helper()
+	browsertest.Wait(t, tb.DemoPage, "note "+want, jsNotes, func(v []string) bool { return slices.Contains(v, want) })
+}
+
+func (tb *tab) eval(t *testing.T, js string, v any) {
+	t.Helper()
+	if err := tb.Eval(js, v); err != nil {
+		t.Fatalf("%s: %s: %v", tb.Name, js, err)
+	}
+}
+
+// TestChatInChromium runs the demo page in two headless Chromium tabs
+// against the real server in demo mode, through a restart on the same port.
+func TestChatInChromium(t *testing.T) {
+	browsertest.Require(t)
+	addr, stop := startServer(t, "127.0.0.1:0", true)
+	tabs := newTabs(t, "alice's tab", "bob's tab")
+	alice, bob := tabs[0], tabs[1]
+	for _, tb := range tabs {
+		tb.Load(t, "http://"+addr+"/#lobby")
+		tb.WaitState(t, "closed") // signed out: nothing connects before a name is given
+	}
+
+	alice.signIn(t, "alice")
+	if st := alice.WaitState(t, "open"); st[1] != "connected as alice" {
+		t.Errorf("state text %q, want connected as alice", st[1])
+	}
+	alice.waitOnline(t, "alice")
+	alice.Type(t, "hello from alice\n") // Enter sends.
+	alice.waitMessages(t, "alice: hello from alice")
+
+	// A newcomer sees what was said before, from the channel's history.
+	bob.signIn(t, "bob")
+	bob.WaitState(t, "open")
+	bob.waitMessages(t, "alice: hello from alice")
+	for _, tb := range tabs {
+		tb.waitOnline(t, "alice", "bob")
+	}
+	var cur string
+	bob.eval(t, `document.getElementById("current").textContent + location.hash`, &cur)
+	if cur != "chat:lobby#chat%3Alobby" {
+		t.Errorf("current channel and hash %q, want chat:lobby from #lobby", cur)
+	}
+
 	// User text is never parsed as HTML.
 	const evil = `<img src=x onerror="window.pwned=1"><b>bold</b>`
-	tabs[1].Type(t, evil+"\n")
+	bob.Type(t, evil+"\n")
 	for _, tb := range tabs {
-		tb.WaitMessage(t, "bob: "+evil)
+		tb.waitMessages(t, "alice: hello from alice", "bob: "+evil)
 		var n int
-		if err := tb.Eval(`document.querySelectorAll("#messages img, #messages b").length + (window.pwned ? 100 : 0)`, &n); err != nil {
-			t.Fatal(err)
-		}
+		tb.eval(t, `document.querySelectorAll("#messages img, #messages b").length + (window.pwned ? 100 : 0)`, &n)
 		if n != 0 {
 			t.Errorf("%s: message text was rendered as HTML (%d)", tb.Name, n)
 		}
 	}
 	var input string
-	if err := tabs[0].Eval(`document.getElementById("text").value`, &input); err != nil || input != "" {
-		t.Errorf("message input after sending = %q, %v; want it cleared", input, err)
+	bob.eval(t, `document.getElementById("text").value`, &input)
+	if input != "" {
+		t.Errorf("message input after sending = %q; want it cleared", input)
 	}
 
-	// The server goes away: the pages back off and say so.
-	s1.stop()
+	// Another channel: bob leaves the lobby (alice sees him go), and a
+	// channel typed in the field joins the list.
+	bob.click(t, `#channels button[data-channel="chat:random"]`)
+	alice.waitOnline(t, "alice")
+	bob.waitOnline(t, "bob")
+	bob.waitMessages(t)
+	alice.Send(t, "only in the lobby")
+	bob.keys(t, "channel", "custom.room\n") // "chat:" is implied
+	want := []string{"chat:lobby", "chat:random", "chat:help", "chat:custom.room*"}
+	browsertest.Wait(t, bob.DemoPage, "chat:custom.room open", `[...document.querySelectorAll("#channels button")].map(b => b.dataset.channel + (b.classList.contains("active") ? "*" : ""))`,
+		func(v []string) bool { return slices.Equal(v, want) })
+	bob.waitOnline(t, "bob")
+	// Back in the lobby, the history has what bob missed, in order.
+	bob.click(t, `#channels button[data-channel="chat:lobby"]`)
+	bob.waitMessages(t, "alice: hello from alice", "bob: "+evil, "alice: only in the lobby")
+	alice.waitOnline(t, "alice", "bob")
+
+	// The server goes away: the pages count down to their next attempt.
+	stop()
 	for _, tb := range tabs {
 		st := tb.WaitState(t, "reconnecting")
-		if !strings.HasPrefix(st[1], "reconnecting in ") || !strings.Contains(st[1], "s") {
-			t.Errorf("%s: state text %q, want a countdown", tb.Name, st[1])
+		if !strings.Contains(st[1], "(closed 1001)") || !strings.HasPrefix(st[1], "reconnecting") {
+			t.Errorf("%s: state text %q, want a countdown after 1001", tb.Name, st[1])
 		}
 		var disabled bool
-		if err := tb.Eval(`document.getElementById("send").disabled`, &disabled); err != nil || !disabled {
-			t.Errorf("%s: #send enabled while reconnecting (%v)", tb.Name, err)
+		tb.eval(t, `document.getElementById("send").disabled`, &disabled)
+		if !disabled {
+			t.Errorf("%s: #send enabled while reconnecting", tb.Name)
 		}
-	}
-	// Let at least one reconnect attempt fail against the closed port.
-	time.Sleep(1500 * time.Millisecond)
-	for _, tb := range tabs {
-		var st []string
-		if err := tb.Eval(browsertest.JSState, &st); err != nil {
-			t.Fatal(err)
-		}
-		if st[0] == "open" {
-			t.Fatalf("%s: open while the server is down", tb.Name)
-		}
+		tb.waitOnline(t) // nobody is known to be online meanwhile
 	}
 
-	s2 := startStandIn(t, addr)
+	// A new server on the same port has a new secret, so the pages need
+	// fresh tokens, and a new history, so nothing can be recovered.
+	startServer(t, addr, true)
 	for _, tb := range tabs {
 		tb.WaitState(t, "open")
+		tb.waitNote(t, "could not recover, reloaded history")
+		tb.waitMessages(t)
+		tb.waitOnline(t, "alice", "bob")
 	}
-	// The pages re-subscribe by themselves.
-	waitSubscribers(t, s2, 2)
-	tabs[1].Send(t, "back after restart")
+	bob.Send(t, "back after restart")
 	for _, tb := range tabs {
-		tb.WaitMessage(t, "bob: back after restart")
-	}
-	// Messages from before the restart are still on screen.
-	msgs := browsertest.Wait(t, tabs[0].DemoPage, "all messages", browsertest.JSMessages, func(v []string) bool { return len(v) == 3 })
-	if msgs[0] != "alice: hello from alice" {
-		t.Errorf("first message = %q", msgs[0])
+		tb.waitMessages(t, "bob: back after restart")
 	}
 
-	// Disconnect closes cleanly and stays closed; Connect opens again.
-	tabs[1].Click(t, "toggle")
-	if st := tabs[1].WaitState(t, "closed"); st[1] != "closed (code 1000)" {
-		t.Errorf("state text after Disconnect = %q", st[1])
+	// Going offline closes the socket: alice sees bob leave and come back.
+	bob.Click(t, "toggle")
+	if st := bob.WaitState(t, "closed"); st[1] != "offline" {
+		t.Errorf("state text after Go offline = %q", st[1])
 	}
-	waitSubscribers(t, s2, 1)
-	tabs[1].Click(t, "toggle")
-	tabs[1].WaitState(t, "open")
-	waitSubscribers(t, s2, 2)
+	alice.waitOnline(t, "alice")
+	bob.Click(t, "toggle")
+	bob.WaitState(t, "open")
+	bob.waitNote(t, "recovered 0 missed messages")
+	alice.waitOnline(t, "alice", "bob")
 
-	png, err := chromedp.Run(tabs[0].Ctx, chromedp.CaptureScreenshot())
-	if err != nil {
+	// A reload keeps the tab signed in (sessionStorage) and shows the history.
+	if err := chromedp.Do(alice.Ctx, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
-		t.Fatalf("screenshot is not a PNG")
+	if st := alice.WaitState(t, "open"); st[1] != "connected as alice" {
+		t.Errorf("after a reload: state %q", st[1])
 	}
-	for _, p := range []string{filepath.Join(t.TempDir(), "latch-demo.png"), "/tmp/latch-demo.png"} {
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Errorf("write screenshot: %v", err)
-		}
-	}
+	alice.waitMessages(t, "bob: back after restart")
+	alice.waitOnline(t, "alice", "bob")
 
-	for _, tb := range tabs {
-		tb.mu.Lock()
-		if len(tb.errs) > 0 {
-			t.Errorf("%s: uncaught exceptions: %q", tb.Name, tb.errs)
-		}
-		tb.mu.Unlock()
+	// Signing out shows the form again.
+	bob.Click(t, "signout")
+	bob.WaitState(t, "closed")
+	alice.waitOnline(t, "alice")
+	var formShown bool
+	bob.eval(t, `!document.getElementById("signin").hidden && document.getElementById("chat").hidden`, &formShown)
+	if !formShown {
+		t.Error("after Sign out the sign-in form is not shown")
 	}
 }
 
-func waitSubscribers(t *testing.T, s *standIn, n int) {
-	t.Helper()
-	for i := 0; s.subscribers("lobby") != n; i++ {
-		if i > 100 {
-			t.Fatalf("stand-in has %d subscribers of lobby, want %d", s.subscribers("lobby"), n)
-		}
-		time.Sleep(100 * time.Millisecond)
+// TestSignInWithoutDemoMode: a server not in demo mode has no /demo/token;
+// the page says so instead of retrying.
+func TestSignInWithoutDemoMode(t *testing.T) {
+	browsertest.Require(t)
+	addr, _ := startServer(t, "127.0.0.1:0", false)
+	tb := newTabs(t, "tab")[0]
+	tb.Load(t, "http://"+addr+"/")
+	tb.signIn(t, "ann")
+	notice := browsertest.Wait(t, tb.DemoPage, "the notice", jsNotice, func(s string) bool { return s != "" })
+	if !strings.Contains(notice, "not in demo mode") || !strings.Contains(notice, "404") {
+		t.Errorf("notice %q, want it to say the server is not in demo mode", notice)
+	}
+	if st := tb.WaitState(t, "closed"); st[1] != "signed out" {
+		t.Errorf("state %q, want signed out", st[1])
 	}
 }
