@@ -231,6 +231,13 @@ type Config struct {
 	History  history.Store
 	Presence presence.Store
 
+	// Stores builds the shared stores of a cluster, as Broker builds the
+	// broker: New calls it once, when Broker is set and a namespace needs
+	// a History or Presence the fields above do not give. release, if not
+	// nil, runs in Shutdown after the stores are closed (their NATS
+	// connection, say).
+	Stores StoresFunc
+
 	// NodeID names this node in client ids and in the server API's info;
 	// "" means a random id when Broker is set, none on a single node.
 	NodeID string
@@ -282,6 +289,10 @@ func (a *AuthConfig) Enabled() bool {
 	return a.HMACSecret != "" || len(a.PublicKeyFiles) > 0 || a.JWKSURL != ""
 }
 
+// StoresFunc builds the shared history and presence stores of a cluster;
+// see Config.Stores.
+type StoresFunc func() (h history.Store, p presence.Store, release func(), err error)
+
 // Validate reports the first invalid field of c (namespaces included),
 // nil if it has none; [New] also loads the files c names and may fail
 // there.
@@ -303,12 +314,15 @@ func (c *Config) checkStores(nss *namespaces) error {
 	if c.Broker == nil {
 		return nil
 	}
+	if c.Stores != nil {
+		return nil
+	}
 	for _, ns := range nss.list {
 		if _, hist := ns.retention(); hist && c.History == nil {
-			return fmt.Errorf("namespace %q keeps history: with a broker, the history must be shared by the nodes (Config.History, e.g. broker/nats.NewHistory)", ns.Name)
+			return fmt.Errorf("namespace %q keeps history: with a broker, the history must be shared by the nodes (Config.History or Stores, e.g. broker/nats.NewHistory)", ns.Name)
 		}
 		if ns.Presence && c.Presence == nil {
-			return fmt.Errorf("namespace %q keeps presence: with a broker, presence must be shared by the nodes (Config.Presence, e.g. broker/nats.NewPresence)", ns.Name)
+			return fmt.Errorf("namespace %q keeps presence: with a broker, presence must be shared by the nodes (Config.Presence or Stores, e.g. broker/nats.NewPresence)", ns.Name)
 		}
 	}
 	return nil

@@ -146,6 +146,18 @@ func newNamespaces(cfg []Namespace) (*namespaces, error) {
 	return t, nil
 }
 
+// need reports whether some namespace keeps history, and whether some
+// keeps presence.
+func (t *namespaces) need() (hist, pres bool) {
+	for _, ns := range t.list {
+		if _, h := ns.retention(); h {
+			hist = true
+		}
+		pres = pres || ns.Presence
+	}
+	return hist, pres
+}
+
 // namespaceName returns the part of channel before its first ':' ("" if
 // none).
 func namespaceName(channel string) string {

@@ -37,24 +37,26 @@ const (
 // service on /echo, the demo page on /, Prometheus metrics on /metrics (or
 // on the admin address) and health checks on /healthz and /readyz.
 type Server struct {
-	cfg      Config       // immutable after New
-	logger   *slog.Logger // immutable after New
-	hub      *hub.Hub
-	broker   broker.Broker
-	stop     context.CancelFunc // cancels pubsub.stopping
-	echo     *hub.Hub           // /echo: its clients are echoed
-	engine   *websocket.Engine  // nil: goroutines; shared by both hubs
-	limiter  *hub.Limiter       // admits every WebSocket, /ws and /echo alike
-	metrics  *metrics
-	hosts    *hostPolicy // immutable after New
-	pubsub   *pubsub
-	api      *http.Server // immutable after New; nil without Config.APIAddr
-	apiMu    sync.Mutex
-	apiLn    net.Listener // guarded by apiMu
-	handler  http.Handler
-	http     *http.Server
-	admin    *http.Server // immutable after New; nil without Config.AdminAddr
-	draining atomic.Bool  // set by Shutdown; /readyz answers 503 from then on
+	cfg     Config       // immutable after New
+	logger  *slog.Logger // immutable after New
+	hub     *hub.Hub
+	broker  broker.Broker
+	stop    context.CancelFunc // cancels pubsub.stopping
+	echo    *hub.Hub           // /echo: its clients are echoed
+	engine  *websocket.Engine  // nil: goroutines; shared by both hubs
+	limiter *hub.Limiter       // admits every WebSocket, /ws and /echo alike
+	metrics *metrics
+	hosts   *hostPolicy // immutable after New
+	pubsub  *pubsub
+	// releaseStores is Config.Stores' release; nil without.
+	releaseStores func()
+	api           *http.Server // immutable after New; nil without Config.APIAddr
+	apiMu         sync.Mutex
+	apiLn         net.Listener // guarded by apiMu
+	handler       http.Handler
+	http          *http.Server
+	admin         *http.Server // immutable after New; nil without Config.AdminAddr
+	draining      atomic.Bool  // set by Shutdown; /readyz answers 503 from then on
 
 	adminMu      sync.Mutex
 	adminLn      net.Listener // guarded by adminMu; bound by ListenAdmin
@@ -129,8 +131,30 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxPublishRatePerIP > 0 {
 		ps.ipRate = newKeyedLimiter(cfg.MaxPublishRatePerIP)
 	}
+	if needHist, needPres := nss.need(); cfg.Broker != nil && cfg.Stores != nil &&
+		(needHist && ps.history == nil || needPres && ps.presence == nil) {
+		h, pr, release, err := cfg.Stores()
+		if err != nil {
+			s.closeEngine()
+			if verifier != nil {
+				verifier.Close()
+			}
+			return nil, fmt.Errorf("server: stores: %w", err)
+		}
+		if ps.history == nil {
+			ps.history = h
+		} else if h != nil {
+			_ = h.Close()
+		}
+		if ps.presence == nil {
+			ps.presence = pr
+		} else if pr != nil {
+			_ = pr.Close()
+		}
+		s.releaseStores = release
+	}
 	if ps.history == nil {
-		ps.history = history.NewMemory(history.MemoryConfig{})
+		ps.history = history.NewMemory(history.MemoryConfig{MaxChannels: memoryHistoryChannels})
 	}
 	if ps.presence == nil {
 		ps.presence = presence.NewMemory()
@@ -169,12 +193,14 @@ func New(cfg Config) (*Server, error) {
 			s.stop()
 			s.closeEngine()
 			s.closeVerifier()
+			s.closeBuiltStores()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
 		if b == nil {
 			s.stop()
 			s.closeEngine()
 			s.closeVerifier()
+			s.closeBuiltStores()
 			return nil, errors.New("server: broker: BrokerFunc returned nil")
 		}
 		s.broker = b
@@ -189,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 			s.stop()
 			s.closeEngine()
 			s.closeVerifier()
+			s.closeBuiltStores()
 			_ = s.broker.Close()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
@@ -417,8 +444,27 @@ const feedSyncInterval = time.Second
 func (s *Server) closeStores() error {
 	p := s.pubsub
 	err := errors.Join(p.history.Close(), p.presence.Close())
+	if s.releaseStores != nil {
+		s.releaseStores()
+	}
 	s.closeVerifier()
 	return err
+}
+
+// memoryHistoryChannels bounds the channels one node keeps history for:
+// beyond it the least recently published channel's history is dropped
+// (its epoch changes). A namespace open to publishing would otherwise let
+// a client grow the history with every channel name it makes up.
+const memoryHistoryChannels = 100_000
+
+// closeBuiltStores closes, when New fails, the stores Config.Stores made.
+func (s *Server) closeBuiltStores() {
+	if s.releaseStores == nil {
+		return
+	}
+	p := s.pubsub
+	_ = errors.Join(p.history.Close(), p.presence.Close())
+	s.releaseStores()
 }
 
 // closeVerifier stops the verifier's JWKS refresh, if any.

@@ -75,6 +75,12 @@ type fileConfig struct {
 	PublishTimeout *string   `toml:"publish_timeout"`
 	NodeID         *string   `toml:"node_id"`
 
+	JetStream struct {
+		Replicas    *int64  `toml:"replicas"`
+		Memory      *bool   `toml:"memory"`
+		PresenceTTL *string `toml:"presence_ttl"`
+	} `toml:"jetstream"`
+
 	Log struct {
 		Level  *string `toml:"level"`
 		Format *string `toml:"format"`

@@ -140,7 +140,7 @@ func TestConfigKeys(t *testing.T) {
 			return
 		}
 		key := strings.ReplaceAll(f.Name, "-", "_")
-		for _, table := range []string{"tls", "http", "log", "auth", "api"} {
+		for _, table := range []string{"tls", "http", "log", "auth", "api", "jetstream"} {
 			if rest, ok := strings.CutPrefix(key, table+"_"); ok {
 				key = table + "." + rest
 			}

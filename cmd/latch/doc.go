@@ -25,7 +25,7 @@
 // file named by -config (or LATCH_CONFIG). Precedence, lowest first:
 // defaults < the file < LATCH_* variables < command-line flags. The key is
 // the flag's name with '-' written '_', and the flags -tls-*, -http-*,
-// -log-*, -auth-* and -api-* go in a table of that name: -http-idle-timeout
+// -log-*, -auth-*, -api-* and -jetstream-* go in a table of that name: -http-idle-timeout
 // is idle_timeout in [http], -auth-public-key is public_key in [auth] (an
 // array), -max-connections is max_connections at the top. Lists are TOML
 // arrays; durations are strings as on the command line ("30s", "off").
@@ -100,6 +100,9 @@
 //	-node-id ID                 LATCH_NODE_ID: this node's name in client ids and the server API
 //	-max-publish-rate N         LATCH_MAX_PUBLISH_RATE: publishes per second per connection, beyond: rate_limited (0: unlimited)
 //	-max-publish-rate-per-ip N  LATCH_MAX_PUBLISH_RATE_PER_IP: the same for all connections of one IP (0: unlimited)
+//	-jetstream-replicas N       LATCH_JETSTREAM_REPLICAS: with -broker, replicas of the JetStream history streams and presence bucket (default 1)
+//	-jetstream-memory           LATCH_JETSTREAM_MEMORY: with -broker, history and presence in NATS's memory, not files
+//	-jetstream-presence-ttl D   LATCH_JETSTREAM_PRESENCE_TTL: with -broker, a dead node's presence entries expire after D (default 60s)
 //
 // A duration D is a Go duration (30s, 1m, 1h30m) or, where the bound can be
 // off, the word off; 0 is refused with a message saying to write off, since

@@ -23,6 +23,8 @@ import (
 	bnats "github.com/latchws/latch/broker/nats"
 	"github.com/latchws/latch/cmd/latch/internal/cliflag"
 	"github.com/latchws/latch/cmd/latch/internal/connect"
+	"github.com/latchws/latch/history"
+	"github.com/latchws/latch/presence"
 	"github.com/latchws/latch/server"
 	"github.com/latchws/latch/websocket"
 )
@@ -144,6 +146,9 @@ type serveConfig struct {
 	apiOnMain          bool
 	demo               bool
 	nodeID             string
+	jsReplicas         int
+	jsMemory           bool
+	jsPresenceTTL      time.Duration
 	maxPublishRate     float64
 	maxPublishRateIP   float64
 
@@ -197,6 +202,9 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.apiAddr, "api-addr", "", "serve the server API on this `address`")
 	fs.BoolVar(&cfg.apiOnMain, "api-on-main", false, "serve the server API on -addr too")
 	fs.BoolVar(&cfg.demo, "demo", false, "demo mode: anonymous access and GET /demo/token, which mints a token for any user name; never in production (default: on without -config and without an auth key)")
+	fs.IntVar(&cfg.jsReplicas, "jetstream-replicas", 1, "with -broker: `replicas` of the JetStream streams and bucket that keep history and presence (1-5; 3 to survive the loss of a NATS server)")
+	fs.BoolVar(&cfg.jsMemory, "jetstream-memory", false, "with -broker: keep history and presence in NATS's memory instead of files (faster; lost when the NATS servers restart)")
+	cliflag.PositiveDurationVar(fs, &cfg.jsPresenceTTL, "jetstream-presence-ttl", 60*time.Second, "with -broker: a node's presence entries expire this `duration` after it stopped refreshing them (it died)")
 	fs.StringVar(&cfg.nodeID, "node-id", "", "`name` of this node in client ids and the server API (empty: random with -broker, none alone)")
 	fs.Float64Var(&cfg.maxPublishRate, "max-publish-rate", 0, "most `publishes` per second one connection may make, burst as many; beyond, a publish gets rate_limited (0: unlimited)")
 	fs.Float64Var(&cfg.maxPublishRateIP, "max-publish-rate-per-ip", 0, "most `publishes` per second of all connections of one client IP (IPv6: one /64) together (0: unlimited)")
@@ -324,6 +332,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("%s must be a number >= 0, got %v", name("max-publish-rate"), cfg.maxPublishRate)
 	case badRate(cfg.maxPublishRateIP):
 		return bad("%s must be a number >= 0, got %v", name("max-publish-rate-per-ip"), cfg.maxPublishRateIP)
+	case cfg.jsReplicas < 1 || cfg.jsReplicas > 5:
+		return bad("%s must be 1 to 5, got %d", name("jetstream-replicas"), cfg.jsReplicas)
 	case cfg.maxChannels <= 0:
 		return bad("%s must be positive, got %d", name("max-channels"), cfg.maxChannels)
 	case cfg.sendQueue <= 0:
@@ -353,6 +363,7 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		return bad("%v", err)
 	}
 	var brokerFunc server.BrokerFunc
+	var stores server.StoresFunc
 	if urls := splitList(cfg.broker); len(urls) > 0 {
 		for _, u := range urls {
 			if err := checkNATSURL(u); err != nil {
@@ -360,6 +371,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 			}
 		}
 		brokerFunc = natsBroker(urls, logger.With("component", "broker"))
+		stores = natsStores(urls, bnats.HistoryConfig{Replicas: cfg.jsReplicas, Memory: cfg.jsMemory},
+			bnats.PresenceConfig{TTL: cfg.jsPresenceTTL, Replicas: cfg.jsReplicas, Memory: cfg.jsMemory}, logger.With("component", "stores"))
 	} else if strings.TrimSpace(cfg.broker) != "" {
 		return bad("%s: no URL in %q", name("broker"), cfg.broker)
 	}
@@ -431,6 +444,7 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		ShutdownTimeout:            cfg.shutdownTimeout,
 		PublishTimeout:             cfg.publishTimeout,
 		Broker:                     brokerFunc,
+		Stores:                     stores,
 		DisableCompression:         !cfg.compression,
 		CompressionContextTakeover: cfg.contextTakeover,
 		LogLevel:                   cfg.logLevel,
@@ -526,6 +540,30 @@ func natsBroker(urls []string, logger *slog.Logger) server.BrokerFunc {
 		}
 		logger.Info("connected to NATS", "servers", strings.Join(redacted, ","))
 		return b, nil
+	}
+}
+
+// natsStores connects the history and presence stores to JetStream, on a
+// connection of their own, when the server needs them.
+func natsStores(urls []string, hc bnats.HistoryConfig, pc bnats.PresenceConfig, logger *slog.Logger) server.StoresFunc {
+	return func() (history.Store, presence.Store, func(), error) {
+		nc, err := bnats.Dial(urls, bnats.WithName("latch stores"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		h, err := bnats.NewHistory(nc, hc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, nil, fmt.Errorf("JetStream history (is JetStream enabled on the NATS servers?): %w", err)
+		}
+		p, err := bnats.NewPresence(nc, pc)
+		if err != nil {
+			_ = h.Close()
+			nc.Close()
+			return nil, nil, nil, fmt.Errorf("JetStream presence: %w", err)
+		}
+		logger.Info("history and presence in JetStream", "replicas", max(1, hc.Replicas), "memory", hc.Memory)
+		return h, p, nc.Close, nil
 	}
 }
 
