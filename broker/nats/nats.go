@@ -126,6 +126,20 @@ func New(urls []string, h broker.Handler, opts ...Option) (*Broker, error) {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{h: h, timeout: cfg.timeout, log: cfg.logger, pendMsgs: cfg.pendMsgs, pendBytes: cfg.pendBytes, subs: make(map[string]*nats.Subscription)}
+	nc, err := dialNATS(urls, &cfg,
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.markDown(err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { b.markUp(nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(b.asyncError(userErrorHandler(cfg.natsOpts))),
+	)
+	if err != nil {
+		return nil, err
+	}
+	b.nc = nc
+	return b, nil
+}
+
+// dialNATS dials NATS with cfg's name, reconnection and pings, then extra.
+func dialNATS(urls []string, cfg *config, extra ...nats.Option) (*nats.Conn, error) {
 	no := append([]nats.Option(nil), cfg.natsOpts...)
 	if cfg.name != "" {
 		no = append(no, nats.Name(cfg.name))
@@ -138,16 +152,12 @@ func New(urls []string, h broker.Handler, opts ...Option) (*Broker, error) {
 		nats.ReconnectBufSize(-1),
 		nats.PingInterval(cfg.pingPeriod),
 		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.markDown(err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { b.markUp(nc.ConnectedUrlRedacted()) }),
-		nats.ErrorHandler(b.asyncError(userErrorHandler(cfg.natsOpts))),
 	)
-	nc, err := nats.Connect(strings.Join(urls, ","), no...)
+	nc, err := nats.Connect(strings.Join(urls, ","), append(no, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect to NATS: %w", broker.ErrUnavailable, err)
 	}
-	b.nc = nc
-	return b, nil
+	return nc, nil
 }
 
 // Dial connects to the NATS servers at urls as the broker does (named,
@@ -167,22 +177,7 @@ func Dial(urls []string, opts ...Option) (*nats.Conn, error) {
 	if cfg.minDelay <= 0 || cfg.maxDelay < cfg.minDelay || cfg.pingPeriod <= 0 {
 		return nil, errors.New("broker/nats: invalid option value")
 	}
-	no := append([]nats.Option(nil), cfg.natsOpts...)
-	if cfg.name != "" {
-		no = append(no, nats.Name(cfg.name))
-	}
-	no = append(no,
-		nats.MaxReconnects(-1),
-		nats.CustomReconnectDelay(backoff(cfg.minDelay, cfg.maxDelay)),
-		nats.ReconnectBufSize(-1),
-		nats.PingInterval(cfg.pingPeriod),
-		nats.MaxPingsOutstanding(2),
-	)
-	nc, err := nats.Connect(strings.Join(urls, ","), no...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: connect to NATS: %w", broker.ErrUnavailable, err)
-	}
-	return nc, nil
+	return dialNATS(urls, &cfg)
 }
 
 // userErrorHandler returns the nats.ErrorHandler among opts, if any, so
