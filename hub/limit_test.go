@@ -120,7 +120,7 @@ func TestSharedLimiter(t *testing.T) {
 	}
 }
 
-// A client that sends twice MaxMessageRate is throttled, not disconnected:
+// A client that sends far above MaxMessageRate is throttled, not disconnected:
 // it gets every answer, in order, and the hub counts the waits.
 func TestMessageRateThrottles(t *testing.T) {
 	const rate, messages = 200, 600
@@ -137,11 +137,9 @@ func TestMessageRateThrottles(t *testing.T) {
 	conn := dial(t, url)
 	start := time.Now()
 	go func() {
-		// Twice the rate: 400 a second.
-		tick := time.NewTicker(time.Second / (2 * rate))
-		defer tick.Stop()
+		// All at once, three bursts' worth: a sender paced at twice the
+		// rate, slowed down by a loaded machine, may stay within it.
 		for i := range messages {
-			<-tick.C
 			if conn.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(i))) != nil {
 				return
 			}
@@ -160,7 +158,7 @@ func TestMessageRateThrottles(t *testing.T) {
 	elapsed := time.Since(start)
 	st := h.Stats()
 	if st.Throttled == 0 {
-		t.Error("Stats.Throttled is 0 after a client sent twice the rate")
+		t.Error("Stats.Throttled is 0 after a client sent three times its burst at once")
 	}
 	// 600 messages at 200/s after a burst of 200 take at least 2 s; a
 	// generous bound, not a timing assertion.
@@ -171,7 +169,7 @@ func TestMessageRateThrottles(t *testing.T) {
 	if d := <-gone; d.code != websocket.CloseNormalClosure {
 		t.Errorf("OnDisconnect code %d (%v), want 1000", d.code, d.err)
 	}
-	t.Logf("%d messages at twice %d/s: answered in %v, %d throttled waits", messages, rate, elapsed, st.Throttled)
+	t.Logf("%d messages at once, %d/s allowed: answered in %v, %d throttled waits", messages, rate, elapsed, st.Throttled)
 }
 
 // A throttled read loop ends with the client: Shutdown does not wait out a
