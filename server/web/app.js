@@ -20,9 +20,6 @@ const CHANNEL_RE = /^chat:[A-Za-z0-9_.:-]{1,123}$/; // a channel of namespace ch
 const CHANNELS = ["chat:lobby", "chat:random", "chat:help"];
 const HISTORY = 50; // publications shown when a channel opens
 const MAX_SHOWN = 500; // older rows are dropped so a long session stays light
-// The client's backoff bounds, given explicitly so the page can say how long a retry may take.
-const MIN_DELAY = 500;
-const MAX_DELAY = 20000;
 const USER_KEY = "latch.user"; // sessionStorage: per tab, so two tabs can be two users
 
 let me = ""; // the signed-in user, "" when signed out
@@ -32,7 +29,6 @@ let view = null; // the open channel: {channel, sub, first, replayed, offsets}
 const online = new Map(); // client id -> user, of the open channel
 const channels = [...CHANNELS];
 let lastCode = 0; // close code of the last lost connection, shown while reconnecting
-let failures = 0; // failed attempts since the last connection that worked, as latch.js counts them
 let retryAt = 0; // when the next attempt starts at the latest (ms), 0 when none is pending
 let countdown = 0;
 
@@ -59,7 +55,6 @@ async function getToken() {
   try {
     res = await fetch("demo/token?user=" + encodeURIComponent(me), { cache: "no-store" });
   } catch (err) {
-    attemptFailed();
     throw new TokenError("latch: cannot fetch a token: " + err.message);
   }
   if (res.status === 404) {
@@ -71,8 +66,6 @@ async function getToken() {
     const why = (await res.text().catch(() => "")).trim();
     if (res.status === 400) {
       signOut("The server refused the name: " + (why || "HTTP 400"));
-    } else {
-      attemptFailed();
     }
     throw new TokenError("latch: token: HTTP " + res.status + (why ? ": " + why : ""));
   }
@@ -87,19 +80,17 @@ function signIn(name) {
   ui.signin.hidden = true;
   ui.chat.hidden = false;
   ui.toggle.hidden = ui.signout.hidden = false;
-  failures = 0;
-  client = new Client(wsURL(), { getToken, minDelay: MIN_DELAY, maxDelay: MAX_DELAY, name });
+  client = new Client(wsURL(), { getToken, name });
   client.on("state", renderState);
   client.on("connected", ({ client: id }) => {
-    failures = 0;
     lastCode = 0;
     ui.client.textContent = "client " + id;
   });
-  client.on("disconnected", ({ code, willReconnect }) => {
+  client.on("disconnected", ({ code }) => {
     lastCode = code;
-    if (willReconnect) attemptFailed();
-    else renderState();
+    renderState();
   });
+  client.on("reconnecting", ({ delay }) => retryIn(delay));
   client.on("error", (err) => {
     if (!(err instanceof TokenError)) note(err.message);
   });
@@ -132,12 +123,9 @@ function signOut(message) {
 
 // --- connection state ---
 
-// latch.js waits a random delay up to a cap that doubles with every failed attempt
-// (backoffDelay in latch.js): the page counts down to that cap.
-function attemptFailed() {
-  const cap = Math.max(MIN_DELAY, Math.min(MAX_DELAY, MIN_DELAY * 2 ** (failures + 1)));
-  failures++;
-  retryAt = Date.now() + cap;
+// latch.js says when it will try again: the page counts down to it.
+function retryIn(delay) {
+  retryAt = Date.now() + delay;
   clearInterval(countdown);
   countdown = setInterval(renderState, 250);
   renderState();
@@ -173,7 +161,7 @@ function renderState() {
       } else {
         const s = Math.ceil((retryAt - Date.now()) / 1000);
         const why = lastCode ? " (closed " + lastCode + ")" : "";
-        setState("reconnecting", (s > 0 ? "reconnecting in ≤" + s + "s" : "reconnecting…") + why);
+        setState("reconnecting", (s > 0 ? "reconnecting in " + s + "s" : "reconnecting…") + why);
       }
       break;
     case "signed out":
@@ -414,7 +402,6 @@ ui.toggle.addEventListener("click", () => {
   if (client.state === "connected" || client.state === "connecting") {
     client.close(); // really closes the WebSocket: the server sends a leave, and recovery follows
   } else {
-    failures = 0;
     client.connect();
   }
 });

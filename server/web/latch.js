@@ -66,7 +66,8 @@ function retryable(code, hasGetToken, authRetried) {
  * "connected", "closed" (after close()). connect() starts again from "disconnected" or "closed".
  *
  * Events (on/off): "connected" {client, user}; "disconnected" {code, reason, willReconnect}, after every
- * connection or attempt that ends; "error" (a LatchError or Error: a failed token fetch or refresh, a
+ * connection or attempt that ends; "reconnecting" {delay, attempt}, when the next attempt is scheduled:
+ * in delay ms, the attempt-th in a row; "error" (a LatchError or Error: a failed token fetch or refresh, a
  * subscription refused, an error from the server without id, an exception thrown by a callback);
  * "state" {state, previous}.
  */
@@ -350,6 +351,8 @@ export class Client {
       this._retryTimer = null;
       this._open();
     }, delay);
+    // After the timer is set: a listener that calls close() cancels it.
+    this._emit("reconnecting", { delay, attempt: this._attempt });
   }
 
   // --- token refresh ---

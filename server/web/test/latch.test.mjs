@@ -17,7 +17,7 @@ const FAST = { WebSocket, minDelay: 20, maxDelay: 100 };
 async function setup(t, serverOpts = {}, clientOpts = {}) {
   const server = await new FakeServer(serverOpts).start();
   const client = new Client(server.url, { ...FAST, ...clientOpts });
-  const events = { connected: [], disconnected: [], error: [], state: [] };
+  const events = { connected: [], disconnected: [], reconnecting: [], error: [], state: [] };
   for (const e of Object.keys(events)) client.on(e, (x) => events[e].push(x));
   t.after(async () => {
     client.close();
@@ -138,6 +138,31 @@ test("reconnects with backoff after the server drops the socket, with a fresh to
   assert.deepEqual(events.disconnected, [{ code: 1006, reason: "", willReconnect: true }]);
   assert.deepEqual(server.ops("connect").map((m) => m.token), ["t1", "t2"]);
   assert.deepEqual(events.state.map((s) => s.state), ["connecting", "connected", "connecting", "connected"]);
+});
+
+test("reconnecting says how long the client waits before each attempt, and it waits that long", async (t) => {
+  let failing = 2;
+  const { server, client, events } = await setup(t, {
+    onRequest: (conn, msg) => {
+      if (msg.op === "connect" && failing > 0) {
+        failing--;
+        conn.ws.close(1011, "internal error");
+        return true;
+      }
+      return false;
+    },
+  }, { token: "x", maxDelay: 400 });
+  client.connect();
+  await until(() => events.connected.length === 1);
+  assert.equal(events.reconnecting.length, 2, "one reconnecting event per failed attempt");
+  assert.deepEqual(events.reconnecting.map((r) => r.attempt), [1, 2]);
+  for (let k = 0; k < 2; k++) {
+    const { delay } = events.reconnecting[k];
+    const cap = Math.min(400, 20 * 2 ** (k + 1)); // FAST.minDelay is 20
+    assert.ok(delay >= 20 && delay <= cap, `delay ${delay} outside [20, ${cap}]`);
+    const gap = server.accepted[k + 1].at - server.accepted[k].at;
+    assert.ok(gap >= delay - 2, `attempt ${k + 1} came after ${gap} ms, before the announced ${delay}`);
+  }
 });
 
 test("backoff grows over failed attempts and resets after a connection works", async (t) => {
