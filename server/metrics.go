@@ -94,11 +94,12 @@ func newMetrics(h, echo *hub.Hub, b broker.Broker, in *broker.Interest) *metrics
 	m.recoveries.WithLabelValues("recovered")
 	m.recoveries.WithLabelValues("not_recovered")
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "latch_publish_rate_limited_total",
-		Help: "Publishes refused with rate_limited, by the bound that refused them.",
+		Name: "latch_rate_limited_total",
+		Help: "Requests refused with rate_limited, by the bound that refused them: publishes per connection or per IP, subscribes and unsubscribes in join/leave namespaces.",
 	}, []string{"scope"})
 	m.rateLimited.WithLabelValues("connection")
 	m.rateLimited.WithLabelValues("ip")
+	m.rateLimited.WithLabelValues("join_leave")
 	m.gapFills = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "latch_history_gap_fills_total",
 		Help: "Publications this node fanned out from history because the broker had not brought them (yet) in order.",

@@ -180,3 +180,45 @@ func TestPresenceListedWhenAcked(t *testing.T) {
 		_ = a.conn.CloseNow()
 	}
 }
+
+// In a join/leave namespace every subscribe and unsubscribe is a message
+// to every subscriber: a connection may make 20 at once, then 10 a second.
+func TestJoinLeaveRateLimited(t *testing.T) {
+	t.Parallel()
+	_, addr := serve(t, server.Config{Namespaces: []server.Namespace{
+		{Name: "room", Subscribe: server.AccessAnonymous, Publish: server.AccessAnonymous, JoinLeave: true},
+		{Name: "quiet", Subscribe: server.AccessAnonymous, Publish: server.AccessAnonymous},
+	}})
+	c := connect(t, addr)
+	for i := range 20 {
+		op := "subscribe"
+		if i%2 == 1 {
+			op = "unsubscribe"
+		}
+		c.send(fmt.Sprintf(`{"op":%q,"channel":"room:a","id":"%d"}`, op, i))
+	}
+	c.send(`{"op":"subscribe","channel":"room:a","id":"over"}`)
+	for {
+		m := c.read()
+		if m["type"] == "error" && m["id"] != "over" {
+			t.Fatalf("within the burst of 20: %v", m)
+		}
+		if m["id"] == "over" {
+			if m["code"] != "rate_limited" {
+				t.Fatalf("21st join/leave op within a second: %v, want rate_limited", m)
+			}
+			break
+		}
+	}
+	// Elsewhere no such bound.
+	for i := range 30 {
+		op := "subscribe"
+		if i%2 == 1 {
+			op = "unsubscribe"
+		}
+		c.do(fmt.Sprintf(`{"op":%q,"channel":"quiet:a","id":"q%d"}`, op, i), fmt.Sprintf(`{"type":"ack","id":"q%d"}`, i))
+	}
+	if line := metricLine(t, addr, `latch_rate_limited_total{scope="join_leave"}`); !strings.HasSuffix(line, " 1") {
+		t.Fatalf("metric %q, want 1", line)
+	}
+}

@@ -311,14 +311,20 @@ func appendPresence(b []byte, infos []presence.Info) []byte {
 	return append(b, ']')
 }
 
+// maxPresenceListed bounds the clients of one presence answer.
+const maxPresenceListed = 1000
+
 // encodePresence answers a presence op.
-func encodePresence(req *request, channel string, infos []presence.Info) []byte {
+func encodePresence(req *request, channel string, infos []presence.Info, truncated bool) []byte {
 	b := []byte(`{"type":"presence"`)
 	b = appendID(b, req)
 	b = append(b, `,"channel":`...)
 	b = appendString(b, channel)
 	b = append(b, `,"clients":`...)
 	b = appendPresence(b, infos)
+	if truncated {
+		b = append(b, `,"truncated":true`...)
+	}
 	return append(b, '}')
 }
 

@@ -76,6 +76,8 @@ type session struct {
 	connectedAt time.Time
 	pubTokens   float64 // the publish-rate bucket
 	pubRefill   time.Time
+	joinTokens  float64 // the join/leave bucket
+	joinRefill  time.Time
 
 	user    atomic.Pointer[string] // set once the client has an identity; read by the timers and the API
 	expires atomic.Int64           // the token's exp, unix nanoseconds; 0: none
@@ -437,6 +439,11 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, &protoError{codeTooManyChannels, "subscribed to the maximum number of channels"})
 		return
 	}
+	if ns.JoinLeave && !s.allowJoinLeave(time.Now()) {
+		p.metrics.rateLimited.WithLabelValues("join_leave").Inc()
+		p.fail(c, s, req, &protoError{codeRateLimited, "subscribing too often in a join/leave namespace"})
+		return
+	}
 	var f *feed
 	if hist {
 		f = p.feeds.acquire(ch) // before the broker subscription: deliver finds it
@@ -547,9 +554,17 @@ func (p *pubsub) unsubscribe(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, perr)
 		return
 	}
-	if !s.dropChannel(ch) {
+	if !s.hasChannel(ch) {
 		p.fail(c, s, req, &protoError{codeNotSubscribed, "not subscribed to " + ch})
 		return
+	}
+	if ns := p.ns.lookup(ch); ns.JoinLeave && !s.allowJoinLeave(time.Now()) {
+		p.metrics.rateLimited.WithLabelValues("join_leave").Inc()
+		p.fail(c, s, req, &protoError{codeRateLimited, "unsubscribing too often in a join/leave namespace"})
+		return
+	}
+	if !s.dropChannel(ch) {
+		return // the server API unsubscribed it meanwhile, and told the client
 	}
 	p.hub.Unsubscribe(c, ch)
 	p.left(c, s, ch)
@@ -737,7 +752,33 @@ func (p *pubsub) presenceOp(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, p.storeError("presence", ch, err))
 		return
 	}
-	p.reply(c, encodePresence(req, ch, infos))
+	// One answer stays a reasonable message; the server API lists all.
+	truncated := len(infos) > maxPresenceListed
+	if truncated {
+		infos = infos[:maxPresenceListed]
+	}
+	p.reply(c, encodePresence(req, ch, infos, truncated))
+}
+
+// A connection's subscribes and unsubscribes in join/leave namespaces are
+// bounded: each one is a message to every subscriber of the channel.
+const (
+	joinLeaveRate  = 10 // a second
+	joinLeaveBurst = 20
+)
+
+// allowJoinLeave takes a token from the session's join/leave bucket.
+func (s *session) allowJoinLeave(now time.Time) bool {
+	if s.joinRefill.IsZero() {
+		s.joinTokens, s.joinRefill = joinLeaveBurst, now
+	}
+	s.joinTokens = min(joinLeaveBurst, s.joinTokens+now.Sub(s.joinRefill).Seconds()*joinLeaveRate)
+	s.joinRefill = now
+	if s.joinTokens < 1 {
+		return false
+	}
+	s.joinTokens--
+	return true
 }
 
 // allowPublish applies the publish rates of the connection and of its IP.

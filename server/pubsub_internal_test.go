@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchws/latch/presence"
 	"github.com/latchws/latch/websocket"
 )
 
@@ -127,5 +128,17 @@ func TestUnavailableWhileDraining(t *testing.T) {
 	// Unsubscribing and pinging still work.
 	if got := roundTrip(`{"op":"unsubscribe","channel":"c","id":"u"}`); got != `{"type":"ack","id":"u"}` {
 		t.Errorf("unsubscribe while draining: %s", got)
+	}
+}
+
+// A presence answer says when it lists only some of the clients.
+func TestEncodePresenceTruncated(t *testing.T) {
+	infos := []presence.Info{{Client: "1", User: "ann", ConnectedAt: time.UnixMilli(5)}}
+	req := &request{id: "p", hasID: true}
+	if got, want := string(encodePresence(req, "c", infos, false)), `{"type":"presence","id":"p","channel":"c","clients":[{"client":"1","user":"ann","connected":5}]}`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if got, want := string(encodePresence(req, "c", infos, true)), `{"type":"presence","id":"p","channel":"c","clients":[{"client":"1","user":"ann","connected":5}],"truncated":true}`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
