@@ -43,6 +43,10 @@ func badRequest(msg string) *apiError {
 	return &apiError{http.StatusBadRequest, "bad_request", msg}
 }
 
+// apiMethods names the server API's methods; docs/api.md and
+// docs/openapi.yaml describe each (a test checks).
+var apiMethods = []string{"publish", "broadcast", "disconnect", "unsubscribe", "presence", "presence_stats", "history", "channels", "info"}
+
 func (a *api) handler() http.Handler {
 	mux := http.NewServeMux()
 	methods := map[string]func(context.Context, json.RawMessage) (any, *apiError){
@@ -56,7 +60,11 @@ func (a *api) handler() http.Handler {
 		"channels":       a.channels,
 		"info":           a.info,
 	}
-	for name, fn := range methods {
+	if len(methods) != len(apiMethods) {
+		panic("server: apiMethods and the API's handlers differ") // caught by every test of the API
+	}
+	for _, name := range apiMethods {
+		fn := methods[name]
 		mux.HandleFunc("/api/"+name, func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, name, fn) })
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
