@@ -424,16 +424,19 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 	if s.hasChannel(ch) {
 		// Subscribing again is not an error: the subscription exists.
 		// Nothing is replayed: the client has had it all.
-		if hist {
-			f := p.feeds.get(ch)
+		if !hist {
+			p.reply(c, encodeReply("ack", req))
+			return
+		}
+		// (No feed: the server API ended the subscription meanwhile; a
+		// new one follows.)
+		if f := p.feeds.get(ch); f != nil {
 			f.mu.Lock()
 			pos := history.Position{Offset: f.last, Epoch: f.epoch}
 			f.mu.Unlock()
 			p.reply(c, encodeSubscribed(req, pos, nil))
-		} else {
-			p.reply(c, encodeReply("ack", req))
+			return
 		}
-		return
 	}
 	if s.numChannels() >= p.maxChannels {
 		p.fail(c, s, req, &protoError{codeTooManyChannels, "subscribed to the maximum number of channels"})
