@@ -258,6 +258,9 @@ type Config struct {
 	LogOutput           io.Writer
 }
 
+// DefaultJWKSRefresh is how often a JWK set is refetched (AuthConfig's 0).
+const DefaultJWKSRefresh = 5 * time.Minute
+
 // DefaultConnectTimeout is how long a connection without a token may wait
 // before sending its connect op, when anonymous access is off.
 const DefaultConnectTimeout = 10 * time.Second
@@ -268,7 +271,7 @@ const DefaultConnectTimeout = 10 * time.Second
 type AuthConfig struct {
 	HMACSecret     string        // HS256; at least 32 bytes
 	PublicKeyFiles []string      // PEM files: RSA, ECDSA or Ed25519 public keys, or certificates
-	JWKSURL        string        // keys from a JWK set, refetched every JWKSRefresh (0: 5 minutes)
+	JWKSURL        string        // keys from a JWK set, refetched every JWKSRefresh (0: DefaultJWKSRefresh)
 	JWKSRefresh    time.Duration //
 	Issuer         string        // when set, tokens must carry this "iss"
 	Audience       string        // when set, tokens must carry this "aud"

@@ -95,6 +95,8 @@ type fileConfig struct {
 		Audience       *string   `toml:"audience"`
 		Anonymous      *bool     `toml:"anonymous"`
 		ConnectTimeout *string   `toml:"connect_timeout"`
+		Leeway         *string   `toml:"leeway"`
+		JWKSRefresh    *string   `toml:"jwks_refresh"`
 	} `toml:"auth"`
 
 	API struct {

@@ -92,6 +92,8 @@
 //	-auth-issuer ISS            LATCH_AUTH_ISSUER: tokens must carry this "iss"
 //	-auth-audience AUD          LATCH_AUTH_AUDIENCE: tokens must carry this "aud"
 //	-auth-anonymous             LATCH_AUTH_ANONYMOUS: with a key, admit connections without a token too (on in demo mode)
+//	-auth-leeway D              LATCH_AUTH_LEEWAY: clock skew allowed on exp, nbf and iat (default off)
+//	-auth-jwks-refresh D        LATCH_AUTH_JWKS_REFRESH: refetch the JWK set every D (default 5m)
 //	-auth-connect-timeout D     LATCH_AUTH_CONNECT_TIMEOUT: without -auth-anonymous, the connect op must come within D, else 4001 (default 10s)
 //	-api-key KEY                LATCH_API_KEY: enable the server API for this key (16 bytes at least; prefer the variable)
 //	-api-addr ADDR              LATCH_API_ADDR: serve the server API there

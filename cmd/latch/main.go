@@ -141,6 +141,8 @@ type serveConfig struct {
 	authAudience       string
 	authAnonymous      bool
 	authConnectTimeout time.Duration
+	authLeeway         time.Duration
+	authJWKSRefresh    time.Duration
 	apiKey             string
 	apiAddr            string
 	apiOnMain          bool
@@ -197,6 +199,8 @@ func newFlagSet(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.authIssuer, "auth-issuer", "", "accept only tokens whose \"iss\" is this `issuer`")
 	fs.StringVar(&cfg.authAudience, "auth-audience", "", "accept only tokens whose \"aud\" has this `audience`")
 	fs.BoolVar(&cfg.authAnonymous, "auth-anonymous", false, "with an auth key, also admit connections without a token; the namespaces say what they may do (on in demo mode)")
+	cliflag.DurationVar(fs, &cfg.authLeeway, "auth-leeway", cliflag.Off, "accept tokens up to `duration` past their exp and before their nbf and iat, for clock skew (off: none)")
+	cliflag.PositiveDurationVar(fs, &cfg.authJWKSRefresh, "auth-jwks-refresh", server.DefaultJWKSRefresh, "refetch the -auth-jwks-url key set every `duration` (an unknown kid refetches sooner, at most every 10 s)")
 	cliflag.PositiveDurationVar(fs, &cfg.authConnectTimeout, "auth-connect-timeout", server.DefaultConnectTimeout, "without -auth-anonymous, a connection without a token must send its connect op within `duration`, else close 4001 (cannot be off)")
 	fs.StringVar(&cfg.apiKey, "api-key", "", "enable the server API for requests with this `key` (at least 16 bytes); prefer the variable or the file to the command line")
 	fs.StringVar(&cfg.apiAddr, "api-addr", "", "serve the server API on this `address`")
@@ -398,6 +402,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stdout, stder
 		Audience:       cfg.authAudience,
 		Anonymous:      cfg.authAnonymous,
 		ConnectTimeout: cfg.authConnectTimeout,
+		Leeway:         max(0, cfg.authLeeway), // off (< 0): none
+		JWKSRefresh:    cfg.authJWKSRefresh,
 	}
 	// Zero configuration stays a working demo; a configured server is
 	// closed unless it says otherwise.
