@@ -132,8 +132,10 @@ func (p *pubsub) deliverAt(channel string, pos history.Position, msg []byte) {
 	if pos.Offset <= f.last {
 		return // already fanned out
 	}
-	if pos.Offset > f.last+1 {
-		p.fill(channel, f, pos.Offset-1)
+	if pos.Offset > f.last+1 && !p.fill(channel, f, pos.Offset-1) {
+		// The history could not be read: not lost, later. The check
+		// (syncFeeds) fills from f.last, this publication included.
+		return
 	}
 	p.fanout(channel, msg)
 	f.last = pos.Offset
@@ -141,15 +143,17 @@ func (p *pubsub) deliverAt(channel string, pos history.Position, msg []byte) {
 
 // fill fans out, from the history, the publications after f.last up to
 // upTo; f.mu is held. What the history no longer has is counted as lost
-// and skipped: a client sees the gap in the offsets.
-func (p *pubsub) fill(channel string, f *feed, upTo uint64) {
+// and skipped: a client sees the gap in the offsets. It reports false,
+// with f.last where the history read stopped, when the history could not
+// be read: nothing is lost then, the next try goes on from f.last.
+func (p *pubsub) fill(channel string, f *feed, upTo uint64) bool {
 	for f.last < upTo {
 		ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
 		pubs, top, err := p.history.Read(ctx, channel, history.Query{Since: f.last, Limit: int(min(upTo-f.last, fillLimit))})
 		cancel()
 		if err != nil {
 			p.logger.Warn("history read for a gap failed", "channel", channel, "from", f.last+1, "to", upTo, "err", err)
-			break
+			return false
 		}
 		if top.Epoch != f.epoch {
 			break
@@ -175,6 +179,7 @@ func (p *pubsub) fill(channel string, f *feed, upTo uint64) {
 		p.metrics.gapsLost.Add(float64(upTo - f.last))
 		f.last = upTo
 	}
+	return true
 }
 
 // fanout hands a message to this node's subscribers of channel.
@@ -186,8 +191,9 @@ func (p *pubsub) fanout(channel string, msg []byte) {
 
 // syncFeeds brings every feed up to its channel's top in the history:
 // a publication whose broker message was lost (a node cut off from NATS,
-// a publish that was stored but not sent) is fanned out within one
-// interval. Only with an external broker: in process nothing is lost.
+// a publish that was stored but not sent) or whose gap fill failed is
+// fanned out within one interval. Only with an external broker or
+// history: in process nothing is lost.
 func (p *pubsub) syncFeeds(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -460,64 +460,82 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		p.fail(c, s, req, p.brokerError("subscribe", ch, err))
 		return
 	}
-	var ack []byte
+	// Present before the ack: whoever the client tells it is here finds it.
+	p.addPresence(s, ns, ch)
 	if hist {
-		var perr *protoError
-		ack, perr = p.subscribeHistory(c, s, ch, f, req)
-		if perr != nil {
-			p.feeds.release(ch)
-			p.removeInterest(ch)
-			p.fail(c, s, req, perr)
-			return
-		}
-		if ack == nil {
-			p.feeds.release(ch)
-			p.removeInterest(ch)
-			return // the client is gone
+		// The ack goes out under the feed's lock, between the replay and
+		// the live publications: its offset is where the client is.
+		sent, perr := p.subscribeHistory(c, ch, f, req)
+		if perr != nil || !sent {
+			p.undoSubscribe(s, ns, ch, true)
+			if perr != nil {
+				p.fail(c, s, req, perr)
+			}
+			return // else the client is gone
 		}
 	} else {
 		if err := p.hub.Subscribe(c, ch); err != nil {
-			p.removeInterest(ch)
+			p.undoSubscribe(s, ns, ch, false)
 			return // the client is gone: nobody to answer
 		}
-		ack = encodeReply("ack", req)
+		ack := encodeReply("ack", req)
 		if req.recover != nil {
 			ack = encodeNotRecovered(req)
 		}
+		p.reply(c, ack)
 	}
 	s.addChannel(ch)
-	// Present before the ack: whoever the client tells it is here finds it.
-	p.addPresence(s, ns, ch)
-	p.reply(c, ack)
 	if ns.JoinLeave {
 		p.announce(ch, encodeJoinLeave("join", ch, s.id, s.userName()))
 	}
 }
 
-// subscribeHistory subscribes c to a history channel under its feed's
-// lock: what the client asked to recover is queued first, then the
-// subscription starts, so live publications follow without a gap or a
-// duplicate. It returns the ack, nil if the client is gone.
-func (p *pubsub) subscribeHistory(c *hub.Client, s *session, ch string, f *feed, req *request) ([]byte, *protoError) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// undoSubscribe releases what a subscribe that failed took: its feed, its
+// interest and its presence.
+func (p *pubsub) undoSubscribe(s *session, ns *Namespace, ch string, hist bool) {
+	if hist {
+		p.feeds.release(ch)
+	}
+	p.removeInterest(ch)
+	if ns.Presence {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		_ = p.presence.Remove(ctx, ch, s.id)
+		cancel()
+	}
+}
+
+// subscribeHistory subscribes c to a history channel: what the client
+// asked to recover, then the ack, then the subscription, all queued under
+// the feed's lock, so that live publications follow without a gap or a
+// duplicate. The bulk of a recovery is read from the history before the
+// lock, which holds up the channel's fan-out on this node. It reports
+// false if the client is gone.
+func (p *pubsub) subscribeHistory(c *hub.Client, ch string, f *feed, req *request) (bool, *protoError) {
 	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
 	defer cancel()
-	if !f.known {
-		top, err := p.history.Top(ctx, ch)
+	var pubs []history.Publication
+	var top history.Position
+	got := false
+	if req.recover != nil {
+		var err error
+		pubs, top, got, err = history.Recover(ctx, p.history, ch, *req.recover, p.recoverLimit())
 		if err != nil {
-			return nil, p.storeError("history", ch, err)
+			return false, p.storeError("history", ch, err)
 		}
-		f.known, f.last, f.epoch = true, top.Offset, top.Epoch
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.known {
+		t, err := p.history.Top(ctx, ch)
+		if err != nil {
+			return false, p.storeError("history", ch, err)
+		}
+		f.known, f.last, f.epoch = true, t.Offset, t.Epoch
 	}
 	var recovered *bool
 	if req.recover != nil {
 		ok := false
 		recovered = &ok
-		pubs, top, got, err := history.Recover(ctx, p.history, ch, *req.recover, p.recoverLimit())
-		if err != nil {
-			return nil, p.storeError("history", ch, err)
-		}
 		if top.Epoch != f.epoch && top.Offset > 0 {
 			f.last, f.epoch = 0, top.Epoch // a new series this node has not fanned out yet
 		}
@@ -528,23 +546,35 @@ func (p *pubsub) subscribeHistory(c *hub.Client, s *session, ch string, f *feed,
 			// given twice.
 			p.fill(ch, f, top.Offset)
 		}
+		if got && top.Epoch == f.epoch && f.last > top.Offset {
+			// The feed moved on since the read: the rest from the
+			// history too, or no recovery.
+			more, _, err := p.history.Read(ctx, ch, history.Query{Since: top.Offset, Limit: int(f.last - top.Offset)})
+			got = err == nil && uint64(len(more)) == f.last-top.Offset && (len(more) == 0 || more[0].Offset == top.Offset+1)
+			pubs = append(pubs, more...)
+		}
 		if got && top.Epoch == f.epoch {
 			for _, pub := range pubs {
 				if pub.Offset > f.last {
 					break
 				}
 				if err := c.Send(websocket.TextMessage, pub.Data); err != nil {
-					return nil, nil
+					return false, nil
 				}
 			}
 			ok = true
 		}
 		p.metrics.recovery(ok)
 	}
-	if err := p.hub.Subscribe(c, ch); err != nil {
-		return nil, nil
+	// Send, not Reply: Reply may wait for a client that does not read,
+	// and the lock holds up the channel. Same queue, same order.
+	if err := c.Send(websocket.TextMessage, encodeSubscribed(req, history.Position{Offset: f.last, Epoch: f.epoch}, recovered)); err != nil {
+		return false, nil
 	}
-	return encodeSubscribed(req, history.Position{Offset: f.last, Epoch: f.epoch}, recovered), nil
+	if err := p.hub.Subscribe(c, ch); err != nil {
+		return false, nil
+	}
+	return true, nil
 }
 
 // recoverLimit: at most a send queue's worth is replayed, so that a

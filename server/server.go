@@ -219,8 +219,12 @@ func New(cfg Config) (*Server, error) {
 			_ = s.broker.Close()
 			return nil, fmt.Errorf("server: broker: %w", err)
 		}
-		go ps.syncFeeds(feedSyncInterval)
 		go ps.reportNodes(started)
+	}
+	if cfg.Broker != nil || cfg.History != nil {
+		// A broker may lose a message, and a history of the
+		// application's may fail a read that a gap fill needed.
+		go ps.syncFeeds(feedSyncInterval)
 	}
 	s.echo = newEchoHub(hub.Config{
 		Upgrader:     s.upgrader(nil, cfg.EchoMaxMessageSize),
