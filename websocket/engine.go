@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +37,44 @@ type Engine struct {
 	conns  sync.WaitGroup // connections not yet ended, on either driver
 
 	blocking sync.Map // *Conn served on goroutines, for Close
+
+	// out is the output the loops' callbacks wrote, held until the end
+	// of the batch of events they were handling (engine_linux.go).
+	out deferredOutput
+}
+
+// deferredOutput lists the connections whose output a loop deferred: a
+// write made on an event loop is queued (loopConn.writeParts), and before
+// any loop waits in epoll again it flushes the list, one system call per
+// connection for everything written to it meanwhile. A fan-out from a
+// callback thereby costs each subscriber one write per batch of
+// publications, not one per publication. The list is the engine's, not a
+// loop's: a write cannot tell cheaply which loop it is on (onAnyLoop), and
+// since a connection's output is one queue under its own lock, any loop may
+// flush it. A loop that writes is awake, so the flush it needs happens
+// before it waits, whoever makes it.
+type deferredOutput struct {
+	mu    sync.Mutex
+	conns []*loopConn // guarded by mu; each with deferred set
+	awake int         // guarded by mu; loops between two waits in epoll
+}
+
+// onAnyLoop reports whether the calling goroutine is one of the event
+// loops, at a cost of nanoseconds, where Engine.onLoop reads the
+// goroutine's id from its stack (microseconds, many on a deep stack): the
+// loops mark their goroutines with the runtime's one per-goroutine flag that
+// can be read back, panic-on-fault (runtime/debug.SetPanicOnFault). On a
+// loop it only turns a fault at a bad non-nil address (a corrupted pointer)
+// into a panic rather than a crash: the program still ends, with defers run.
+// An application goroutine that set the flag itself counts as a loop here;
+// its writes are then held until the end of a loop's current batch (never
+// lost: see deferredOutput), and written at once when no loop is awake.
+func onAnyLoop() bool {
+	if !debug.SetPanicOnFault(false) {
+		return false
+	}
+	debug.SetPanicOnFault(true)
+	return true
 }
 
 // onLoop reports whether the calling goroutine is one of e's event loops,

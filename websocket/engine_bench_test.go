@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -60,5 +63,100 @@ func BenchmarkEngineEcho(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkEngineFanout is a broadcast made on an event loop: one
+// publisher's messages, written by its OnMessage to every subscriber on the
+// same loop (as a hub's Publish does there), in bursts that arrive
+// together. Subscribers drain at TCP level. It reports the write system
+// calls per delivered message (Linux's /proc/self/io).
+func BenchmarkEngineFanout(b *testing.B) {
+	if !epollAvailable {
+		b.Skip("a broadcast from an event loop needs epoll")
+	}
+	for _, burst := range []int{1, 16} {
+		b.Run(fmt.Sprintf("burst%d", burst), func(b *testing.B) {
+			const subscribers = 200
+			e, err := NewEngine(EngineConfig{Loops: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			msg := []byte(`{"channel":"bench","data":"0123456789abcdef0123456789abcdef"}`)
+			pm, err := NewPreparedMessage(TextMessage, msg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var mu sync.Mutex
+			var subs []*Conn
+			joined := make(chan struct{}, subscribers)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := (&Upgrader{}).Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				if r.URL.Path == "/pub" {
+					e.Serve(c, Callbacks{OnMessage: func(*Conn, int, []byte) {
+						mu.Lock()
+						for _, s := range subs {
+							s.WritePreparedMessage(pm)
+						}
+						mu.Unlock()
+					}})
+					return
+				}
+				mu.Lock()
+				subs = append(subs, c)
+				mu.Unlock()
+				e.Serve(c, Callbacks{})
+				joined <- struct{}{}
+			}))
+			defer srv.Close()
+			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			var received atomic.Int64
+			for range subscribers {
+				nc, _ := rawClient(b, url, 0)
+				<-joined
+				go func() {
+					buf := make([]byte, 32<<10)
+					for {
+						k, err := nc.Read(buf)
+						received.Add(int64(k))
+						if err != nil {
+							return
+						}
+					}
+				}()
+			}
+			pub, _, err := DefaultDialer.Dial(url+"/pub", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pub.CloseNow()
+			var frames []byte
+			one := maskedFrame(1, false, msg)
+			for range burst {
+				frames = append(frames, one...)
+			}
+			raw := pub.NetConn()
+			frameSize := int64(2 + len(msg))
+			want := int64(0)
+			writes := syscw()
+			if writes < 0 {
+				b.Skip("no /proc/self/io to count system calls")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				raw.Write(frames) // one burst, in one segment
+				want += subscribers * int64(burst) * frameSize
+				for received.Load() < want {
+					runtime.Gosched()
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(syscw()-writes)/float64(int64(b.N)*subscribers*int64(burst)), "writes/delivery")
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,12 +56,15 @@ type eventLoop struct {
 	free  []int32
 	live  int
 	done  chan struct{}
+	spare []*loopConn // the deferred list it flushed last, for reuse
 }
 
 // loopConn is a connection on an event loop, and the net.Conn its Conn
-// writes to: writes go to the socket at once when nothing is queued and
-// the loop is not reading this connection, else into the queue the loop
-// flushes. Kept small: every idle connection holds one.
+// writes to: writes from other goroutines go to the socket at once when
+// nothing waits in the queue and the loop is not reading this connection,
+// else into the queue the loop flushes; writes made on a loop are queued
+// until the end of its batch of events (writeParts). Kept small: every idle
+// connection holds one.
 type loopConn struct {
 	c *Conn
 	l *eventLoop
@@ -78,6 +82,7 @@ type loopConn struct {
 	lastWrite   int64 // monoNow when the socket last took bytes, or the queue began
 	dispatching bool  // the loop runs this connection's reader: writes queue
 	outArmed    bool  // EPOLLOUT is on
+	deferred    bool  // on the engine's deferred list: a loop flushes out before it waits
 	closeReq    bool  // Close was called: flush, then close
 	aborted     bool  // CloseNow: drop the queue
 	fdClosed    bool
@@ -254,6 +259,7 @@ func (l *eventLoop) shutdown() {
 func (l *eventLoop) run() {
 	defer close(l.done)
 	l.goid.Store(goroutineID())
+	debug.SetPanicOnFault(true) // the mark onAnyLoop reads
 	events := make([]syscall.EpollEvent, 256)
 	poller, err := l.pollable()
 	if err != nil {
@@ -277,11 +283,14 @@ func (l *eventLoop) run() {
 	}
 	nextTick := monoNow() + int64(loopTick)
 	poller.SetReadDeadline(time.Now().Add(loopTick))
+	l.awake()
 	for {
+		l.flushDeferred() // before waiting: what this batch wrote goes out
 		n = 0
 		if err := raw.Read(collect); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			panic("websocket: event loop: " + err.Error())
 		}
+		l.awake()
 		for i := range max(n, 0) {
 			ev := &events[i]
 			if ev.Fd == wakeSlot {
@@ -314,6 +323,7 @@ func (l *eventLoop) run() {
 		}
 		if l.servePending() {
 			l.closeAll()
+			l.flushDeferred()
 			l.closeFds()
 			return
 		}
@@ -782,7 +792,7 @@ func (l *eventLoop) service(lc *loopConn) {
 	closing, aborted := lc.closeReq, lc.aborted
 	flushed := lc.out == nil || aborted || lc.werr != nil
 	shut := lc.shutWrite && flushed && !lc.wrShut
-	if !flushed && !lc.outArmed {
+	if !flushed && !lc.outArmed && !lc.deferred {
 		l.armOut(lc, true)
 	}
 	lc.mu.Unlock()
@@ -1032,7 +1042,7 @@ func (l *eventLoop) tickConn(lc *loopConn, now, wall int64) {
 	}
 	lc.mu.Lock()
 	stalled := false
-	if lc.out != nil && !lc.aborted {
+	if lc.out != nil && !lc.aborted && !lc.deferred { // deferred output goes out in this batch
 		if stall := c.writeStall.Load(); stall > 0 && now-lc.lastWrite >= stall {
 			stalled = true
 		}
@@ -1121,9 +1131,8 @@ func (lc *loopConn) queue(p []byte) {
 	*lc.out = append(*lc.out, p...)
 }
 
-// Write is the Conn's output: straight to the socket when nothing is
-// queued and the loop is not reading this connection, else queued. It
-// never waits; awaitRoom, before a message starts, is where a writer waits.
+// Write is the Conn's output (see writeParts). It never waits; awaitRoom,
+// before a message starts, is where a writer waits.
 func (lc *loopConn) Write(p []byte) (int, error) {
 	if err := lc.writeParts([][]byte{p}); err != nil {
 		return 0, err
@@ -1140,6 +1149,16 @@ const directWrite = 16 << 10
 // writeParts writes parts in order, as one vectored write when they go to
 // the socket now. Queued output always goes first. Caller does not hold
 // lc.mu.
+//
+// Output waits in the queue while the socket is full or the loop reads this
+// connection (the loop flushes it). Otherwise a write made on an event loop
+// is deferred: queued, and flushed before a loop waits again, with whatever
+// else this batch of events writes to the connection (see deferredOutput).
+// A write from any other goroutine goes out at once, after what is
+// deferred, so that nothing overtakes it; so does one that would take the
+// deferred bytes past deferLimit, or a large one (directWrite). All of it
+// under lc.mu, frames whole under the Conn's frameMu: whoever flushes, the
+// bytes leave in the order they were queued.
 func (lc *loopConn) writeParts(parts [][]byte) error {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
@@ -1153,7 +1172,13 @@ func (lc *loopConn) writeParts(parts [][]byte) error {
 	for _, p := range parts {
 		total += len(p)
 	}
-	direct := lc.out == nil && !lc.dispatching
+	direct := !lc.dispatching && !lc.outArmed && (lc.out == nil || lc.deferred)
+	if direct && total < directWrite && lc.deferWrite(total) {
+		for _, p := range parts {
+			lc.queue(p)
+		}
+		return nil
+	}
 	if !direct && total >= directWrite && len(parts) < maxIovecs {
 		direct = true // queued bytes lead the writev
 	}
@@ -1164,10 +1189,97 @@ func (lc *loopConn) writeParts(parts [][]byte) error {
 	} else if err := lc.writeNow(parts); err != nil {
 		return err
 	}
-	if lc.out != nil && !lc.dispatching && !lc.outArmed && lc.slot >= 0 {
+	if lc.out != nil && !lc.dispatching && !lc.outArmed && !lc.deferred && lc.slot >= 0 {
 		lc.l.armOut(lc, true)
 	}
 	return nil
+}
+
+// deferLimit bounds the output a connection's deferred queue holds before
+// a write flushes it at once: coalescing gains little beyond it, and the
+// queue's bound (MaxQueuedBytes, at most twice this) is kept for a peer
+// that does not read.
+const deferLimit = 64 << 10
+
+// deferWrite reports whether a write of n bytes made now is to be deferred
+// to the end of the loop's batch, and puts lc on the engine's deferred
+// list. Caller holds lc.mu.
+func (lc *loopConn) deferWrite(n int) bool {
+	if lc.out != nil && len(*lc.out)+n > min(deferLimit, lc.l.e.cfg.MaxQueuedBytes/2) {
+		return false
+	}
+	if !onAnyLoop() {
+		return false
+	}
+	return lc.deferred || lc.l.e.out.add(lc)
+}
+
+// add puts lc on the deferred list while a loop is awake to flush it.
+// Caller holds lc.mu.
+func (d *deferredOutput) add(lc *loopConn) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.awake == 0 {
+		return false // not written on a loop after all: see onAnyLoop
+	}
+	d.conns = append(d.conns, lc)
+	lc.deferred = true
+	return true
+}
+
+// awake counts the loop as awake: output deferred from now on is flushed
+// before it waits again.
+func (l *eventLoop) awake() {
+	d := &l.e.out
+	d.mu.Lock()
+	d.awake++
+	d.mu.Unlock()
+}
+
+// flushDeferred flushes every connection on the deferred list, including
+// those that the flushes themselves add (a callback run by a close), and
+// then counts the loop as waiting. Each gets one write of all that was
+// queued for it; a failure, or a close waiting for the flush, is acted on
+// by the connection's own loop, which owns its state.
+func (l *eventLoop) flushDeferred() {
+	d := &l.e.out
+	for {
+		d.mu.Lock()
+		conns := d.conns
+		if len(conns) == 0 {
+			d.awake--
+			d.mu.Unlock()
+			return
+		}
+		d.conns = l.spare[:0]
+		d.mu.Unlock()
+		for _, lc := range conns {
+			l.flushDeferredConn(lc)
+		}
+		clear(conns)
+		l.spare = nil
+		if cap(conns) <= 1<<16 {
+			l.spare = conns
+		}
+	}
+}
+
+func (l *eventLoop) flushDeferredConn(lc *loopConn) {
+	lc.mu.Lock()
+	lc.deferred = false
+	werr := lc.l.flushLocked(lc)
+	closing := lc.closeReq || lc.shutWrite
+	lc.mu.Unlock()
+	switch {
+	case lc.l == l && werr != nil:
+		l.writeFailed(lc, werr)
+	case lc.l == l && closing:
+		l.service(lc) // the close waited for this flush
+	case werr != nil:
+		lc.c.closeNetConn(&writeFailedError{werr}) // asks its loop to close it
+	case closing:
+		lc.l.request(lc)
+	}
 }
 
 const maxIovecs = 8

@@ -3,16 +3,21 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/latchws/latch/internal/deflate"
 	"github.com/latchws/latch/internal/frame"
@@ -154,4 +159,255 @@ func FuzzEngineMatchesBlocking(f *testing.F) {
 			t.Fatalf("engine read %q\nblocking Conn read %q", got, want)
 		}
 	})
+}
+
+// loopServer serves connections on a one-loop engine with h, handing the
+// test each server Conn.
+func loopServer(t *testing.T, h Callbacks) (*Engine, string, chan *Conn) {
+	t.Helper()
+	e, err := NewEngine(EngineConfig{Loops: 1, MaxQueuedBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	conns := make(chan *Conn, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		if err := e.Serve(c, h); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		conns <- c
+	}))
+	t.Cleanup(srv.Close)
+	return e, "ws" + strings.TrimPrefix(srv.URL, "http"), conns
+}
+
+// deferSetup connects x, the connection written to, and p, whose messages
+// run act on the loop.
+func deferSetup(t *testing.T, act func(x, p *Conn)) (e *Engine, x *Conn, xnc net.Conn, xbr *bufio.Reader, pnc net.Conn) {
+	t.Helper()
+	var target atomic.Pointer[Conn]
+	e, url, conns := loopServer(t, Callbacks{OnMessage: func(c *Conn, _ int, _ []byte) {
+		if x := target.Load(); x != nil && c != x {
+			act(x, c)
+		}
+	}})
+	xnc, xbr = rawClient(t, url, 0)
+	x = <-conns
+	target.Store(x)
+	pnc, _ = rawClient(t, url, 0)
+	<-conns
+	return e, x, xnc, xbr, pnc
+}
+
+func readText(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	op, p := readServerFrame(t, br)
+	if op != frame.OpText {
+		return fmt.Sprintf("opcode %v %q", op, p)
+	}
+	return string(p)
+}
+
+// settled waits until nothing is deferred and no loop is awake, and x
+// holds no output buffer.
+func settled(t *testing.T, e *Engine, x *Conn) {
+	t.Helper()
+	lc := x.conn.(*loopConn)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		e.out.mu.Lock()
+		pending, awake := len(e.out.conns), e.out.awake
+		e.out.mu.Unlock()
+		lc.mu.Lock()
+		out, deferred := lc.out != nil, lc.deferred
+		lc.mu.Unlock()
+		if pending == 0 && awake == 0 && !out && !deferred {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deferred list %d, loops awake %d, output buffer held %v, deferred %v", pending, awake, out, deferred)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Writes made on a loop to another connection wait for the end of the
+// batch, together; a write from another goroutine goes out at once, after
+// them: nothing overtakes what was deferred.
+func TestEngineDeferredWritesKeepOrder(t *testing.T) {
+	type result struct{ afterA, fromGoroutine, afterD int }
+	results := make(chan result, 1)
+	e, x, _, xbr, pnc := deferSetup(t, func(x, _ *Conn) {
+		var r result
+		x.WriteMessage(TextMessage, []byte("a"))
+		r.afterA = x.QueuedBytes()
+		done := make(chan struct{})
+		go func() {
+			x.WriteMessage(TextMessage, []byte("b"))
+			r.fromGoroutine = x.QueuedBytes()
+			close(done)
+		}()
+		<-done
+		x.WriteMessage(TextMessage, []byte("c"))
+		x.WritePreparedMessages([]*PreparedMessage{mustPrepare(t, "d"), mustPrepare(t, "e")})
+		r.afterD = x.QueuedBytes()
+		results <- r
+	})
+	pnc.Write(maskedFrame(frame.OpText, false, []byte("go")))
+	r := <-results
+	if r.afterA == 0 || r.afterD == 0 {
+		t.Errorf("queued after a write on the loop: %d and %d bytes, want them deferred", r.afterA, r.afterD)
+	}
+	if r.fromGoroutine != 0 {
+		t.Errorf("queued after a write from a goroutine: %d bytes, want it and what was deferred written", r.fromGoroutine)
+	}
+	var got []string
+	for range 5 {
+		got = append(got, readText(t, xbr))
+	}
+	if fmt.Sprint(got) != "[a b c d e]" {
+		t.Fatalf("received %q, want a to e in order", got)
+	}
+	settled(t, e, x)
+}
+
+func mustPrepare(t *testing.T, s string) *PreparedMessage {
+	pm, err := NewPreparedMessage(TextMessage, []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pm
+}
+
+// Close called on a loop for another connection: its close frame follows
+// the deferred output at the end of the batch, and the handshake ends the
+// connection; without an answer, the close timeout does.
+func TestEngineDeferredClose(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("answer=%v", answer), func(t *testing.T) {
+			e, x, xnc, xbr, pnc := deferSetup(t, func(x, _ *Conn) {
+				x.SetCloseTimeout(200 * time.Millisecond)
+				x.WriteMessage(TextMessage, []byte("bye"))
+				x.CloseWithCode(4000, "done")
+			})
+			pnc.Write(maskedFrame(frame.OpText, false, []byte("go")))
+			if got := readText(t, xbr); got != "bye" {
+				t.Fatalf("received %q, want bye", got)
+			}
+			op, p := readServerFrame(t, xbr)
+			if op != frame.OpClose || len(p) < 2 || int(p[0])<<8|int(p[1]) != 4000 {
+				t.Fatalf("received opcode %v %q, want close 4000", op, p)
+			}
+			if answer {
+				xnc.Write(maskedFrame(frame.OpClose, false, p[:2]))
+			}
+			xnc.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if _, err := xbr.ReadByte(); err != io.EOF {
+				t.Fatalf("after the close frame: %v, want EOF", err)
+			}
+			select {
+			case <-x.Done():
+			case <-time.After(2 * time.Second):
+				t.Fatal("connection not closed")
+			}
+			settled(t, e, x)
+		})
+	}
+}
+
+// CloseNow on a connection with deferred output drops it; the engine goes
+// on serving the others.
+func TestEngineDeferredCloseNow(t *testing.T) {
+	e, x, xnc, xbr, pnc := deferSetup(t, func(x, p *Conn) {
+		x.WriteMessage(TextMessage, []byte("lost"))
+		x.CloseNow()
+		p.WriteMessage(TextMessage, []byte("ok"))
+	})
+	pbr := bufio.NewReader(pnc)
+	pnc.Write(maskedFrame(frame.OpText, false, []byte("go")))
+	if got := readText(t, pbr); got != "ok" {
+		t.Fatalf("p received %q", got)
+	}
+	xnc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if b, err := xbr.ReadByte(); err == nil {
+		t.Fatalf("x received %#x after CloseNow, want its deferred output dropped", b)
+	}
+	settled(t, e, x)
+}
+
+// Engine.Close with output deferred: connections are dropped, the loop
+// ends, nothing stays on the deferred list.
+func TestEngineCloseWithDeferredOutput(t *testing.T) {
+	release := make(chan struct{})
+	e, x, xnc, xbr, pnc := deferSetup(t, func(x, _ *Conn) {
+		x.WriteMessage(TextMessage, []byte("m"))
+		<-release
+	})
+	pnc.Write(maskedFrame(frame.OpText, false, []byte("go")))
+	closed := make(chan struct{})
+	go func() {
+		e.Close()
+		close(closed)
+	}()
+	time.Sleep(50 * time.Millisecond) // Close waits for the loop, in the callback
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Engine.Close did not return")
+	}
+	xnc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	io.Copy(io.Discard, xbr) // "m" or nothing, then the end
+	settled(t, e, x)
+}
+
+// Deferred output stays within deferLimit: a callback that writes more
+// than the queue's bound to a connection whose peer reads is not refused
+// (ErrQueueFull), and the queue never holds more than the bound.
+func TestEngineDeferredOutputBounded(t *testing.T) {
+	const n, size = 600, 1 << 10 // 600 KiB, the bound is 256 KiB
+	errs := make(chan error, 1)
+	most := make(chan int, 1)
+	e, x, _, xbr, pnc := deferSetup(t, func(x, _ *Conn) {
+		payload := bytes.Repeat([]byte{'x'}, size)
+		m := 0
+		for range n {
+			if err := x.WriteMessage(TextMessage, payload); err != nil {
+				errs <- err
+				return
+			}
+			m = max(m, x.QueuedBytes())
+		}
+		most <- m
+		errs <- nil
+	})
+	received := make(chan int, 1)
+	go func() {
+		k := 0
+		for ; k < n; k++ {
+			var hdr [4]byte
+			if _, err := io.ReadFull(xbr, hdr[:]); err != nil {
+				break
+			}
+			if _, err := xbr.Discard(size); err != nil {
+				break
+			}
+		}
+		received <- k
+	}()
+	pnc.Write(maskedFrame(frame.OpText, false, []byte("go")))
+	if err := <-errs; err != nil {
+		t.Fatalf("write on the loop: %v", err)
+	}
+	if m, limit := <-most, min(deferLimit, x.QueueLimit()/2); m > limit+size+4 {
+		t.Errorf("queue held %d bytes, the deferred output's limit is %d", m, limit)
+	}
+	if k := <-received; k != n {
+		t.Fatalf("received %d messages, want %d", k, n)
+	}
+	settled(t, e, x)
 }

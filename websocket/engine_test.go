@@ -259,7 +259,7 @@ func TestEngineCloseNow(t *testing.T) {
 
 // rawClient completes a WebSocket handshake on a plain TCP connection and
 // returns it; the test then sends and reads frames itself.
-func rawClient(t *testing.T, url string, rcvbuf int) (net.Conn, *bufio.Reader) {
+func rawClient(t testing.TB, url string, rcvbuf int) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	addr := strings.TrimPrefix(url, "ws://")
 	d := net.Dialer{Control: nil}
