@@ -73,11 +73,8 @@ type session struct {
 	nerrs       int                     // errors so far
 	closed      bool                    // closed for abuse; later messages are ignored
 	grants      *auth.Identity          // the token's identity; nil for anonymous
-	connectedAt time.Time
-	pubTokens   float64 // the publish-rate bucket
-	pubRefill   time.Time
-	joinTokens  float64 // the join/leave bucket
-	joinRefill  time.Time
+	connectedAt int64                   // unix ms
+	buckets     *rateBuckets            // nil until the client publishes under a rate, or joins or leaves
 
 	user    atomic.Pointer[string] // set once the client has an identity; read by the timers and the API
 	expires atomic.Int64           // the token's exp, unix nanoseconds; 0: none
@@ -157,7 +154,7 @@ func (p *pubsub) clientID(c *hub.Client) string {
 }
 
 func (p *pubsub) onConnect(c *hub.Client) {
-	s := &session{id: p.clientID(c), connectedAt: time.Now()}
+	s := &session{id: p.clientID(c), connectedAt: time.Now().UnixMilli()}
 	c.SetValue(s)
 	p.metrics.connected(routeWS, c.Conn(), c.Request())
 	id, _ := c.Request().Context().Value(identityKey{}).(*auth.Identity)
@@ -610,7 +607,7 @@ func (p *pubsub) addPresence(s *session, ns *Namespace, ch string) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
-	err := p.presence.Add(ctx, ch, presence.Info{Client: s.id, User: s.userName(), ConnectedAt: s.connectedAt})
+	err := p.presence.Add(ctx, ch, presence.Info{Client: s.id, User: s.userName(), ConnectedAt: time.UnixMilli(s.connectedAt)})
 	cancel()
 	if err != nil {
 		p.logger.Warn("presence add failed", "channel", ch, "client", s.id, "err", err)
@@ -800,34 +797,43 @@ const (
 	joinLeaveBurst = 20
 )
 
-// allowJoinLeave takes a token from the session's join/leave bucket.
-func (s *session) allowJoinLeave(now time.Time) bool {
-	if s.joinRefill.IsZero() {
-		s.joinTokens, s.joinRefill = joinLeaveBurst, now
+// rateBuckets are a client's token buckets: publishes and join/leave.
+type rateBuckets struct {
+	pub, join bucket
+}
+
+// take refills b at rate up to burst and takes a token, if there is one.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if b.at.IsZero() {
+		b.tokens, b.at = burst, now
 	}
-	s.joinTokens = min(joinLeaveBurst, s.joinTokens+now.Sub(s.joinRefill).Seconds()*joinLeaveRate)
-	s.joinRefill = now
-	if s.joinTokens < 1 {
+	b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
+	b.at = now
+	if b.tokens < 1 {
 		return false
 	}
-	s.joinTokens--
+	b.tokens--
 	return true
+}
+
+func (s *session) rates() *rateBuckets {
+	if s.buckets == nil {
+		s.buckets = new(rateBuckets)
+	}
+	return s.buckets
+}
+
+// allowJoinLeave takes a token from the session's join/leave bucket.
+func (s *session) allowJoinLeave(now time.Time) bool {
+	return s.rates().join.take(now, joinLeaveRate, joinLeaveBurst)
 }
 
 // allowPublish applies the publish rates of the connection and of its IP.
 func (p *pubsub) allowPublish(c *hub.Client, s *session) *protoError {
 	now := time.Now()
-	if p.pubRate > 0 {
-		if s.pubRefill.IsZero() {
-			s.pubTokens, s.pubRefill = max(1, p.pubRate), now
-		}
-		s.pubTokens = min(max(1, p.pubRate), s.pubTokens+now.Sub(s.pubRefill).Seconds()*p.pubRate)
-		s.pubRefill = now
-		if s.pubTokens < 1 {
-			p.metrics.rateLimited.WithLabelValues("connection").Inc()
-			return &protoError{codeRateLimited, "publishing too fast on this connection"}
-		}
-		s.pubTokens--
+	if p.pubRate > 0 && !s.rates().pub.take(now, p.pubRate, max(1, p.pubRate)) {
+		p.metrics.rateLimited.WithLabelValues("connection").Inc()
+		return &protoError{codeRateLimited, "publishing too fast on this connection"}
 	}
 	if p.ipRate == nil {
 		return nil

@@ -40,16 +40,10 @@ func (l *keyedLimiter) allow(key netip.Addr, now time.Time) bool {
 	}
 	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{tokens: l.burst(), at: now}
+		b = new(bucket)
 		l.buckets[key] = b
 	}
-	b.tokens = min(l.burst(), b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.take(now, l.rate, l.burst())
 }
 
 // sweep drops the buckets that are full again: they hold nothing a new
