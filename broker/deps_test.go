@@ -1,42 +1,13 @@
 package broker_test
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/latchws/latch/internal/testutil"
 )
 
 // Importing broker (and so the hub or server wiring it) must never pull in
 // NATS or anything else outside the standard library (issue 6).
 func TestDepsStdlibOnly(t *testing.T) {
-	const pkg = "github.com/latchws/latch/broker"
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("go tool not on PATH in CI: %v", err)
-		}
-		t.Skipf("go tool not on PATH, cannot list dependencies: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", pkg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	found := false
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		path, std, _ := strings.Cut(line, " ")
-		switch {
-		case path == pkg:
-			found = true
-		case std != "true":
-			t.Errorf("broker depends on %s; only the standard library is allowed", path)
-		}
-	}
-	if !found {
-		t.Fatalf("go list output lacks %s itself:\n%s", pkg, out)
-	}
+	testutil.CheckDeps(t, "github.com/latchws/latch/broker", nil)
 }
