@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,6 +156,9 @@ func (a *api) write(w http.ResponseWriter, name string, res any, aerr *apiError)
 
 // decode reads a request body strictly: unknown fields are errors, so a
 // typo does not silently do something else.
+//
+// Keys are matched exactly, as the WebSocket protocol matches them:
+// encoding/json alone would take "Channel" for "channel".
 func decode(body json.RawMessage, v any) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -164,7 +168,29 @@ func decode(body json.RawMessage, v any) *apiError {
 	if dec.More() {
 		return badRequest("bad body: more than one JSON value")
 	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(body, &keys); err != nil {
+		return badRequest("bad body: not a JSON object")
+	}
+	fields := jsonFields(reflect.TypeOf(v).Elem())
+	for k := range keys {
+		if !fields[k] {
+			return badRequest("bad body: unknown field " + strconv.Quote(k))
+		}
+	}
 	return nil
+}
+
+// jsonFields returns the JSON names of a struct's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // apiChannel checks a channel name and finds its namespace.

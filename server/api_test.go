@@ -136,6 +136,7 @@ func TestAPIAuthAndErrors(t *testing.T) {
 		`{`, `[]`, `"x"`, `{"channel":"c","data":1,"bogus":1}`, `{"channel":"c","data":1} {}`,
 		`{"channel":"c"}`, `{"channel":"","data":1}`, `{"channel":"a b","data":1}`, `{"channel":"_latch.control","data":1}`,
 		`{"channel":"c","data":}`, ``, `{"channel":5,"data":1}`,
+		`{"Channel":"c","data":1}`, // keys are matched exactly, as in the WebSocket protocol
 	} {
 		apiFail(t, base, "publish", bad, http.StatusBadRequest, "bad_request")
 	}
@@ -153,7 +154,7 @@ func TestAPIAuthAndErrors(t *testing.T) {
 	for _, want := range []string{
 		`latch_api_requests_total{method="publish",status="200"} 9`,
 		`latch_api_requests_total{method="publish",status="401"} 5`,
-		`latch_api_requests_total{method="publish",status="400"} 13`,
+		`latch_api_requests_total{method="publish",status="400"} 14`,
 		`latch_api_requests_total{method="publish",status="405"} 1`,
 		`latch_api_requests_total{method="publish",status="413"} 1`,
 		`latch_api_requests_total{method="publish",status="415"} 1`,
