@@ -201,14 +201,6 @@ func (h *Hub) Client(id uint64) *Client {
 	return s.m[id]
 }
 
-// Subscribers returns how many clients are subscribed to channel.
-func (h *Hub) Subscribers(channel string) int {
-	s := h.channelShard(channel)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.m[channel])
-}
-
 // EachChannel calls f for every channel with subscribers, with their
 // count, in no set order, until f returns false. It holds one shard's read
 // lock at a time: f must not block or call back into the hub.
