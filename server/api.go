@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchws/latch/broker"
 	"github.com/latchws/latch/history"
 )
 
@@ -193,20 +192,25 @@ func jsonFields(t reflect.Type) map[string]bool {
 	return out
 }
 
-// apiChannel checks a channel name and finds its namespace.
+// apiChannel checks a channel name and finds its namespace, as for a
+// client.
 func (a *api) apiChannel(ch string) (*Namespace, *apiError) {
-	if !broker.ValidChannel(ch) || strings.HasPrefix(ch, reservedPrefix) {
-		return nil, badRequest("channel names are 1-128 bytes of A-Z a-z 0-9 _ - . : # and do not start with " + reservedPrefix)
-	}
-	ns := a.p.ns.lookup(ch)
-	if ns == nil {
-		return nil, &apiError{http.StatusBadRequest, codeUnknownNS, "no namespace " + strconv.Quote(namespaceName(ch))}
+	ns, perr := a.p.lookupChannel(ch)
+	if perr != nil {
+		return nil, protoToAPI(perr)
 	}
 	return ns, nil
 }
 
-// protoToAPI maps a publish failure to an API error.
+// protoToAPI maps the protocol's error to the API's: the request's fault
+// is a 400, the server's (unavailable) a 503.
 func protoToAPI(perr *protoError) *apiError {
+	switch perr.code {
+	case codeBadChannel:
+		return badRequest(perr.message)
+	case codeUnknownNS, codeNotAvailable, codeBadRequest:
+		return &apiError{http.StatusBadRequest, perr.code, perr.message}
+	}
 	return &apiError{http.StatusServiceUnavailable, perr.code, perr.message}
 }
 
@@ -357,14 +361,9 @@ func (a *api) presenceOf(ctx context.Context, body json.RawMessage) ([]presenceE
 	if aerr != nil {
 		return nil, aerr
 	}
-	if !ns.Presence {
-		return nil, &apiError{http.StatusBadRequest, codeNotAvailable, "no presence in this namespace"}
-	}
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	infos, err := a.p.presence.List(ctx, req.Channel)
-	if err != nil {
-		return nil, protoToAPI(a.p.storeError("presence", req.Channel, err))
+	infos, perr := a.p.listPresence(ctx, req.Channel, ns)
+	if perr != nil {
+		return nil, protoToAPI(perr)
 	}
 	out := make([]presenceEntry, len(infos))
 	for i, in := range infos {
@@ -409,33 +408,20 @@ func (a *api) history(ctx context.Context, body json.RawMessage) (any, *apiError
 	if aerr := decode(body, &req); aerr != nil {
 		return nil, aerr
 	}
+	if req.Limit < 0 || req.Limit > maxHistoryLimit {
+		return nil, badRequest("limit must be 1 to " + strconv.Itoa(maxHistoryLimit))
+	}
 	ns, aerr := a.apiChannel(req.Channel)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if _, hist := ns.retention(); !hist {
-		return nil, &apiError{http.StatusBadRequest, codeNotAvailable, "no history in this namespace"}
-	}
-	if req.Limit < 0 || req.Limit > maxHistoryLimit {
-		return nil, badRequest("limit must be 1 to " + strconv.Itoa(maxHistoryLimit))
-	}
-	if req.Limit == 0 {
-		req.Limit = maxHistoryLimit
-	}
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	pubs, top, err := a.p.history.Read(ctx, req.Channel, history.Query{Since: req.Since, Limit: req.Limit, Reverse: req.Reverse})
-	if err != nil {
-		return nil, protoToAPI(a.p.storeError("history", req.Channel, err))
+	pubs, top, perr := a.p.readHistory(ctx, req.Channel, ns, history.Query{Since: req.Since, Limit: req.Limit, Reverse: req.Reverse})
+	if perr != nil {
+		return nil, protoToAPI(perr)
 	}
 	// Encoded by hand, as the history op is: json.Marshal would compact
 	// and re-escape the published data, which is kept byte for byte.
-	b := []byte(`{"epoch":`)
-	b = appendString(b, top.Epoch)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendUint(b, top.Offset, 10)
-	b = append(b, `,"publications":`...)
-	b = appendPublications(b, req.Channel, pubs)
+	b := appendHistoryBody([]byte{'{'}, req.Channel, pubs, top)
 	return rawJSON(append(b, '}')), nil
 }
 

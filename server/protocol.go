@@ -284,13 +284,20 @@ func encodeHistory(req *request, channel string, pubs []history.Publication, top
 	b = appendID(b, req)
 	b = append(b, `,"channel":`...)
 	b = appendString(b, channel)
-	b = append(b, `,"epoch":`...)
+	b = append(b, ',')
+	b = appendHistoryBody(b, channel, pubs, top)
+	return append(b, '}')
+}
+
+// appendHistoryBody appends "epoch", "offset" (the top) and "publications",
+// for the history op and the server API.
+func appendHistoryBody(b []byte, channel string, pubs []history.Publication, top history.Position) []byte {
+	b = append(b, `"epoch":`...)
 	b = appendString(b, top.Epoch)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendUint(b, top.Offset, 10)
 	b = append(b, `,"publications":`...)
-	b = appendPublications(b, channel, pubs)
-	return append(b, '}')
+	return appendPublications(b, channel, pubs)
 }
 
 // appendPresence appends a JSON array of presence entries.

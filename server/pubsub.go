@@ -46,7 +46,7 @@ type pubsub struct {
 
 	ns             *namespaces
 	verifier       *auth.Verifier // nil: no tokens
-	anonymous      bool           // connections without a token are admitted
+	anonymous      bool           // connections without a token are admitted (always without a verifier)
 	connectTimeout time.Duration
 	leeway         time.Duration // Auth.Leeway: a token lives until exp plus this
 	history        history.Store
@@ -162,7 +162,7 @@ func (p *pubsub) onConnect(c *hub.Client) {
 	if id != nil {
 		p.setIdentity(c, s, id)
 		user = id.User
-	} else if p.verifier != nil && !p.anonymous {
+	} else if !p.anonymous {
 		s.setTimer(time.AfterFunc(p.connectTimeout, func() {
 			if !s.authenticated() {
 				p.metrics.authFailure("timeout")
@@ -258,7 +258,7 @@ func (p *pubsub) onMessage(c *hub.Client, messageType int, data []byte) {
 		p.connect(c, s, &req)
 		return
 	}
-	if p.verifier != nil && !p.anonymous && !s.authenticated() {
+	if !p.anonymous && !s.authenticated() {
 		p.fail(c, s, &req, &protoError{codeUnauthorized, "send a connect op with a token first"})
 		return
 	}
@@ -354,18 +354,24 @@ func (p *pubsub) channelOf(req *request) (string, *Namespace, *protoError) {
 	if req.channel == nil {
 		return "", nil, &protoError{codeBadRequest, "missing channel"}
 	}
-	ch := *req.channel
+	ns, perr := p.lookupChannel(*req.channel)
+	return *req.channel, ns, perr
+}
+
+// lookupChannel checks a channel name, from a client or the server API,
+// and finds its namespace.
+func (p *pubsub) lookupChannel(ch string) (*Namespace, *protoError) {
 	if !broker.ValidChannel(ch) {
-		return "", nil, &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . : #"}
+		return nil, &protoError{codeBadChannel, "channel names are 1-128 bytes of A-Z a-z 0-9 _ - . : #"}
 	}
 	if strings.HasPrefix(ch, reservedPrefix) {
-		return "", nil, &protoError{codeBadChannel, "channel names starting with " + reservedPrefix + " are reserved"}
+		return nil, &protoError{codeBadChannel, "channel names starting with " + reservedPrefix + " are reserved"}
 	}
 	ns := p.ns.lookup(ch)
 	if ns == nil {
-		return "", nil, &protoError{codeUnknownNS, "no namespace " + quoteOp(namespaceName(ch))}
+		return nil, &protoError{codeUnknownNS, "no namespace " + quoteOp(namespaceName(ch))}
 	}
-	return ch, ns, nil
+	return ns, nil
 }
 
 // mayAccess applies a namespace rule to the client for channel; grant says
@@ -464,7 +470,7 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		// the live publications: its offset is where the client is.
 		sent, perr := p.subscribeHistory(c, ch, f, req)
 		if perr != nil || !sent {
-			p.undoSubscribe(s, ns, ch, true)
+			p.release(s, ns, ch)
 			if perr != nil {
 				p.fail(c, s, req, perr)
 			}
@@ -472,7 +478,7 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 		}
 	} else {
 		if err := p.hub.Subscribe(c, ch); err != nil {
-			p.undoSubscribe(s, ns, ch, false)
+			p.release(s, ns, ch)
 			return // the client is gone: nobody to answer
 		}
 		ack := encodeReply("ack", req)
@@ -484,20 +490,6 @@ func (p *pubsub) subscribe(c *hub.Client, s *session, req *request) {
 	s.addChannel(ch)
 	if ns.JoinLeave {
 		p.announce(ch, encodeJoinLeave("join", ch, s.id, s.userName()))
-	}
-}
-
-// undoSubscribe releases what a subscribe that failed took: its feed, its
-// interest and its presence.
-func (p *pubsub) undoSubscribe(s *session, ns *Namespace, ch string, hist bool) {
-	if hist {
-		p.feeds.release(ch)
-	}
-	p.removeInterest(ch)
-	if ns.Presence {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		_ = p.presence.Remove(ctx, ch, s.id)
-		cancel()
 	}
 }
 
@@ -614,13 +606,22 @@ func (p *pubsub) addPresence(s *session, ns *Namespace, ch string) {
 	}
 }
 
-// left undoes a subscription's node-side state: its interest, feed,
-// presence and join. The hub subscription is already gone.
+// left undoes a subscription's node-side state and announces the leave.
+// The hub subscription is already gone.
 func (p *pubsub) left(c *hub.Client, s *session, ch string) {
 	ns := p.ns.lookup(ch)
 	if ns == nil {
 		return
 	}
+	p.release(s, ns, ch)
+	if ns.JoinLeave && !p.draining() {
+		p.announce(ch, encodeJoinLeave("leave", ch, s.id, s.userName()))
+	}
+}
+
+// release gives back what a subscription (or a subscribe that failed)
+// took on this node: its feed, its broker interest and its presence.
+func (p *pubsub) release(s *session, ns *Namespace, ch string) {
 	if _, hist := ns.retention(); hist {
 		p.feeds.release(ch)
 	}
@@ -632,9 +633,6 @@ func (p *pubsub) left(c *hub.Client, s *session, ch string) {
 		if err != nil && !errors.Is(err, presence.ErrClosed) {
 			p.logger.Warn("presence remove failed", "channel", ch, "client", s.id, "err", err)
 		}
-	}
-	if ns.JoinLeave && !p.draining() {
-		p.announce(ch, encodeJoinLeave("leave", ch, s.id, s.userName()))
 	}
 }
 
@@ -740,27 +738,34 @@ func (p *pubsub) historyOp(c *hub.Client, s *session, req *request) {
 	if perr == nil {
 		perr = p.maySubscribe(s, ns, ch)
 	}
+	var pubs []history.Publication
+	var top history.Position
 	if perr == nil {
-		if _, hist := ns.retention(); !hist {
-			perr = &protoError{codeNotAvailable, "no history in this namespace"}
-		}
+		pubs, top, perr = p.readHistory(p.stopping, ch, ns, history.Query{Since: req.since, Limit: req.limit, Reverse: req.reverse})
 	}
 	if perr != nil {
 		p.fail(c, s, req, perr)
 		return
 	}
-	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
-	limit := req.limit
-	if limit == 0 {
-		limit = maxHistoryLimit
-	}
-	pubs, top, err := p.history.Read(ctx, ch, history.Query{Since: req.since, Limit: limit, Reverse: req.reverse})
-	cancel()
-	if err != nil {
-		p.fail(c, s, req, p.storeError("history", ch, err))
-		return
-	}
 	p.reply(c, encodeHistory(req, ch, pubs, top))
+}
+
+// readHistory reads a channel's history for the history op and the server
+// API; q.Limit 0 means maxHistoryLimit.
+func (p *pubsub) readHistory(ctx context.Context, ch string, ns *Namespace, q history.Query) ([]history.Publication, history.Position, *protoError) {
+	if _, hist := ns.retention(); !hist {
+		return nil, history.Position{}, &protoError{codeNotAvailable, "no history in this namespace"}
+	}
+	if q.Limit == 0 {
+		q.Limit = maxHistoryLimit
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	pubs, top, err := p.history.Read(ctx, ch, q)
+	if err != nil {
+		return nil, top, p.storeError("history", ch, err)
+	}
+	return pubs, top, nil
 }
 
 func (p *pubsub) presenceOp(c *hub.Client, s *session, req *request) {
@@ -768,18 +773,12 @@ func (p *pubsub) presenceOp(c *hub.Client, s *session, req *request) {
 	if perr == nil {
 		perr = p.maySubscribe(s, ns, ch)
 	}
-	if perr == nil && !ns.Presence {
-		perr = &protoError{codeNotAvailable, "no presence in this namespace"}
+	var infos []presence.Info
+	if perr == nil {
+		infos, perr = p.listPresence(p.stopping, ch, ns)
 	}
 	if perr != nil {
 		p.fail(c, s, req, perr)
-		return
-	}
-	ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
-	infos, err := p.presence.List(ctx, ch)
-	cancel()
-	if err != nil {
-		p.fail(c, s, req, p.storeError("presence", ch, err))
 		return
 	}
 	// One answer stays a reasonable message; the server API lists all.
@@ -788,6 +787,21 @@ func (p *pubsub) presenceOp(c *hub.Client, s *session, req *request) {
 		infos = infos[:maxPresenceListed]
 	}
 	p.reply(c, encodePresence(req, ch, infos, truncated))
+}
+
+// listPresence lists a channel's clients for the presence op and the
+// server API.
+func (p *pubsub) listPresence(ctx context.Context, ch string, ns *Namespace) ([]presence.Info, *protoError) {
+	if !ns.Presence {
+		return nil, &protoError{codeNotAvailable, "no presence in this namespace"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	infos, err := p.presence.List(ctx, ch)
+	if err != nil {
+		return nil, p.storeError("presence", ch, err)
+	}
+	return infos, nil
 }
 
 // A connection's subscribes and unsubscribes in join/leave namespaces are

@@ -424,7 +424,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	if err := s.serveAPI(); err != nil {
+	if _, err := s.ListenAPI(); err != nil { // serves it too
 		ln.Close()
 		return err
 	}
@@ -507,11 +507,6 @@ func (s *Server) ListenAPI() (net.Addr, error) {
 		}()
 	}
 	return s.apiLn.Addr(), nil
-}
-
-func (s *Server) serveAPI() error {
-	_, err := s.ListenAPI()
-	return err
 }
 
 // serveAdmin starts the admin server once, in its own goroutine.
