@@ -182,6 +182,18 @@ func (p *pubsub) fill(channel string, f *feed, upTo uint64) bool {
 	return true
 }
 
+// catchUp fans out what the history has beyond f.last, its top being top;
+// a top of another epoch starts a new series this node has not seen. f.mu
+// is held.
+func (p *pubsub) catchUp(channel string, f *feed, top history.Position) {
+	if top.Epoch != f.epoch && top.Offset > 0 {
+		f.last, f.epoch = 0, top.Epoch
+	}
+	if top.Epoch == f.epoch && top.Offset > f.last {
+		p.fill(channel, f, top.Offset)
+	}
+}
+
 // fanout hands a message to this node's subscribers of channel.
 func (p *pubsub) fanout(channel string, msg []byte) {
 	start := time.Now()
@@ -211,11 +223,8 @@ func (p *pubsub) syncFeeds(interval time.Duration) {
 				continue
 			}
 			f.mu.Lock()
-			if f.known && top.Epoch != f.epoch && top.Offset > 0 {
-				f.last, f.epoch = 0, top.Epoch // a new series this node has not seen
-			}
-			if f.known && top.Epoch == f.epoch && top.Offset > f.last {
-				p.fill(ch, f, top.Offset)
+			if f.known {
+				p.catchUp(ch, f, top)
 			}
 			f.mu.Unlock()
 		}

@@ -525,16 +525,10 @@ func (p *pubsub) subscribeHistory(c *hub.Client, ch string, f *feed, req *reques
 	if req.recover != nil {
 		ok := false
 		recovered = &ok
-		if top.Epoch != f.epoch && top.Offset > 0 {
-			f.last, f.epoch = 0, top.Epoch // a new series this node has not fanned out yet
-		}
-		if top.Epoch == f.epoch && top.Offset > f.last {
-			// The history is ahead of this node: bring the node's other
-			// subscribers up to date first, so that all the client
-			// recovers is at most f.last, and nothing after it is
-			// given twice.
-			p.fill(ch, f, top.Offset)
-		}
+		// Where the history is ahead of this node, its other subscribers
+		// are brought up to date first, so that all the client recovers
+		// is at most f.last and nothing after it is given twice.
+		p.catchUp(ch, f, top)
 		if got && top.Epoch == f.epoch && f.last > top.Offset {
 			// The feed moved on since the read: the rest from the
 			// history too, or no recovery.
@@ -814,20 +808,6 @@ const (
 // rateBuckets are a client's token buckets: publishes and join/leave.
 type rateBuckets struct {
 	pub, join bucket
-}
-
-// take refills b at rate up to burst and takes a token, if there is one.
-func (b *bucket) take(now time.Time, rate, burst float64) bool {
-	if b.at.IsZero() {
-		b.tokens, b.at = burst, now
-	}
-	b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 func (s *session) rates() *rateBuckets {

@@ -25,6 +25,20 @@ type bucket struct {
 	at     time.Time
 }
 
+// take refills b at rate up to burst and takes a token, if there is one.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if b.at.IsZero() {
+		b.tokens, b.at = burst, now
+	}
+	b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
 func newKeyedLimiter(rate float64) *keyedLimiter {
 	return &keyedLimiter{rate: rate, buckets: make(map[netip.Addr]*bucket)}
 }
