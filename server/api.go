@@ -65,6 +65,9 @@ func (a *api) handler() http.Handler {
 	}
 	for _, name := range apiMethods {
 		fn := methods[name]
+		if fn == nil {
+			panic("server: no handler for API method " + name)
+		}
 		mux.HandleFunc("/api/"+name, func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, name, fn) })
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
