@@ -24,12 +24,10 @@ const (
 		e.querySelector(".who").textContent + ": " + e.querySelector(".body").textContent : "— " + e.textContent)`
 )
 
-// demoTab is one tab of the demo page, with the uncaught exceptions it
-// threw. Like a DemoPage, it must not be used by two goroutines at once.
+// demoTab is one tab of the demo page (its uncaught exceptions fail the
+// test). Like a DemoPage, it must not be used by two goroutines at once.
 type demoTab struct {
 	*browsertest.DemoPage
-	mu   sync.Mutex
-	errs []string // guarded by mu
 }
 
 // openDemoTabs starts one browser with a tab per name, each watching its
@@ -49,28 +47,7 @@ func openDemoTabs(t *testing.T, timeout time.Duration, names ...string) []*demoT
 			ctx = browsertest.NewTab(t, bctx)
 		}
 		tb := &demoTab{DemoPage: &browsertest.DemoPage{Name: name, Ctx: ctx, Polls: int(timeout / (100 * time.Millisecond))}}
-		msgs := chromedp.Console(ctx)
-		consoleWG.Add(1)
-		go func() {
-			defer consoleWG.Done()
-			for m, err := range msgs {
-				if err != nil {
-					return
-				}
-				if m.Type == chromedp.ConsoleException {
-					tb.mu.Lock()
-					tb.errs = append(tb.errs, m.Text)
-					tb.mu.Unlock()
-				}
-			}
-		}()
-		t.Cleanup(func() {
-			tb.mu.Lock()
-			defer tb.mu.Unlock()
-			if len(tb.errs) > 0 {
-				t.Errorf("%s: uncaught exceptions: %q", tb.Name, tb.errs)
-			}
-		})
+		browsertest.FailOnExceptions(t, &consoleWG, ctx, name)
 		tabs[i] = tb
 	}
 	return tabs

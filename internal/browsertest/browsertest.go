@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +227,35 @@ func (p *DemoPage) Click(t testing.TB, id string) {
 	if err := chromedp.Do(p.Ctx, chromedp.Click(chromedp.ID(id))); err != nil {
 		t.Fatalf("%s: click #%s: %v", p.Name, id, err)
 	}
+}
+
+// FailOnExceptions fails t, at its cleanup, if the page in ctx throws an
+// uncaught exception meanwhile; name says which page. The console reader
+// counts in wg, which the caller waits for once the browser is gone (its
+// reader ends when its tab closes).
+func FailOnExceptions(t testing.TB, wg *sync.WaitGroup, ctx context.Context, name string) {
+	var mu sync.Mutex
+	var errs []string // guarded by mu
+	msgs := chromedp.Console(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleException {
+				mu.Lock()
+				errs = append(errs, m.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(errs) > 0 {
+			t.Errorf("%s: uncaught exceptions: %q", name, errs)
+		}
+	})
 }

@@ -110,11 +110,9 @@ const (
 	jsNotice = `document.getElementById("notice").hidden ? "" : document.getElementById("notice").textContent`
 )
 
-// tab is one page of the browser, with the uncaught exceptions it threw.
+// tab is one page of the browser (its uncaught exceptions fail the test).
 type tab struct {
 	*browsertest.DemoPage
-	mu   sync.Mutex
-	errs []string // guarded by mu
 }
 
 // newTabs opens n tabs in one browser, watching their consoles.
@@ -133,28 +131,7 @@ func newTabs(t *testing.T, names ...string) []*tab {
 		}
 		// Waits give up at the browser's 60 s deadline.
 		tb := &tab{DemoPage: &browsertest.DemoPage{Name: name, Ctx: ctx, Polls: 600}}
-		msgs := chromedp.Console(ctx)
-		consoleWG.Add(1)
-		go func() {
-			defer consoleWG.Done()
-			for m, err := range msgs {
-				if err != nil {
-					return
-				}
-				if m.Type == chromedp.ConsoleException {
-					tb.mu.Lock()
-					tb.errs = append(tb.errs, m.Text)
-					tb.mu.Unlock()
-				}
-			}
-		}()
-		t.Cleanup(func() {
-			tb.mu.Lock()
-			defer tb.mu.Unlock()
-			if len(tb.errs) > 0 {
-				t.Errorf("%s: uncaught exceptions: %q", tb.Name, tb.errs)
-			}
-		})
+		browsertest.FailOnExceptions(t, &consoleWG, ctx, name)
 		tabs = append(tabs, tb)
 	}
 	return tabs
