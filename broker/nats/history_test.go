@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,18 +170,6 @@ func span(from, to uint64) []uint64 {
 	return out
 }
 
-func equalU(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestHistoryNames(t *testing.T) {
 	for _, c := range []struct{ channel, subject, stream string }{
 		{"lobby", "latch.history._.lobby", "LATCH_HISTORY__"},
@@ -252,7 +241,7 @@ func TestHistoryAppendTopRead(t *testing.T) {
 		{history.Query{Since: 8, Limit: 5, Reverse: true}, span(10, 9)},
 	} {
 		pubs, top, err := h.Read(ctx, ch, c.q)
-		if err != nil || !equalU(offsets(pubs), c.want) || top.Offset != 10 || top.Epoch != p1.Epoch {
+		if err != nil || !slices.Equal(offsets(pubs), c.want) || top.Offset != 10 || top.Epoch != p1.Epoch {
 			t.Errorf("Read %+v = %v top %+v %v, want %v", c.q, offsets(pubs), top, err, c.want)
 			continue
 		}
@@ -270,7 +259,7 @@ func TestHistoryAppendTopRead(t *testing.T) {
 	if p := mustAppend(t, h, "chat:other", week, "o"); p.Offset != 1 || p.Epoch == p1.Epoch {
 		t.Fatalf("other channel = %+v", p)
 	}
-	if pubs, top, err := h.Read(ctx, ch, history.Query{Since: 8}); err != nil || !equalU(offsets(pubs), span(9, 10)) || top.Offset != 10 {
+	if pubs, top, err := h.Read(ctx, ch, history.Query{Since: 8}); err != nil || !slices.Equal(offsets(pubs), span(9, 10)) || top.Offset != 10 {
 		t.Fatalf("Read after other channel = %v %+v %v", offsets(pubs), top, err)
 	}
 	// An empty channel of an existing stream: Top fixes the epoch that
@@ -289,7 +278,7 @@ func TestHistoryAppendTopRead(t *testing.T) {
 	if p := mustAppend(t, h2, "chat:empty", week, "e"); p != (history.Position{Offset: 1, Epoch: e1.Epoch}) {
 		t.Fatalf("Append after Top = %+v, want offset 1 epoch %s", p, e1.Epoch)
 	}
-	if pubs, _, err := h.Read(ctx, "chat:empty", history.Query{}); err != nil || !equalU(offsets(pubs), []uint64{1}) {
+	if pubs, _, err := h.Read(ctx, "chat:empty", history.Query{}); err != nil || !slices.Equal(offsets(pubs), []uint64{1}) {
 		t.Fatalf("Read after marker = %v %v", offsets(pubs), err)
 	}
 
@@ -397,10 +386,10 @@ func TestHistoryRetention(t *testing.T) {
 		t.Fatalf("stream config %+v", cfg)
 	}
 	pubs, top, err := h.Read(ctx, "small:x", history.Query{})
-	if err != nil || top.Offset != 7 || !equalU(offsets(pubs), span(5, 7)) {
+	if err != nil || top.Offset != 7 || !slices.Equal(offsets(pubs), span(5, 7)) {
 		t.Fatalf("Read = %v top %+v %v, want 5..7", offsets(pubs), top, err)
 	}
-	if pubs, _, err := h.Read(ctx, "small:x", history.Query{Since: 1, Limit: 2}); err != nil || !equalU(offsets(pubs), span(5, 6)) {
+	if pubs, _, err := h.Read(ctx, "small:x", history.Query{Since: 1, Limit: 2}); err != nil || !slices.Equal(offsets(pubs), span(5, 6)) {
 		t.Fatalf("Read since 1 = %v %v, want 5,6", offsets(pubs), err)
 	}
 
@@ -473,7 +462,7 @@ func TestHistorySeekInterleaved(t *testing.T) {
 			default:
 				want = span(since+1, min(since+4, 60))
 			}
-			if err != nil || top.Offset != 60 || !equalU(offsets(pubs), want) {
+			if err != nil || top.Offset != 60 || !slices.Equal(offsets(pubs), want) {
 				t.Errorf("since %d reverse %v: %v %+v %v, want %v", since, rev, offsets(pubs), top, err, want)
 			}
 		}
