@@ -3,17 +3,16 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/latchws/latch/bench/internal/load"
 )
 
 // wsConn is a minimal RFC 6455 client connection: text messages out
@@ -29,41 +28,12 @@ type wsConn struct {
 	mask uint64 // xorshift state for mask keys
 }
 
-const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" // RFC 6455 §1.3
-
 // dialWS opens a WebSocket to addr with the request target path.
 func dialWS(addr, path string, timeout time.Duration) (*wsConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
+	nc, br, _, err := load.Handshake(addr, path, "", timeout)
 	if err != nil {
 		return nil, err
 	}
-	_ = nc.SetDeadline(time.Now().Add(timeout))
-	var k [16]byte
-	_, _ = rand.Read(k[:])
-	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(nc, req); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(nc, 4096)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	resp.Body.Close()
-	sum := sha1.Sum([]byte(key + wsGUID))
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		nc.Close()
-		return nil, fmt.Errorf("handshake: HTTP %d", resp.StatusCode)
-	}
-	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
-		nc.Close()
-		return nil, errors.New("handshake: bad Sec-WebSocket-Accept")
-	}
-	_ = nc.SetDeadline(time.Time{})
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	return &wsConn{nc: nc, br: br, mask: binary.LittleEndian.Uint64(seed[:]) | 1}, nil

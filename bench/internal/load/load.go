@@ -135,44 +135,58 @@ func Dial(cfg Config, timeout time.Duration) ([]*Conn, error) {
 	return conns, nil
 }
 
-func dialOne(cfg Config, payload, compressed []byte, timeout time.Duration) (*Conn, error) {
-	nc, err := net.DialTimeout("tcp", cfg.Addr, timeout)
+// Handshake dials addr and performs an RFC 6455 §4.1 client handshake
+// for path, with extra header lines (each ending in \r\n), within timeout.
+// It returns the connection, a reader over it (which may hold the first
+// frames already) and the response; the connection has no deadline then.
+func Handshake(addr, path, extra string, timeout time.Duration) (net.Conn, *bufio.Reader, *http.Response, error) {
+	nc, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	_ = nc.SetDeadline(time.Now().Add(timeout))
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	key := base64.StdEncoding.EncodeToString(k[:])
-	path := cfg.Path
-	if path == "" {
-		path = "/"
-	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + cfg.Addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
-	if cfg.Compress {
-		// No context takeover (RFC 7692 §7.1.1): every message compresses
-		// alone, so one pre-compressed frame serves the whole run.
-		req += "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
-	}
-	req += "\r\n"
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
 	br := bufio.NewReaderSize(nc, 4096)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
 	resp.Body.Close()
 	sum := sha1.Sum([]byte(key + wsGUID))
 	if resp.StatusCode != http.StatusSwitchingProtocols ||
 		resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		nc.Close()
-		return nil, fmt.Errorf("handshake: status %d", resp.StatusCode)
+		return nil, nil, nil, fmt.Errorf("handshake: status %d", resp.StatusCode)
 	}
+	_ = nc.SetDeadline(time.Time{})
+	return nc, br, resp, nil
+}
+
+func dialOne(cfg Config, payload, compressed []byte, timeout time.Duration) (*Conn, error) {
+	path := cfg.Path
+	if path == "" {
+		path = "/"
+	}
+	extra := ""
+	if cfg.Compress {
+		// No context takeover (RFC 7692 §7.1.1): every message compresses
+		// alone, so one pre-compressed frame serves the whole run.
+		extra = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
+	}
+	nc, br, resp, err := Handshake(cfg.Addr, path, extra, timeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(timeout)) // the welcome, below
 	ext := resp.Header.Get("Sec-WebSocket-Extensions")
 	c := &Conn{nc: nc, br: br, want: payload, deflate: strings.Contains(ext, "permessage-deflate")}
 	if cfg.Compress && !c.deflate {
