@@ -140,18 +140,25 @@ test("reconnects with backoff after the server drops the socket, with a fresh to
   assert.deepEqual(events.state.map((s) => s.state), ["connecting", "connected", "connecting", "connected"]);
 });
 
-test("reconnecting says how long the client waits before each attempt, and it waits that long", async (t) => {
-  let failing = 2;
-  const { server, client, events } = await setup(t, {
+/** Fake-server options that answer the next `left` connect ops with a close 1011. */
+function failingConnects(left) {
+  const f = { left };
+  f.opts = {
     onRequest: (conn, msg) => {
-      if (msg.op === "connect" && failing > 0) {
-        failing--;
+      if (msg.op === "connect" && f.left > 0) {
+        f.left--;
         conn.ws.close(1011, "internal error");
         return true;
       }
       return false;
     },
-  }, { token: "x", maxDelay: 400 });
+  };
+  return f;
+}
+
+test("reconnecting says how long the client waits before each attempt, and it waits that long", async (t) => {
+  const fails = failingConnects(2);
+  const { server, client, events } = await setup(t, fails.opts, { token: "x", maxDelay: 400 });
   client.connect();
   await until(() => events.connected.length === 1);
   assert.equal(events.reconnecting.length, 2, "one reconnecting event per failed attempt");
@@ -170,20 +177,11 @@ test("backoff grows over failed attempts and resets after a connection works", a
   const random = Math.random;
   Math.random = () => 0.999;
   t.after(() => { Math.random = random; });
-  let failing = 0;
-  const { server, client, events } = await setup(t, {
-    onRequest: (conn, msg) => {
-      if (msg.op === "connect" && failing > 0) {
-        failing--;
-        conn.ws.close(1011, "internal error");
-        return true;
-      }
-      return false;
-    },
-  }, { token: "x", maxDelay: 400 });
+  const fails = failingConnects(0);
+  const { server, client, events } = await setup(t, fails.opts, { token: "x", maxDelay: 400 });
   client.connect();
   await until(() => events.connected.length === 1);
-  failing = 3;
+  fails.left = 3;
   server.drop();
   await until(() => events.connected.length === 2, 3000);
   assert.equal(server.accepted.length, 5);
