@@ -101,7 +101,12 @@ func (p *pubsub) self(startedAt time.Time) *nodeInfo {
 // reportNodes publishes this node's report until the server stops; only
 // with an external broker (alone, a node knows itself).
 func (p *pubsub) reportNodes(startedAt time.Time) {
-	t := time.NewTicker(nodeInterval)
+	p.every(nodeInterval, func() { _ = p.sendCommand(command{Op: "node", Node: p.self(startedAt)}) })
+}
+
+// every runs f every interval until the server stops.
+func (p *pubsub) every(interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -109,7 +114,7 @@ func (p *pubsub) reportNodes(startedAt time.Time) {
 			return
 		case <-t.C:
 		}
-		_ = p.sendCommand(command{Op: "node", Node: p.self(startedAt)})
+		f()
 	}
 }
 

@@ -207,14 +207,7 @@ func (p *pubsub) fanout(channel string, msg []byte) {
 // fanned out within one interval. Only with an external broker or
 // history: in process nothing is lost.
 func (p *pubsub) syncFeeds(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stopping.Done():
-			return
-		case <-t.C:
-		}
+	p.every(interval, func() {
 		for ch, f := range p.feeds.snapshot() {
 			ctx, cancel := context.WithTimeout(p.stopping, storeTimeout)
 			top, err := p.history.Top(ctx, ch)
@@ -228,5 +221,5 @@ func (p *pubsub) syncFeeds(interval time.Duration) {
 			}
 			f.mu.Unlock()
 		}
-	}
+	})
 }
