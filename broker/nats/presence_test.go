@@ -120,8 +120,12 @@ func TestPresenceAcrossNodes(t *testing.T) {
 // A node that refreshes keeps its entries past the TTL; a node that
 // stops (its connection dies, no Close) loses them within about a TTL.
 func TestPresenceExpiry(t *testing.T) {
+	t.Parallel()
 	s := startJetStream(t)
-	const ttl = 1500 * time.Millisecond
+	// Refreshes come every TTL/3, each bounded by that period: 3 s leaves a
+	// loaded machine (the -race suite, the NATS server in this process)
+	// two missed refreshes' worth of room; 1.5 s once did not.
+	const ttl = 3 * time.Second
 	ncDead := connect(t, s)
 	live := newPresence(t, connect(t, s), PresenceConfig{TTL: ttl, Memory: true})
 	dying := newPresence(t, ncDead, PresenceConfig{TTL: ttl, Memory: true})
